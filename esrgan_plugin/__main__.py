@@ -1,0 +1,3 @@
+from esrgan_plugin.cli import main
+
+raise SystemExit(main())

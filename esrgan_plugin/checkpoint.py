@@ -1,0 +1,435 @@
+"""Safe checkpoint reading, layout detection, hyperparameter inference and safetensors writing.
+
+Three RRDBNet key layouts exist in the wild; each is recognised by explicit key rules and
+renamed to the canonical (BasicSR) layout, from which every hyperparameter is read off the
+tensor shapes. ``.pth``/``.pt`` files go through ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
+from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
+from esrgan_plugin.errors import CheckpointError
+
+StateDict = dict[str, torch.Tensor]
+
+FORMAT_TAG = "esrgan-pipelines/1"
+"""Written into the metadata of every safetensors file this project saves."""
+
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict")
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, str]]:
+    """Read tensors and metadata from ``.safetensors`` or (safely) ``.pth``/``.pt``.
+
+    Unwraps ``{"params_ema": ...}`` (preferred) / ``{"params": ...}`` and strips the
+    ``module.`` prefix that ``DataParallel`` adds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model file not found")
+    if path.suffix.lower() == ".safetensors":
+        state, metadata = _read_safetensors(path)
+    elif path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
+        state, metadata = _read_torch(path), {}
+    else:
+        raise CheckpointError(
+            f"{path}: unsupported model file extension {path.suffix!r}; expected .safetensors, .pth or .pt"
+        )
+    return normalise_state_dict(state, source=str(path)), metadata
+
+
+def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
+    try:
+        state = load_file(str(path))
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({_first_line(exc)})") from None
+    return state, dict(header.get("__metadata__") or {})
+
+
+def _read_torch(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains pickled Python objects other than tensors "
+            f"({_first_line(exc).removeprefix('Weights only load failed. ')[:160]}); "
+            "only weights-only checkpoints are loaded, never arbitrary pickles"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def normalise_state_dict(obj: object, source: str = "checkpoint") -> StateDict:
+    """Unwrap training-framework containers and strip ``module.`` prefixes."""
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{source}: expected a state dict of tensors, found {type(obj).__name__}")
+    state: StateDict = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            continue  # e.g. an 'iteration' counter saved beside the weights
+        name = str(key)
+        while name.startswith("module."):
+            name = name[len("module.") :]
+        state[name] = value
+    if not state:
+        raise CheckpointError(f"{source}: the checkpoint holds no tensors")
+    return state
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A known key layout: how to recognise it and how to rename it to the canonical one."""
+
+    name: str
+    architecture: str
+    description: str
+    required_keys: tuple[str, ...]
+    to_canonical: Callable[[StateDict], StateDict]
+
+    def matches(self, state: Mapping[str, torch.Tensor]) -> bool:
+        return all(key in state for key in self.required_keys)
+
+
+def _rename(state: StateDict, rules: list[tuple[str, str]]) -> StateDict:
+    """Apply the first matching regex rename of ``rules`` to every key (unmatched keys kept)."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    out: StateDict = {}
+    for key, value in state.items():
+        for pattern, replacement in compiled:
+            new_key, count = pattern.subn(replacement, key)
+            if count:
+                out[new_key] = value
+                break
+        else:
+            out[key] = value
+    return out
+
+
+def _old_to_canonical(state: StateDict) -> StateDict:
+    """SRGAN-style ``model.N`` Sequential of the original ESRGAN release."""
+    sub_indices = {int(m.group(1)) for k in state if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
+    num_blocks = max(sub_indices) + 1 if sub_indices else 0
+    top = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.(weight|bias)$", k))})
+    last = top[-1] if top else 0
+    num_upsample, rem = divmod(last - 4, 3)
+    if rem or num_upsample < 0:
+        raise CheckpointError(
+            f"old-layout checkpoint has an unexpected last layer index model.{last} "
+            "(expected model.4 + 3 per up-step)"
+        )
+    rules = [
+        (r"^model\.0\.", "conv_first."),
+        (r"^model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.", r"body.\1.rdb\2.conv\3."),
+        (rf"^model\.1\.sub\.{num_blocks}\.", "conv_body."),
+        (rf"^model\.{3 * num_upsample + 2}\.", "conv_hr."),
+        (rf"^model\.{3 * num_upsample + 4}\.", "conv_last."),
+    ]
+    rules += [(rf"^model\.{3 * i}\.", f"conv_up{i}.") for i in range(1, num_upsample + 1)]
+    return _rename(state, rules)
+
+
+def _esrgan_repo_to_canonical(state: StateDict) -> StateDict:
+    return _rename(
+        state,
+        [
+            (r"^RRDB_trunk\.(\d+)\.RDB(\d)\.", r"body.\1.rdb\2."),
+            (r"^trunk_conv\.", "conv_body."),
+            (r"^upconv(\d)\.", r"conv_up\1."),
+            (r"^HRconv\.", "conv_hr."),
+        ],
+    )
+
+
+def _identity(state: StateDict) -> StateDict:
+    return dict(state)
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        "old",
+        "RRDBNet",
+        "original ESRGAN release: model.0, model.1.sub.N.RDBk.convj.0, model.3, ...",
+        ("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight"),
+        _old_to_canonical,
+    ),
+    Layout(
+        "esrgan",
+        "RRDBNet",
+        "xinntao/ESRGAN repo: conv_first, RRDB_trunk.N.RDBk.convj, trunk_conv, upconvN, HRconv",
+        ("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight", "trunk_conv.weight"),
+        _esrgan_repo_to_canonical,
+    ),
+    Layout(
+        "basicsr",
+        "RRDBNet",
+        "BasicSR / Real-ESRGAN: conv_first, body.N.rdbk.convj, conv_body, conv_upN, conv_hr",
+        ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight"),
+        _identity,
+    ),
+    Layout(
+        "srresnet",
+        "SRResNet",
+        "this project's SRResNet: conv_first, body.N.conv1/conv2, upsample.N, conv_hr",
+        ("conv_first.weight", "body.0.conv1.weight", "upsample.0.weight", "conv_hr.weight"),
+        _identity,
+    ),
+)
+
+
+def detect_layout(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> Layout:
+    """The first layout whose required keys are all present; a clear error otherwise."""
+    for layout in LAYOUTS:
+        if layout.matches(state):
+            return layout
+    # An RRDBNet with zero blocks has no body keys; accept it as canonical.
+    if {"conv_first.weight", "conv_body.weight", "conv_hr.weight", "conv_last.weight"} <= set(state):
+        return LAYOUTS[2]
+    sample = ", ".join(list(state)[:5])
+    known = "; ".join(f"{lay.name} ({lay.description})" for lay in LAYOUTS)
+    raise CheckpointError(
+        f"{source}: not an ESRGAN-family checkpoint: unknown key layout (first keys: {sample}); known layouts: {known}"
+    )
+
+
+# --------------------------------------------------------------------------- inference of hyperparameters
+
+
+def _indices(state: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in state if (m := regex.match(k))})
+
+
+def infer_rrdbnet_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> RRDBNetConfig:
+    """Read nf, nb, gc, up-steps, unshuffle factor and channel counts off canonical tensors."""
+    try:
+        first = state["conv_first.weight"]
+        last = state["conv_last.weight"]
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: missing key {exc.args[0]}") from None
+    blocks = _indices(state, r"body\.(\d+)\.rdb1\.conv1\.weight$")
+    if blocks != list(range(len(blocks))):
+        raise CheckpointError(f"{source}: RRDB blocks are not numbered 0..N-1 (found {blocks[:8]}...)")
+    ups = _indices(state, r"conv_up(\d+)\.weight$")
+    if ups != list(range(1, len(ups) + 1)):
+        raise CheckpointError(f"{source}: up-step convs are not numbered 1..N (found {ups})")
+    growth = int(state["body.0.rdb1.conv1.weight"].shape[0]) if blocks else 32
+    first_in, out_ch = int(first.shape[1]), int(last.shape[0])
+    unshuffle = 1
+    for factor in (4, 2):
+        if first_in == out_ch * factor * factor and 2 ** len(ups) >= factor:
+            unshuffle = factor
+            break
+    try:
+        return RRDBNetConfig(
+            in_channels=first_in // unshuffle**2,
+            out_channels=out_ch,
+            num_features=int(first.shape[0]),
+            num_blocks=len(blocks),
+            growth_channels=growth,
+            num_upsample=len(ups),
+            unshuffle_factor=unshuffle,
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: inconsistent hyperparameters: {exc}") from None
+
+
+def infer_srresnet_config(
+    state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], source: str = "checkpoint"
+) -> SRResNetConfig:
+    """Hyperparameters of an SRResNet from its tensors (scale from the up-step shapes)."""
+    steps = _indices(state, r"upsample\.(\d+)\.weight$")
+    nf = int(state["conv_first.weight"].shape[0])
+    factors = [round((int(state[f"upsample.{i}.weight"].shape[0]) // nf) ** 0.5) for i in steps]
+    scale = 1
+    for f in factors:
+        scale *= f
+    try:
+        return SRResNetConfig(
+            in_channels=int(state["conv_first.weight"].shape[1]),
+            out_channels=int(state["conv_last.weight"].shape[0]),
+            num_features=nf,
+            num_blocks=len(_indices(state, r"body\.(\d+)\.conv1\.weight$")),
+            scale=scale,
+            batch_norm=any(k.startswith("body.0.bn1.") for k in state),
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: inconsistent hyperparameters: {exc}") from None
+
+
+# --------------------------------------------------------------------------- loading models
+
+
+@dataclass
+class LoadedModel:
+    """A ready network plus what was learnt about it from its file."""
+
+    module: nn.Module
+    layout: str
+    config: RRDBNetConfig | SRResNetConfig
+    metadata: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def architecture(self) -> str:
+        return type(self.module).__name__
+
+    @property
+    def scale(self) -> int:
+        return int(self.config.scale)
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.out_channels
+
+    @property
+    def multiple_of(self) -> int:
+        """Input sizes the network handles natively (it pads otherwise)."""
+        return getattr(self.config, "unshuffle_factor", 1)
+
+    def describe(self) -> dict[str, object]:
+        """JSON-ready summary, as printed by ``esrgan info --json``."""
+        cfg = self.config
+        return {
+            "architecture": self.architecture,
+            "layout": self.layout,
+            "scale": self.scale,
+            "num_blocks": cfg.num_blocks,
+            "num_features": cfg.num_features,
+            "growth_channels": getattr(cfg, "growth_channels", None),
+            "in_channels": cfg.in_channels,
+            "out_channels": cfg.out_channels,
+            "num_upsample": getattr(cfg, "num_upsample", None),
+            "unshuffle_factor": getattr(cfg, "unshuffle_factor", None),
+            "parameters": sum(p.numel() for p in self.module.parameters()),
+            "metadata": dict(self.metadata),
+            "source": self.source,
+        }
+
+
+def build_from_state_dict(
+    state: StateDict, metadata: Mapping[str, str] | None = None, source: str = "checkpoint"
+) -> LoadedModel:
+    """Detect the layout, rename to canonical keys, infer hyperparameters and load strictly."""
+    metadata = dict(metadata or {})
+    layout = detect_layout(state, source)
+    canonical = layout.to_canonical(state)
+    module: nn.Module
+    if layout.architecture == "SRResNet":
+        config: RRDBNetConfig | SRResNetConfig = infer_srresnet_config(canonical, metadata, source)
+        module = SRResNet(config)  # type: ignore[arg-type]
+    else:
+        config = infer_rrdbnet_config(canonical, source)
+        module = RRDBNet(config)  # type: ignore[arg-type]
+    _load_strict(module, canonical, source)
+    module.eval().requires_grad_(False)
+    return LoadedModel(module, layout.name, config, metadata, source)
+
+
+def _load_strict(module: nn.Module, state: StateDict, source: str) -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_sample(missing)}")
+        if extra:
+            parts.append(f"unexpected keys {_sample(extra)}")
+        raise CheckpointError(f"{source}: checkpoint does not match the inferred network: {'; '.join(parts)}")
+    for key, tensor in expected.items():
+        if tensor.shape != state[key].shape:
+            raise CheckpointError(
+                f"{source}: tensor {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
+            )
+        if not state[key].is_floating_point():
+            raise CheckpointError(f"{source}: tensor {key} has dtype {state[key].dtype}, expected a float")
+    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
+def _sample(keys: list[str], n: int = 4) -> str:
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load any supported checkpoint file into an eval-mode network on the CPU."""
+    state, metadata = read_state_dict(path)
+    return build_from_state_dict(state, metadata, source=str(path))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def model_metadata(model: nn.Module, extra: Mapping[str, object] | None = None) -> dict[str, str]:
+    """Safetensors metadata (strings only) describing ``model``'s architecture."""
+    config = model.config  # type: ignore[attr-defined]
+    meta = {"format": FORMAT_TAG, "architecture": type(model).__name__, "scale": str(config.scale)}
+    meta.update({k: str(v) for k, v in config.to_dict().items()})
+    meta["channels"] = f"{config.in_channels}->{config.out_channels}"
+    for key, value in (extra or {}).items():
+        meta[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return meta
+
+
+def save_model(
+    path: str | os.PathLike[str], model: nn.Module, extra_metadata: Mapping[str, object] | None = None
+) -> Path:
+    """Write ``model`` as safetensors in the canonical layout, atomically (temp file + rename)."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{path}: the project writes only .safetensors files")
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    save_state_dict(path, state, model_metadata(model, extra_metadata))
+    return path
+
+
+def save_state_dict(path: Path, state: StateDict, metadata: Mapping[str, str]) -> None:
+    """Atomic safetensors write: a failure never leaves a half-written file at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=dict(metadata))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,227 @@
+"""The ``esrgan`` command: upscale, info, interpolate, convert.
+
+Every user error is printed as one line on stderr with a non-zero exit code; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.errors import PipelineError
+from pipelines.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+
+from esrgan_plugin.errors import EsrganError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(EsrganError):
+    """Command-line arguments that do not fit together."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esrgan", description="ESRGAN super-resolution.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("upscale", help="upscale image files, globs or folders")
+    up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders")
+    up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
+    up.add_argument("--model", required=True, help="model file (.pth, .pt or .safetensors)")
+    up.add_argument("--tile", type=int, default=None, help="tile size in LR pixels; 0 = whole image; default: from free memory")
+    up.add_argument("--halo", type=int, default=None, help="LR pixels of context around each tile (default 24)")
+    up.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    up.add_argument("--precision", default="auto", choices=["fp32", "bf16", "fp16", "auto"])
+    up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    up.add_argument("--outscale", type=float, default=None, help="final scale (model, then resize)")
+    up.add_argument("--alpha-mode", default="model", choices=["model", "bicubic"], help="how alpha is upscaled")
+    up.add_argument("--ext", default=None, help="output format for folder outputs (default: the input's)")
+    up.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs")
+    up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.set_defaults(func=cmd_upscale)
+
+    info = sub.add_parser("info", help="describe a model file")
+    info.add_argument("model")
+    info.add_argument("--json", action="store_true", help="print a JSON object")
+    info.set_defaults(func=cmd_info)
+
+    interp = sub.add_parser("interpolate", help="network interpolation (1 - alpha) * A + alpha * B")
+    interp.add_argument("model_a", metavar="MODEL_A", help="the PSNR-oriented model")
+    interp.add_argument("model_b", metavar="MODEL_B", help="the GAN model")
+    interp.add_argument("--alpha", type=float, required=True, help="0 gives MODEL_A, 1 gives MODEL_B")
+    interp.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    interp.add_argument("--overwrite", action="store_true")
+    interp.set_defaults(func=cmd_interpolate)
+
+    conv = sub.add_parser("convert", help="rewrite any supported checkpoint as canonical safetensors")
+    conv.add_argument("model")
+    conv.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    conv.add_argument("--overwrite", action="store_true")
+    conv.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="esrgan: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (EsrganError, PipelineError) as exc:
+        if args.debug:
+            raise
+        print(f"esrgan: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
+    except KeyboardInterrupt:
+        print("esrgan: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- upscale
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bool) -> list[Job]:
+    """Pair every input image with its output path; refuse clashes before any work starts."""
+    sources: list[tuple[Path, Path]] = []  # (file, name relative to the output folder)
+    from pipelines.imageio import expand_inputs
+
+    for pattern in inputs:
+        root = Path(pattern)
+        for path in expand_inputs([pattern]):
+            sources.append((path, path.relative_to(root) if root.is_dir() else Path(path.name)))
+    if not sources:
+        raise UsageError(f"no images found in {' '.join(inputs)}")
+    out = Path(output)
+    single_file = (
+        len(sources) == 1 and len(inputs) == 1 and Path(inputs[0]).is_file() and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
+    )
+    if ext is not None:
+        ext = ext if ext.startswith(".") else f".{ext}"
+        if ext.lower() not in IMAGE_SUFFIXES:
+            raise UsageError(f"--ext {ext}: not one of {', '.join(IMAGE_SUFFIXES)}")
+    if single_file:
+        jobs = [Job(sources[0][0], out)]
+    else:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"{out}: several inputs need an output folder, but this is a file")
+        jobs = [Job(src, (out / rel).with_suffix(ext) if ext else out / rel) for src, rel in sources]
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if job.target.resolve() == job.source.resolve():
+            raise UsageError(f"{job.target}: output would replace its own input")
+        if job.target in seen:
+            raise UsageError(f"{seen[job.target]} and {job.source} would both be written to {job.target}")
+        seen[job.target] = job.source
+        if job.target.exists() and not overwrite:
+            raise UsageError(f"{job.target}: output exists; pass --overwrite to replace it")
+    return jobs
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from pipelines.imageio import read_image, write_image
+    from tqdm import tqdm
+
+    from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.inference import DEFAULT_HALO, UpscaleOptions, Upscaler
+
+    jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite)
+    options = UpscaleOptions(
+        tile=args.tile,
+        halo=DEFAULT_HALO if args.halo is None else args.halo,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        outscale=args.outscale,
+        alpha_mode=args.alpha_mode,
+    )
+    upscaler = Upscaler(load_model(args.model), options)
+    failures = 0
+    show = sys.stderr.isatty() or args.debug
+    with tqdm(total=len(jobs), unit="img", desc="images", disable=not show and len(jobs) == 1) as images:
+        for job in jobs:
+            with tqdm(unit="tile", desc=job.source.name, leave=False, disable=not show) as tiles:
+
+                def on_tiles(done: int, total: int, bar: tqdm = tiles) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                try:
+                    result = upscaler.upscale(read_image(job.source, args.max_pixels), on_tiles)
+                    write_image(job.target, result, overwrite=args.overwrite)
+                except (EsrganError, PipelineError) as exc:
+                    if len(jobs) == 1 or args.debug:
+                        raise
+                    failures += 1
+                    tqdm.write(f"esrgan: error: {exc}", file=sys.stderr)
+            images.update(1)
+    if failures:
+        print(f"esrgan: error: {failures} of {len(jobs)} images failed", file=sys.stderr)
+        return EXIT_ERROR
+    target = jobs[0].target if len(jobs) == 1 else Path(args.output)
+    print(f"wrote {len(jobs)} image(s) to {target}")
+    return 0
+
+
+# --------------------------------------------------------------------------- models
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from esrgan_plugin.checkpoint import load_model
+
+    description = load_model(args.model).describe()
+    if args.json:
+        print(json.dumps(description, indent=2))
+        return 0
+    for key, value in description.items():
+        if key == "metadata":
+            for mkey, mvalue in dict(value).items():  # type: ignore[call-overload]
+                print(f"  {mkey}: {mvalue}")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def _check_output(path: str, overwrite: bool) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != ".safetensors":
+        raise UsageError(f"{out}: the output must be a .safetensors file")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out}: output exists; pass --overwrite to replace it")
+    return out
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from esrgan_plugin.checkpoint import load_model, save_model
+    from esrgan_plugin.interpolate import check_alpha, interpolate_models
+
+    alpha = check_alpha(args.alpha)
+    out = _check_output(args.output, args.overwrite)
+    model = interpolate_models(load_model(args.model_a), load_model(args.model_b), alpha)
+    save_model(out, model.module, model.metadata)
+    print(f"wrote {out} (alpha {alpha})")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from esrgan_plugin.checkpoint import load_model, save_model
+
+    out = _check_output(args.output, args.overwrite)
+    model = load_model(args.model)
+    save_model(out, model.module, {**model.metadata, "converted_from": f"{model.layout}: {Path(args.model).name}"})
+    print(f"wrote {out} ({model.layout} layout, x{model.scale}, {model.config.num_blocks} blocks)")
+    return 0

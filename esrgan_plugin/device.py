@@ -1,0 +1,99 @@
+"""Device and precision choices for inference: auto-detection, validation and autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+
+import torch
+
+from esrgan_plugin.errors import InferenceError
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; explicit names are checked to exist."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):
+        raise InferenceError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InferenceError(f"device {name!r} requested but CUDA is not available to PyTorch here")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise InferenceError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    if name == "mps" and not _mps_available():
+        raise InferenceError("device 'mps' requested but the MPS backend is not available here")
+    return torch.device(name)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A resolved precision: the compute dtype and whether autocast is used."""
+
+    name: str
+    dtype: torch.dtype
+
+    @property
+    def autocast(self) -> bool:
+        return self.dtype != torch.float32
+
+    def context(self, device: torch.device) -> contextlib.AbstractContextManager[None]:
+        """Autocast for bf16/fp16 (weights stay fp32, convs run in low precision)."""
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+
+def resolve_precision(name: str, device: torch.device, supports_half: bool = True) -> Precision:
+    """``auto`` = fp16 on CUDA when the model allows it, fp32 elsewhere; fp16 never on CPU."""
+    name = (name or "auto").strip().lower()
+    if name not in PRECISIONS:
+        raise InferenceError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        name = "fp16" if device.type == "cuda" and supports_half else "fp32"
+    if name == "fp16" and device.type == "cpu":
+        raise InferenceError("precision fp16 is not supported on the CPU; use bf16 or fp32")
+    if name == "bf16" and device.type == "mps":
+        raise InferenceError("precision bf16 is not supported on MPS; use fp16 or fp32")
+    return Precision(name, _DTYPES[name])
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Memory available for activations on ``device`` (GPU free memory, or MemAvailable)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30  # unknown platform: assume 4 GiB
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the allocator errors a smaller tile can avoid (CUDA, MPS or CPU)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "DefaultCPUAllocator: can't allocate memory" in text
+    )
+

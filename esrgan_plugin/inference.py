@@ -1,0 +1,268 @@
+"""The inference engine: NumPy images in, upscaled NumPy images out, on any device.
+
+Handles what the network itself does not: bit depth (8/16-bit and float), grey and alpha
+channels, device and precision, whole-image or tiled execution with a memory-derived tile
+size, halving the tile when the device runs out of memory, and a final resize for an
+``outscale`` that differs from the network's own scale.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from esrgan_plugin.checkpoint import LoadedModel
+from esrgan_plugin.device import (
+    Precision,
+    free_memory_bytes,
+    is_out_of_memory,
+    resolve_device,
+    resolve_precision,
+)
+from esrgan_plugin.errors import InferenceError
+from esrgan_plugin.tiling import Progress, round_up, run_tiled
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HALO = 24
+"""LR pixels of context on each side of a tile; see the README's halo table for its error."""
+
+MIN_TILE = 16
+ALPHA_MODES = ("model", "bicubic")
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as cv2's RGB2GRAY
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """How to run a model. ``tile=None`` picks whole image or a tile from free memory; 0 = never tile."""
+
+    tile: int | None = None
+    halo: int = DEFAULT_HALO
+    batch_size: int = 4
+    precision: str = "auto"
+    device: str = "auto"
+    outscale: float | None = None
+    alpha_mode: str = "model"
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and self.tile < 0:
+            raise InferenceError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
+        if self.tile and self.tile < MIN_TILE:
+            raise InferenceError(f"tile must be 0 or at least {MIN_TILE} pixels, got {self.tile}")
+        if self.halo < 0:
+            raise InferenceError(f"halo must be >= 0, got {self.halo}")
+        if self.batch_size < 1:
+            raise InferenceError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
+            raise InferenceError(f"outscale must be a positive number, got {self.outscale}")
+        if self.alpha_mode not in ALPHA_MODES:
+            raise InferenceError(f"alpha_mode {self.alpha_mode!r} is not one of {', '.join(ALPHA_MODES)}")
+
+
+class Upscaler:
+    """A model placed on a device with a precision; immutable once built, safe to reuse."""
+
+    def __init__(self, model: LoadedModel | nn.Module, options: UpscaleOptions | None = None) -> None:
+        self.options = options = options or UpscaleOptions()
+        module = model.module if isinstance(model, LoadedModel) else model
+        config = module.config  # type: ignore[attr-defined]
+        self.scale = int(config.scale)
+        self.in_channels = int(config.in_channels)
+        self.out_channels = int(config.out_channels)
+        self.multiple = int(getattr(config, "unshuffle_factor", 1))
+        self.num_features = int(config.num_features)
+        self.device = resolve_device(options.device)
+        self.precision: Precision = resolve_precision(options.precision, self.device)
+        module = copy.deepcopy(module).eval().requires_grad_(False)
+        module = module.to(self.device)
+        if options.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
+        self._fp16_fallback = False
+
+    # ------------------------------------------------------------------ public API
+
+    def upscale(self, image: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """Upscale an (H, W) or (H, W, C) image (C = 1, 3 or 4); same dtype and channels out."""
+        image = np.asarray(image)
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise InferenceError(f"expected an (H, W) or (H, W, C) image with C in 1, 3, 4; got shape {image.shape}")
+        if image.shape[0] < 1 or image.shape[1] < 1:
+            raise InferenceError(f"empty image of shape {image.shape}")
+        dtype = image.dtype
+        pixels = to_float(image)
+        squeeze = pixels.ndim == 2
+        if squeeze:
+            pixels = pixels[..., None]
+        result = self._upscale_channels(pixels, progress)
+        result = self._apply_outscale(result, image.shape[:2])
+        if squeeze:
+            result = result[..., 0]
+        return from_float(result, dtype)
+
+    def upscale_tensor(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
+        """Run the network on an NCHW float tensor in [0, 1] (N = 1); returns float32 on the CPU."""
+        height, width = x.shape[-2:]
+        tile = self._initial_tile(height, width)
+        while True:
+            try:
+                if tile == 0:
+                    out = self._forward(x).float().cpu()
+                    if progress is not None:
+                        progress(1, 1)
+                    return out
+                return run_tiled(
+                    self._forward,
+                    x,
+                    self.scale,
+                    tile,
+                    self.options.halo,
+                    self.multiple,
+                    self.options.batch_size,
+                    self.device,
+                    progress,
+                )
+            except (RuntimeError, MemoryError) as exc:
+                if not is_out_of_memory(exc) and not isinstance(exc, MemoryError):
+                    raise
+                self._release_cache()
+                smaller = round_up((max(height, width) if tile == 0 else tile) // 2, self.multiple)
+                if smaller < MIN_TILE:
+                    raise InferenceError(
+                        f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles"
+                    ) from None
+                log.warning("out of memory on %s with tile %s; retrying with tile %d", self.device, tile or "whole", smaller)
+                tile = smaller
+
+    # ------------------------------------------------------------------ internals
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        batch = batch.to(self.device, torch.float32).contiguous(memory_format=memory_format)
+        with torch.no_grad(), self.precision.context(self.device):
+            out = self.module(batch)
+        if self.precision.name == "fp16" and not torch.isfinite(out).all():
+            if not self._fp16_fallback:
+                log.warning("fp16 overflowed (non-finite output); recomputing in fp32")
+                self._fp16_fallback = True
+            with torch.no_grad():
+                out = self.module(batch)
+        return out
+
+    def _initial_tile(self, height: int, width: int) -> int:
+        if self.options.tile is not None:
+            return self.options.tile
+        return auto_tile(height, width, self.bytes_per_pixel(), free_memory_bytes(self.device), self.options.halo, self.multiple)
+
+    def bytes_per_pixel(self) -> int:
+        """Estimated peak activation memory per LR input pixel (conservative, fp32)."""
+        nf, s2, m2 = self.num_features, self.scale**2, self.multiple**2
+        elements = nf * (3 * s2 * m2 + 8) / m2 if self.multiple > 1 else nf * (3 * s2 + 8)
+        return int(elements * 4 * 1.5)
+
+    def _release_cache(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps":
+            torch.mps.empty_cache()
+
+    def _run(self, pixels: np.ndarray, progress: Progress | None) -> np.ndarray:
+        """(H, W, C) float32 with C = model input channels -> (sH, sW, out channels)."""
+        x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+        out = self.upscale_tensor(x, progress).clamp_(0.0, 1.0)
+        return out[0].permute(1, 2, 0).numpy()
+
+    def _upscale_channels(self, pixels: np.ndarray, progress: Progress | None) -> np.ndarray:
+        channels = pixels.shape[2]
+        if channels == self.in_channels:
+            return self._run(pixels, progress)
+        alpha = pixels[..., 3:] if channels == 4 else None
+        colour = pixels[..., :3] if channels >= 3 else pixels
+        if self.in_channels == 3:
+            if colour.shape[2] == 1:
+                rgb = self._run(np.repeat(colour, 3, axis=2), progress)
+                colour_out = (rgb @ _LUMA)[..., None]
+            else:
+                colour_out = self._run(colour, progress)
+        elif self.in_channels == 1:
+            colour_out = np.concatenate([self._run(colour[..., i : i + 1], progress) for i in range(colour.shape[2])], 2)
+        else:
+            raise InferenceError(
+                f"the model takes {self.in_channels} channels and cannot process a {channels}-channel image"
+            )
+        if alpha is None:
+            return colour_out
+        return np.concatenate([colour_out, self._upscale_alpha(alpha, progress)], axis=2)
+
+    def _upscale_alpha(self, alpha: np.ndarray, progress: Progress | None) -> np.ndarray:
+        height, width = alpha.shape[:2]
+        if alpha.min() == alpha.max():  # fully opaque (or uniform): nothing to infer
+            return np.full((height * self.scale, width * self.scale, 1), alpha.flat[0], np.float32)
+        if self.options.alpha_mode == "bicubic":
+            import cv2
+
+            resized = cv2.resize(alpha[..., 0], (width * self.scale, height * self.scale), interpolation=cv2.INTER_CUBIC)
+            return np.clip(resized, 0.0, 1.0)[..., None]
+        if self.in_channels == 1:
+            return self._run(alpha, progress)
+        rgb = self._run(np.repeat(alpha, self.in_channels, axis=2), progress)
+        return (rgb[..., :3] @ _LUMA)[..., None]
+
+    def _apply_outscale(self, result: np.ndarray, input_hw: tuple[int, ...]) -> np.ndarray:
+        outscale = self.options.outscale
+        if outscale is None or outscale == self.scale:
+            return result
+        import cv2
+
+        height = max(1, round(input_hw[0] * outscale))
+        width = max(1, round(input_hw[1] * outscale))
+        shrinking = outscale < self.scale
+        resized = cv2.resize(result, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
+        if resized.ndim == 2:
+            resized = resized[..., None]
+        return np.clip(resized, 0.0, 1.0)
+
+
+def auto_tile(height: int, width: int, bytes_per_pixel: int, free_bytes: int, halo: int, multiple: int = 1) -> int:
+    """0 (whole image) when it fits in half the free memory, else the largest tile that does."""
+    budget = free_bytes // 2
+    if height * width * bytes_per_pixel <= budget:
+        return 0
+    side = int(math.sqrt(budget / bytes_per_pixel)) - 2 * halo
+    side = side // 8 * 8
+    return max(MIN_TILE, round_up(side, multiple))
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float image -> float32 in [0, 1]."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        return np.clip(image.astype(np.float32), 0.0, 1.0)
+    raise InferenceError(f"unsupported image dtype {image.dtype}; expected uint8, uint16 or float")
+
+
+def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 in [0, 1] -> ``dtype`` (rounded for integers)."""
+    if dtype == np.uint8:
+        return (image * 255.0 + 0.5).astype(np.uint8)
+    if dtype == np.uint16:
+        return (image * 65535.0 + 0.5).astype(np.uint16)
+    return image.astype(dtype)
+
+
+def upscale(
+    image: np.ndarray, model: LoadedModel | nn.Module, progress: Progress | None = None, **options: object
+) -> np.ndarray:
+    """One-call API: ``upscale(img, load_model("x4.pth"), tile=256, precision="bf16")``."""
+    return Upscaler(model, UpscaleOptions(**options)).upscale(image, progress)  # type: ignore[arg-type]
+

@@ -1,0 +1,1 @@
+"""A generic, pluggy-based image pipeline runner (host side; knows nothing of any model)."""
