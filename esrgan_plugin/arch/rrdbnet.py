@@ -82,12 +82,12 @@ class ResidualDenseBlock(nn.Module):
         self.conv5 = nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = F.leaky_relu(self.conv1(x), NEGATIVE_SLOPE)
-        x2 = F.leaky_relu(self.conv2(torch.cat((x, x1), 1)), NEGATIVE_SLOPE)
-        x3 = F.leaky_relu(self.conv3(torch.cat((x, x1, x2), 1)), NEGATIVE_SLOPE)
-        x4 = F.leaky_relu(self.conv4(torch.cat((x, x1, x2, x3), 1)), NEGATIVE_SLOPE)
+        x1 = F.leaky_relu_(self.conv1(x), NEGATIVE_SLOPE)
+        x2 = F.leaky_relu_(self.conv2(torch.cat((x, x1), 1)), NEGATIVE_SLOPE)
+        x3 = F.leaky_relu_(self.conv3(torch.cat((x, x1, x2), 1)), NEGATIVE_SLOPE)
+        x4 = F.leaky_relu_(self.conv4(torch.cat((x, x1, x2, x3), 1)), NEGATIVE_SLOPE)
         x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-        return x5 * RESIDUAL_SCALE + x
+        return torch.add(x, x5, alpha=RESIDUAL_SCALE)
 
 
 class RRDB(nn.Module):
@@ -100,7 +100,7 @@ class RRDB(nn.Module):
         self.rdb3 = ResidualDenseBlock(num_features, growth_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rdb3(self.rdb2(self.rdb1(x))) * RESIDUAL_SCALE + x
+        return torch.add(x, self.rdb3(self.rdb2(self.rdb1(x))), alpha=RESIDUAL_SCALE)
 
 
 class RRDBNet(nn.Module):
