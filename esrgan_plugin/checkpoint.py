@@ -391,7 +391,10 @@ def _sample(keys: list[str], n: int = 4) -> str:
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load any supported checkpoint file into an eval-mode network on the CPU."""
+    """Load a checkpoint file (any supported layout) or a shipped model name, on the CPU."""
+    from esrgan_plugin.zoo import resolve_model_path
+
+    path = resolve_model_path(path)
     state, metadata = read_state_dict(path)
     return build_from_state_dict(state, metadata, source=str(path))
 
