@@ -12,12 +12,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from esrgan_plugin.errors import EsrganError
 from pipelines.errors import PipelineError
 from pipelines.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
-from esrgan_plugin.errors import EsrganError
+COMMANDS_GROUP = "esrgan.commands"
+"""Entry-point group of extra subcommands: each names a ``register(subparsers)`` function."""
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-o", "--output", required=True, help="output .safetensors file")
     conv.add_argument("--overwrite", action="store_true")
     conv.set_defaults(func=cmd_convert)
+    for command in entry_points(group=COMMANDS_GROUP):
+        command.load()(sub)
     return parser
 
 
@@ -132,11 +137,11 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from pipelines.imageio import read_image, write_image
     from tqdm import tqdm
 
     from esrgan_plugin.checkpoint import load_model
     from esrgan_plugin.inference import DEFAULT_HALO, UpscaleOptions, Upscaler
+    from pipelines.imageio import read_image, write_image
 
     jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite)
     options = UpscaleOptions(

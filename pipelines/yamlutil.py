@@ -1,0 +1,85 @@
+"""Safe YAML loading that remembers where every value came from, for line-numbered errors.
+
+``load_yaml`` parses with PyYAML's safe loader (no arbitrary Python objects) and returns the
+data plus a ``Locations`` map from key paths like ``("steps", 2, "with", "sigma")`` to line
+numbers, so validation errors can say ``pipeline.yaml:14``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.errors import PipelineError
+
+KeyPath = tuple[str | int, ...]
+
+
+class YamlError(PipelineError):
+    """A file that is not valid YAML, with file and line."""
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Line numbers (1-based) of the values of a YAML document, by key path."""
+
+    file: str
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line(self, path: Sequence[str | int]) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+    def where(self, path: Sequence[str | int]) -> str:
+        """``file:line`` for ``path`` (``file`` alone when unknown)."""
+        line = self.line(path)
+        return f"{self.file}:{line}" if line else self.file
+
+
+def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, Locations]:
+    """Parse ``path`` safely; return its data and the line of every value."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlError(f"{path}: cannot read file ({exc})") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, name: str = "<string>") -> tuple[Any, Locations]:
+    """Like :func:`load_yaml` for a string; ``name`` is used in messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise YamlError(f"{where}: not valid YAML: {problem}") from None
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _collect(node, (), lines)
+    return data, Locations(name, lines)
+
+
+def _collect(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _collect(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect(item, (*path, index), lines)

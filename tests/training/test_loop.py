@@ -1,0 +1,144 @@
+"""Training end to end on tiny models: both stages update their networks, checkpoints load,
+resume is exact, NaN stops the run, and the exported generator upscales."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esrgan_plugin.checkpoint import load_model
+from esrgan_plugin.cli import main as esrgan_main
+from pipelines.imageio import write_image
+from training.config import load_config
+from training.errors import TrainingError
+from training.loop import train
+from training.state import CHECKPOINT_NAME, load_checkpoint
+
+
+def photo(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([np.sin(xx / (3 + c + seed)) * np.cos(yy / (5 + c)) for c in range(3)], -1)
+    return ((base * 0.4 + 0.5 + rng.normal(0, 0.03, (h, w, 3))).clip(0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    for i in range(3):
+        write_image(tmp_path / "imgs" / f"p{i}.png", photo(140, 136, i))
+    write_image(tmp_path / "val" / "v.png", photo(48, 44, 7))
+    return tmp_path
+
+
+def write_config(folder: Path, stage: str = "psnr", iterations: int = 4, extra: str = "") -> Path:
+    hr = 128 if stage == "gan" else 16
+    text = f"""\
+name: tiny-{stage}
+stage: {stage}
+output_dir: run-{stage}
+seed: 3
+model: {{scale: 4, num_features: 8, num_blocks: 1, growth_channels: 4}}
+data:
+  train: {{kind: folder, path: imgs}}
+  validation: {{kind: folder, path: val}}
+  hr_size: {hr}
+  batch_size: 2
+optim:
+  iterations: {iterations}
+checkpoint_every: 2
+validate_every: 2
+log_every: 1
+{extra}"""
+    path = folder / f"{stage}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_psnr_stage_updates_generator_and_writes_loadable_outputs(experiment: Path) -> None:
+    config = load_config(write_config(experiment))
+    result = train(config, progress=False)
+    run = experiment / "run-psnr"
+    state = load_checkpoint(run / CHECKPOINT_NAME)
+    assert state["iteration"] == 4 and "optimizer_g" in state
+    model = load_model(result.generator_path)
+    assert model.metadata["stage"] == "psnr" and model.metadata["losses"] == "L1"
+    assert np.isfinite(result.last_losses["l_pix"])
+    assert {"val_psnr_y", "val_ssim_y"} <= set(result.validation)
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("iteration") and len(log) == 5
+
+
+def test_gan_stage_updates_generator_and_discriminator(experiment: Path) -> None:
+    train(load_config(write_config(experiment)), progress=False)
+    extra = "gan: {pretrained: run-psnr, vgg_weights: random, discriminator_features: 4, perceptual_layers: {conv2_2: 1.0}}\n"
+    config = load_config(write_config(experiment, "gan", iterations=1, extra=extra))
+    before = load_model(experiment / "run-psnr" / "generator.safetensors").module.state_dict()
+    result = train(config, progress=False)
+    state = load_checkpoint(experiment / "run-gan" / CHECKPOINT_NAME)
+    assert "discriminator" in state and "optimizer_d" in state and state["optimizer_d"]["state"]
+    after = load_model(result.generator_path)
+    assert not torch.equal(before["conv_last.weight"], after.module.state_dict()["conv_last.weight"])
+    assert after.metadata["vgg_weights"] == "random"
+    assert {"l_g", "l_d", "l_percep", "l_g_gan", "l_pix"} <= set(result.last_losses)
+
+
+def test_resume_is_exact(experiment: Path) -> None:
+    extra = "optim: {iterations: 6, ema_decay: 0.9, milestones: [3]}\n"
+    text = write_config(experiment, iterations=6).read_text().replace("optim:\n  iterations: 6\n", "") + extra
+    (experiment / "a.yaml").write_text(text.replace("output_dir: run-psnr", "output_dir: straight"))
+    (experiment / "b.yaml").write_text(text.replace("output_dir: run-psnr", "output_dir: resumed"))
+    straight = train(load_config(experiment / "a.yaml"), progress=False)
+    train(load_config(experiment / "b.yaml"), stop_at=3, progress=False)
+    resumed = train(load_config(experiment / "b.yaml"), resume=True, progress=False)
+    assert resumed.last_losses == straight.last_losses
+    a = load_checkpoint(experiment / "straight" / CHECKPOINT_NAME)
+    b = load_checkpoint(experiment / "resumed" / CHECKPOINT_NAME)
+    for key in ("generator", "ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), name
+    rows_a = (experiment / "straight" / "log.csv").read_text().splitlines()
+    rows_b = (experiment / "resumed" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[:3] for r in rows_a] == [r.split(",")[:3] for r in rows_b]
+
+
+def test_existing_experiment_needs_resume(experiment: Path) -> None:
+    config = load_config(write_config(experiment, iterations=2))
+    train(config, progress=False)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(config, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(write_config(experiment, iterations=4))
+    train(config, stop_at=2, progress=False)
+    good = (experiment / "run-psnr" / CHECKPOINT_NAME).read_bytes()
+    import training.loop as loop
+
+    real = loop.psnr_step
+
+    def poisoned(*args: object, **kwargs: object) -> dict[str, torch.Tensor]:
+        out = real(*args, **kwargs)  # type: ignore[arg-type]
+        return {"l_pix": out["l_pix"] * float("nan")}
+
+    monkeypatch.setattr(loop, "psnr_step", poisoned)
+    with pytest.raises(TrainingError, match="non-finite loss l_pix=nan at iteration 3"):
+        train(config, resume=True, progress=False)
+    assert (experiment / "run-psnr" / CHECKPOINT_NAME).read_bytes() == good
+
+
+def test_esrgan_train_command_and_upscale_with_result(experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(experiment, iterations=2)
+    assert esrgan_main(["train", str(path), "--quiet"]) == 0
+    assert "trained tiny-psnr to iteration 2" in capsys.readouterr().out
+    out = experiment / "up.png"
+    generator = experiment / "run-psnr" / "generator.safetensors"
+    assert esrgan_main(["upscale", str(experiment / "val" / "v.png"), "-o", str(out), "--model", str(generator)]) == 0
+    assert out.is_file()
+    bad = experiment / "bad.yaml"
+    bad.write_text("name: x\nstage: psnr\n")
+    assert esrgan_main(["train", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and err.count("\n") == 1
