@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test test-all bench lint clean
+.PHONY: setup run test test-fast bench eval lint default-models clean
 
 setup: $(STAMP)
 
@@ -15,14 +15,30 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: setup
-	$(PY) -m pytest -q -m "not slow"
+run: setup
+	$(PY) scripts/demo.py --out out/demo
 
-test-all: setup
+test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
 	$(PY) bench/bench_inference.py
+
+eval: setup
+	$(PY) bench/eval_models.py
+
+# Retrain the two shipped models from scratch (stage 1, then stage 2 from it) and install them.
+WEIGHTS := esrgan_plugin/weights
+default-models: setup
+	rm -rf runs/default-psnr runs/default-gan
+	$(VENV)/bin/esrgan train training/configs/default-psnr.yaml
+	$(VENV)/bin/esrgan train training/configs/default-gan.yaml
+	mkdir -p $(WEIGHTS)
+	cp runs/default-psnr/generator.safetensors $(WEIGHTS)/default-psnr.safetensors
+	cp runs/default-gan/generator.safetensors $(WEIGHTS)/default-gan.safetensors
 
 lint: setup
 	$(PY) -m ruff check esrgan_plugin pipelines training tests bench

@@ -11,7 +11,11 @@ from esrgan_plugin.arch import RRDBNet, RRDBNetConfig, SRResNet, SRResNetConfig
 from esrgan_plugin.checkpoint import LoadedModel, build_from_state_dict, load_model, save_model
 from esrgan_plugin.errors import CheckpointError, EsrganError, InferenceError, InterpolationError
 from esrgan_plugin.inference import UpscaleOptions, Upscaler, upscale
-from esrgan_plugin.interpolate import interpolate_images, interpolate_models, interpolate_state_dicts
+from esrgan_plugin.interpolate import (
+    interpolate_images,
+    interpolate_models,
+    interpolate_state_dicts,
+)
 
 __all__ = [
     "CheckpointError",

@@ -24,14 +24,24 @@ class _Strict(BaseModel):
 
 
 class ModelSection(_Strict):
-    """The generator to train (RRDBNet)."""
+    """The generator to train: RRDBNet (ESRGAN), or SRResNet for the BN-removal ablation."""
 
+    architecture: Literal["rrdbnet", "srresnet"] = Field("rrdbnet", description="generator network")
+    batch_norm: bool = Field(False, description="SRResNet only: SRGAN's BN layers (the ablation's baseline)")
     scale: Literal[1, 2, 4, 8] = Field(4, description="upscaling factor")
     num_features: int = Field(64, ge=1, description="nf: channels of the trunk")
     num_blocks: int = Field(23, ge=0, description="nb: number of RRDB blocks")
     growth_channels: int = Field(32, ge=1, description="gc: growth channels of the dense blocks")
     in_channels: int = Field(3, ge=1)
     out_channels: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSection:
+        if self.architecture == "srresnet" and self.scale == 1:
+            raise ValueError("srresnet supports scale 2, 4 or 8")
+        if self.batch_norm and self.architecture != "srresnet":
+            raise ValueError("batch_norm applies to the srresnet architecture only (RRDBNet has no BN)")
+        return self
 
 
 class SourceSection(_Strict):

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
+from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
 from esrgan_plugin.checkpoint import load_model, save_model
 from esrgan_plugin.device import resolve_device
 from training.config import TrainConfig
@@ -36,20 +37,22 @@ log = logging.getLogger(__name__)
 
 GENERATOR_NAME = "generator.safetensors"
 
+Generator = RRDBNet | SRResNet
+
 
 @dataclass
 class Networks:
     """Everything that learns, plus what optimises it."""
 
-    generator: RRDBNet
+    generator: Generator
     optimizer_g: torch.optim.Optimizer
     discriminator: VGGStyleDiscriminator | None = None
     optimizer_d: torch.optim.Optimizer | None = None
     perceptual: PerceptualLoss | None = None
-    ema: RRDBNet | None = None
+    ema: Generator | None = None
     scaler: torch.amp.GradScaler | None = None
 
-    def exported(self) -> RRDBNet:
+    def exported(self) -> Generator:
         """The generator to publish: the EMA copy when there is one."""
         return self.ema if self.ema is not None else self.generator
 
@@ -66,15 +69,7 @@ def build_networks(config: TrainConfig, device: torch.device) -> Networks:
     """Generator (from scratch or the stage-1 model), and for ``gan`` the D and the VGG loss."""
     torch.manual_seed(config.seed)
     m = config.model
-    gen_config = RRDBNetConfig.for_scale(
-        m.scale,
-        num_features=m.num_features,
-        num_blocks=m.num_blocks,
-        growth_channels=m.growth_channels,
-        in_channels=m.in_channels,
-        out_channels=m.out_channels,
-    )
-    generator = RRDBNet(gen_config)
+    generator = build_generator(config)
     if config.stage == "gan":
         _load_pretrained(generator, config)
     generator.to(device).train()
@@ -99,7 +94,26 @@ def build_networks(config: TrainConfig, device: torch.device) -> Networks:
     return nets
 
 
-def _load_pretrained(generator: RRDBNet, config: TrainConfig) -> None:
+def build_generator(config: TrainConfig) -> Generator:
+    """A freshly initialised generator as the model section describes."""
+    m = config.model
+    if m.architecture == "srresnet":
+        return SRResNet(
+            SRResNetConfig(m.in_channels, m.out_channels, m.num_features, m.num_blocks, m.scale, m.batch_norm)
+        )
+    return RRDBNet(
+        RRDBNetConfig.for_scale(
+            m.scale,
+            num_features=m.num_features,
+            num_blocks=m.num_blocks,
+            growth_channels=m.growth_channels,
+            in_channels=m.in_channels,
+            out_channels=m.out_channels,
+        )
+    )
+
+
+def _load_pretrained(generator: Generator, config: TrainConfig) -> None:
     if not config.gan.pretrained:
         raise TrainingError("stage gan needs gan.pretrained: the stage-1 (psnr) generator or its experiment folder")
     path = config.resolve(config.gan.pretrained)

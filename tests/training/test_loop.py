@@ -142,3 +142,22 @@ def test_esrgan_train_command_and_upscale_with_result(experiment: Path, capsys: 
     assert esrgan_main(["train", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "bad.yaml" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_srresnet_ablation_trains_and_loads(experiment: Path, batch_norm: bool) -> None:
+    text = write_config(experiment, iterations=2).read_text().replace(
+        "model: {scale: 4, num_features: 8, num_blocks: 1, growth_channels: 4}",
+        f"model: {{architecture: srresnet, batch_norm: {str(batch_norm).lower()}, scale: 4, num_features: 8, num_blocks: 2}}",
+    )
+    (experiment / "sr.yaml").write_text(text)
+    result = train(load_config(experiment / "sr.yaml"), progress=False)
+    model = load_model(result.generator_path)
+    assert model.architecture == "SRResNet" and model.config.batch_norm is batch_norm
+
+
+def test_batch_norm_is_refused_for_rrdbnet(experiment: Path) -> None:
+    text = write_config(experiment).read_text().replace("num_blocks: 1,", "num_blocks: 1, batch_norm: true,")
+    (experiment / "bn.yaml").write_text(text)
+    with pytest.raises(TrainingError, match="batch_norm applies to the srresnet architecture only"):
+        load_config(experiment / "bn.yaml")
