@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", help="upscale image files, globs or folders")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders")
     up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
-    up.add_argument("--model", required=True, help="model file (.pth, .pt or .safetensors)")
+    up.add_argument("--model", default="default", help="model file (.pth, .pt, .safetensors) or shipped name: default (= default-psnr), default-psnr, default-gan")
     up.add_argument("--tile", type=int, default=None, help="tile size in LR pixels; 0 = whole image; default: from free memory")
     up.add_argument("--halo", type=int, default=None, help="LR pixels of context around each tile (default 24)")
     up.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")

@@ -31,7 +31,7 @@ _WRITE_8BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
 def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode ``path`` to an RGB(A)/grey array of its own bit depth, upright per EXIF."""
     path = Path(path)
-    width, height, orientation = _read_header(path)
+    width, height, orientation = read_header(path)
     if width < 1 or height < 1:
         raise ImageIOError(f"{path}: empty image ({width}x{height})")
     if width * height > max_pixels:
@@ -43,7 +43,8 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     return apply_exif_orientation(array, orientation)
 
 
-def _read_header(path: Path) -> tuple[int, int, int]:
+def read_header(path: Path) -> tuple[int, int, int]:
+    """Width, height and EXIF orientation of an image file, without decoding its pixels."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():

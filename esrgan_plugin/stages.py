@@ -1,0 +1,249 @@
+"""The ESRGAN pipeline stages: ``esrgan.upscale`` and ``esrgan.interpolate``.
+
+Stage functions take plain NumPy images and parameter models, so any host (our runner, a Dask
+``map_blocks``, a foreign application) can call them. Models are loaded once per process and
+cached by file identity, device, precision and interpolation; the Dask graph carries only the
+parameters, never a model. Training registers ``esrgan.train`` from its own package.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from esrgan_plugin import checkpoint
+from esrgan_plugin.checkpoint import LoadedModel
+from esrgan_plugin.errors import EsrganError
+from esrgan_plugin.inference import DEFAULT_HALO, MIN_TILE, UpscaleOptions, Upscaler
+from esrgan_plugin.interpolate import interpolate_models
+from pipelines.registry import StageParams, StageSpec
+
+TORCH_THREADS_ENV = "ESRGAN_TORCH_THREADS"
+"""Environment variable that sets torch's intra-op threads for pipeline inference."""
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_CACHE_SIZE = 4
+_REFERENCE = "${"
+
+
+class UpscaleParams(StageParams):
+    """Parameters of ``esrgan.upscale``."""
+
+    model: str = Field("default", description="model file (.safetensors, .pth, .pt) or shipped name: default, default-psnr, default-gan")
+    tile: int | None = Field(None, ge=0, description=f"tile side in input pixels (0 = whole image, else at least {MIN_TILE}); default: chosen from free memory")
+    halo: int = Field(DEFAULT_HALO, ge=0, description="input pixels of context around each tile, cropped after upscaling")
+    batch_size: int = Field(4, ge=1, description="tiles per forward pass")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    outscale: float | None = Field(None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)")
+    alpha_mode: Literal["model", "bicubic"] = Field("model", description="how an alpha channel is upscaled")
+    interpolate_with: str | None = Field(None, description="a second model of the same architecture to interpolate with, in memory (no file written)")
+    alpha: float | None = Field(None, ge=0, le=1, description="interpolation weight: (1 - alpha) * model + alpha * interpolate_with")
+
+    @field_validator("tile")
+    @classmethod
+    def _tile_size(cls, value: int | None) -> int | None:
+        if value and value < MIN_TILE:
+            raise ValueError(f"tile must be 0 (whole image) or at least {MIN_TILE}, got {value}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not _DEVICE.match(value.strip().lower()):
+            raise ValueError(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _interpolation_pair(self) -> UpscaleParams:
+        if (self.interpolate_with is None) != (self.alpha is None):
+            raise ValueError("interpolate_with and alpha go together: give both or neither")
+        return self
+
+
+class InterpolateParams(StageParams):
+    """Parameters of ``esrgan.interpolate``."""
+
+    model_a: str = Field(description="the PSNR-oriented model (alpha = 0): a file or a shipped name")
+    model_b: str = Field(description="the GAN model (alpha = 1), of the same architecture")
+    alpha: float = Field(ge=0, le=1, description="weight of model_b: (1 - alpha) * model_a + alpha * model_b")
+    output: str = Field(description="the interpolated model's .safetensors file")
+    overwrite: bool = Field(False, description="replace an existing output file")
+
+    @field_validator("output")
+    @classmethod
+    def _safetensors(cls, value: str) -> str:
+        if not value.lower().endswith(".safetensors") and _REFERENCE not in value:
+            raise ValueError(f"{value!r}: the output must be a .safetensors file")
+        return value
+
+
+# --------------------------------------------------------------------------- stage functions
+
+
+def upscale(image: np.ndarray, params: UpscaleParams) -> np.ndarray:
+    """Upscale one (H, W) or (H, W, C) image (uint8, uint16 or float); same dtype and channels."""
+    upscaler = _upscaler(params)
+    with _device_lock(str(upscaler.device)):
+        return upscaler.upscale(np.asarray(image))
+
+
+def upscale_scale(params: UpscaleParams) -> float | None:
+    """Output size / input size: ``outscale``, else the model's scale (None while the model is an artefact)."""
+    if params.outscale is not None:
+        return params.outscale
+    if _REFERENCE in params.model:
+        return None
+    return float(_load(params.model).scale)
+
+
+def upscale_halo(params: UpscaleParams) -> int:
+    """Input pixels of context around a block: the ``halo`` parameter."""
+    return params.halo
+
+
+def interpolate(params: InterpolateParams) -> str:
+    """Write the network interpolation of two models; returns the output file's path."""
+    out = Path(params.output)
+    if out.exists() and not params.overwrite:
+        raise EsrganError(f"{out}: output exists (set overwrite: true to replace it)")
+    model = interpolate_models(_load(params.model_a), _load(params.model_b), params.alpha)
+    checkpoint.save_model(out, model.module, model.metadata)
+    return str(out)
+
+
+def stage_specs() -> list[StageSpec]:
+    """The ESRGAN stages, as the ``register_stages`` hook returns them."""
+    return [
+        StageSpec(
+            id="esrgan.upscale",
+            description="Super-resolve images with an ESRGAN (RRDBNet) model, tiled without seams; optionally "
+            "interpolating two models on the fly (network interpolation, paper section 3.4).",
+            params=UpscaleParams,
+            fn=upscale,
+            halo=upscale_halo,
+            scale=upscale_scale,
+        ),
+        StageSpec(
+            id="esrgan.interpolate",
+            description="Interpolate two models of the same architecture, (1 - alpha) * A + alpha * B, and write "
+            "the result as a .safetensors model artefact.",
+            params=InterpolateParams,
+            fn=interpolate,
+            consumes=None,
+            produces="artefact",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- per-process caches
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _LRU:
+    """A small thread-safe least-recently-used cache; values are built at most once per key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Hashable, object] = OrderedDict()
+        self.lock = threading.RLock()
+
+    def get(self, key: Hashable, build: Callable[[], V]) -> V:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]  # type: ignore[return-value]
+            value = build()
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+            return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+_MODELS = _LRU(_CACHE_SIZE)
+_UPSCALERS = _LRU(_CACHE_SIZE)
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_THREADS_SET = threading.Event()
+
+
+def file_key(name_or_path: str) -> tuple[str, int, int]:
+    """(resolved path, mtime in ns, size) of a model file: a changed file is a new cache entry."""
+    from esrgan_plugin.zoo import resolve_model_path
+
+    path = resolve_model_path(name_or_path).expanduser()
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), -1, -1)  # load_model reports the missing file
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def _load(name_or_path: str) -> LoadedModel:
+    """The model for a file or shipped name, loaded once per process and file version."""
+    return _MODELS.get(file_key(name_or_path), lambda: checkpoint.load_model(name_or_path))
+
+
+def _upscaler(params: UpscaleParams) -> Upscaler:
+    """The (cached) upscaler for these parameters: model, interpolation, device and options."""
+    _configure_torch_threads()
+    options = UpscaleOptions(
+        tile=params.tile,
+        halo=params.halo,
+        batch_size=params.batch_size,
+        precision=params.precision,
+        device=params.device,
+        outscale=params.outscale,
+        alpha_mode=params.alpha_mode,
+    )
+    model_key: tuple[object, ...] = (file_key(params.model),)
+    if params.interpolate_with is not None:
+        model_key += (file_key(params.interpolate_with), params.alpha)
+
+    def build() -> Upscaler:
+        model = _load(params.model)
+        if params.interpolate_with is not None:
+            model = interpolate_models(model, _load(params.interpolate_with), float(params.alpha or 0.0))
+        return Upscaler(model, options)
+
+    return _UPSCALERS.get((model_key, options), build)
+
+
+def _device_lock(device: str) -> threading.Lock:
+    """One inference at a time per device in this process; torch threads do the parallel work."""
+    with _UPSCALERS.lock:
+        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+
+
+def _configure_torch_threads() -> None:
+    """Apply ``ESRGAN_TORCH_THREADS`` once per process (Dask workers otherwise follow OMP_NUM_THREADS)."""
+    if _THREADS_SET.is_set():
+        return
+    _THREADS_SET.set()
+    value = os.environ.get(TORCH_THREADS_ENV, "").strip()
+    if value:
+        import torch
+
+        try:
+            torch.set_num_threads(max(1, int(value)))
+        except ValueError:
+            raise EsrganError(f"{TORCH_THREADS_ENV}={value!r} is not a whole number") from None
+
+
+def clear_caches() -> None:
+    """Forget every cached model and upscaler (tests, or to free memory)."""
+    _MODELS.clear()
+    _UPSCALERS.clear()

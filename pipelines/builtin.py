@@ -1,0 +1,54 @@
+"""The built-in stages, registered as an ordinary plugin through ``register_stages``."""
+
+from __future__ import annotations
+
+from pipelines.denoise import DenoiseParams, denoise, denoise_halo
+from pipelines.files import ReadParams, WriteParams, read_images, write_images
+from pipelines.markers import hookimpl
+from pipelines.registry import StageSpec
+from pipelines.resample import ResizeParams, resize, resize_halo, resize_scale
+
+
+def stage_specs() -> list[StageSpec]:
+    """The specifications of ``builtin.read``, ``builtin.write``, ``builtin.denoise``, ``builtin.resize``."""
+    return [
+        StageSpec(
+            id="builtin.read",
+            description="Read image files (a file, a glob or a folder), 8/16-bit, grey/RGB/RGBA, EXIF-upright.",
+            params=ReadParams,
+            fn=read_images,
+            consumes=None,
+            produces="images",
+        ),
+        StageSpec(
+            id="builtin.write",
+            description="Write each image to a file named by a pattern, keeping bit depth and alpha; "
+            "atomic (temporary file + rename), and existing files are refused unless overwrite is set.",
+            params=WriteParams,
+            fn=write_images,
+            consumes="images",
+            produces=None,
+        ),
+        StageSpec(
+            id="builtin.denoise",
+            description="Denoise with a Gaussian, median, bilateral, non-local-means or total-variation filter "
+            "(scikit-image / SciPy); alpha is kept as it is.",
+            params=DenoiseParams,
+            fn=denoise,
+            halo=denoise_halo,
+        ),
+        StageSpec(
+            id="builtin.resize",
+            description="Resize with MATLAB-compatible bicubic interpolation (antialiased when shrinking).",
+            params=ResizeParams,
+            fn=resize,
+            halo=resize_halo,
+            scale=resize_scale,
+        ),
+    ]
+
+
+@hookimpl
+def register_stages() -> list[StageSpec]:
+    """Register the built-in stages."""
+    return stage_specs()

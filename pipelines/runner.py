@@ -1,0 +1,155 @@
+"""Runs a validated pipeline: one Dask graph for all steps and images, executed on its executor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import pluggy
+
+from pipelines.blocks import BlockPlan, map_whole_image
+from pipelines.errors import PipelineError
+from pipelines.executors import execute
+from pipelines.images import ImageItem
+from pipelines.model import Pipeline, Step, substitute
+from pipelines.registry import StageParams
+from pipelines.summary import RunSummary, StepOutput
+from pipelines.tasks import StepError, building, task
+
+log = logging.getLogger(__name__)
+
+
+class RunError(PipelineError):
+    """A run that failed while executing (exit code 1)."""
+
+
+@dataclass
+class Graph:
+    """The lazy outputs of every step, and the tasks whose results the run must compute."""
+
+    images: dict[str, list[ImageItem]] = field(default_factory=dict)
+    artefacts: dict[str, Any] = field(default_factory=dict)
+    sinks: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO | None = None) -> RunSummary:
+    """Build the graph, execute it, call the lifecycle hooks, and summarise what was written."""
+    hook = pm.hook
+    hook.before_pipeline(pipeline=pipeline)
+    start = time.perf_counter()
+    try:
+        graph = build_graph(pipeline, pm)
+        targets = [*graph.artefacts.values(), *graph.sinks.values()]
+        results = execute(targets, pipeline.executor, progress)
+    except StepError as exc:
+        step = next((s for s in pipeline.steps if s.id == exc.step_id), None)
+        if step is not None:
+            hook.on_step_error(step=step, pipeline=pipeline, error=exc)
+        raise
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise RunError(f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+    seconds = time.perf_counter() - start
+    summary = _summarise(pipeline, graph, dict(zip([*graph.artefacts, *graph.sinks], results, strict=True)), seconds)
+    for step, output in zip(pipeline.steps, summary.steps, strict=True):
+        hook.after_step(step=step, pipeline=pipeline, output=output)
+    hook.after_pipeline(pipeline=pipeline, summary=summary)
+    return summary
+
+
+def build_graph(pipeline: Pipeline, pm: pluggy.PluginManager) -> Graph:
+    """Add every step to one lazy graph, in execution order; nothing is computed here."""
+    graph = Graph()
+    for step in pipeline.steps:
+        pm.hook.before_step(step=step, pipeline=pipeline)
+        with building(step.id, step.uses):
+            try:
+                _add_step(step, graph)
+            except StepError:
+                raise
+            except Exception as exc:
+                raise StepError.wrap(step.id, step.uses, exc) from exc
+    unused = [s.id for s in pipeline.steps if s.spec.produces == "images" and not _is_consumed(s, pipeline)]
+    for step_id in unused:
+        log.warning("the images of step %r are not used by any later step; they are not computed", step_id)
+    return graph
+
+
+def _is_consumed(step: Step, pipeline: Pipeline) -> bool:
+    return any(other.input == step.id for other in pipeline.steps)
+
+
+def _add_step(step: Step, graph: Graph) -> None:
+    spec = step.spec
+    params = _params(step, graph)
+    if spec.consumes is None and spec.produces == "images":
+        items = list(spec.fn(_concrete(step, params)))
+        if not items:
+            raise PipelineError(f"step {step.id!r} ({spec.id}) found no images")
+        graph.images[step.id] = items
+    elif spec.consumes == "images" and spec.produces == "images":
+        assert step.input is not None
+        plan = _block_plan(step, params)
+        graph.images[step.id] = [
+            map_whole_image(item, step.id, spec.id, spec.fn, params, plan) for item in graph.images[step.input]
+        ]
+    elif spec.consumes == "images" and spec.produces is None:
+        assert step.input is not None
+        concrete = _concrete(step, params)
+        graph.sinks[step.id] = list(spec.fn(graph.images[step.input], concrete))
+    elif spec.produces == "artefact":
+        args = (graph.artefacts[step.input],) if spec.consumes == "artefact" and step.input else ()
+        graph.artefacts[step.id] = task(spec.fn, *args, params, name="artefact")
+    else:
+        raise PipelineError(f"step {step.id!r}: stage {spec.id} consumes {spec.consumes} and produces "
+                            f"{spec.produces}, which the runner does not know how to run")
+
+
+def _params(step: Step, graph: Graph) -> Any:
+    """The step's parameters: the validated model, or a task resolving its references first."""
+    if not step.references:
+        return step.params
+    outputs = {ref: graph.artefacts[ref] for ref in step.references}
+    return task(resolve_params, step.spec.params, step.raw_params, outputs, name="params")
+
+
+def resolve_params(model: type[StageParams], raw: Mapping[str, Any], outputs: Mapping[str, Any]) -> StageParams:
+    """Substitute artefact values into ``${steps.<id>.output}`` references and validate again."""
+    return model.model_validate(substitute(dict(raw), outputs))
+
+
+def _concrete(step: Step, params: Any) -> StageParams:
+    if not isinstance(params, StageParams):
+        raise PipelineError(f"step {step.id!r} ({step.uses}) plans its tasks from its parameters, so they "
+                            "cannot use ${steps.<id>.output} references")
+    return params
+
+
+def _block_plan(step: Step, params: Any) -> BlockPlan:
+    if not isinstance(params, StageParams):
+        return BlockPlan(halo=None, scale=None)  # depends on an artefact made during the run
+    return BlockPlan(halo=step.spec.halo_for(params), scale=step.spec.scale_for(params))
+
+
+def _summarise(pipeline: Pipeline, graph: Graph, results: Mapping[str, Any], seconds: float) -> RunSummary:
+    outputs = []
+    for step in pipeline.steps:
+        written: tuple[str, ...] = ()
+        artefact = None
+        if step.id in graph.sinks:
+            written = tuple(str(p) for value in results[step.id] for p in _as_list(value))
+        if step.id in graph.artefacts:
+            artefact = str(results[step.id])
+        images = len(graph.images.get(step.id, ()))
+        outputs.append(StepOutput(step.id, step.uses, step.spec.produces, images, written, artefact))
+    return RunSummary(pipeline.name, pipeline.executor.describe(), seconds, tuple(outputs))
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -1,0 +1,37 @@
+"""What a run did: per-step outputs and the whole run's timing, for hooks and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """One step's result: images produced, files written (sinks), or its artefact value."""
+
+    step: str
+    stage: str
+    kind: str | None
+    images: int = 0
+    written: tuple[str, ...] = ()
+    artefact: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A finished run: the executor used, wall-clock seconds and every step's output."""
+
+    pipeline: str
+    executor: str
+    seconds: float
+    steps: tuple[StepOutput, ...]
+
+    @property
+    def written(self) -> tuple[str, ...]:
+        """Every file written by a sink, in step order."""
+        return tuple(path for step in self.steps for path in step.written)
+
+    @property
+    def artefacts(self) -> dict[str, str]:
+        """Artefact values by step id."""
+        return {s.step: s.artefact for s in self.steps if s.artefact is not None}

@@ -1,0 +1,28 @@
+"""The reference docs are generated from the schemas, and nothing is left undocumented."""
+
+from __future__ import annotations
+
+from pipelines import hookspecs
+from pipelines.docs import BEGIN, DOC_PATH, END, hook_functions, render_stage_reference, splice
+from pipelines.plugins import build_registry, get_plugin_manager
+from pipelines.testing import documentation_problems
+
+
+def test_every_stage_and_parameter_has_a_description() -> None:
+    registry = build_registry(get_plugin_manager())
+    assert len(registry) >= 6
+    assert documentation_problems(registry) == []
+
+
+def test_every_hook_appears_in_the_reference() -> None:
+    reference = render_stage_reference()
+    for name in hook_functions(hookspecs):
+        assert f"### `{name}(" in reference
+
+
+def test_committed_doc_is_up_to_date() -> None:
+    document = DOC_PATH.read_text(encoding="utf-8")
+    assert BEGIN in document and END in document
+    assert splice(document, render_stage_reference()) == document, (
+        "docs/pipelines.md is stale: run `python -m pipelines.docs`"
+    )

@@ -1,0 +1,118 @@
+"""The ``pipelines`` command: validate, run, stages, plugins; one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import random_image, save_tiny
+
+from pipelines.cli import EXIT_INVALID, EXIT_RUN_ERROR, main
+from pipelines.imageio import read_image, write_image
+
+PIPELINE = """\
+pipeline: cli-test
+steps:
+  - id: src
+    uses: builtin.read
+    with: {{path: "{root}/in.png"}}
+  - id: sr
+    uses: esrgan.upscale
+    with: {{model: "{root}/m.safetensors", tile: 0}}
+  - id: out
+    uses: builtin.write
+    with: {{path: "{root}/out/{{name}}_x4.png"}}
+"""
+
+
+@pytest.fixture
+def pipeline_file(tmp_path: Path) -> Path:
+    save_tiny(tmp_path / "m.safetensors")
+    write_image(tmp_path / "in.png", random_image(6, 5))
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE.format(root=tmp_path), encoding="utf-8")
+    return path
+
+
+def test_validate_ok(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(pipeline_file)]) == 0
+    assert "ok, 3 steps on threads" in capsys.readouterr().out
+
+
+def test_validate_error_is_one_line_with_exit_2(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline_file.write_text(pipeline_file.read_text().replace("tile: 0", "tiel: 0"))
+    assert main(["validate", str(pipeline_file)]) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"pipelines: error: {pipeline_file}:8: step 'sr' parameter 'tiel': unknown parameter")
+    assert "did you mean 'tile'?" in err
+
+
+def test_run_writes_and_summarises(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(pipeline_file), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    target = pipeline_file.parent / "out" / "in_x4.png"
+    assert "cli-test: wrote 1 file(s) in" in out and str(target) in out
+    assert read_image(target).shape == (24, 20, 3)
+
+
+def test_run_with_set_and_progress(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(pipeline_file), "--set", "sr.outscale=2", "--set", "out.path=" + str(pipeline_file.parent / "half.png")]) == 0
+    assert "100% Completed" in capsys.readouterr().err
+    assert read_image(pipeline_file.parent / "half.png").shape == (12, 10, 3)
+
+
+def test_run_error_is_one_line_with_exit_1(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(pipeline_file), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(pipeline_file), "--quiet"]) == EXIT_RUN_ERROR  # the output now exists
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output exists" in err and "step 'out' (builtin.write)" in err
+
+
+def test_debug_shows_the_traceback(pipeline_file: Path) -> None:
+    (pipeline_file.parent / "m.safetensors").write_bytes(b"not a model")
+    with pytest.raises(Exception, match="truncated or corrupt"):
+        main(["run", str(pipeline_file), "--quiet", "--debug"])
+
+
+def test_missing_file_is_a_validation_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == EXIT_INVALID
+    assert "nope.yaml: no such pipeline file" in capsys.readouterr().err
+
+
+def test_stages_json_lists_every_stage_with_its_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stages", "--json"]) == 0
+    stages = {s["id"]: s for s in json.loads(capsys.readouterr().out)}
+    assert {"builtin.read", "builtin.write", "builtin.denoise", "builtin.resize", "esrgan.upscale", "esrgan.interpolate"} <= set(stages)
+    upscale = stages["esrgan.upscale"]
+    assert upscale["plugin"] == "esrgan" and upscale["consumes"] == "images"
+    assert upscale["params"]["properties"]["tile"]["description"]
+    assert main(["stages"]) == 0
+    assert "esrgan.upscale  [esrgan]  images -> images" in capsys.readouterr().out
+
+
+def test_plugins_lists_names_versions_and_hooks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert plugins["esrgan"]["hooks"] == ["register_stages"] and plugins["esrgan"]["version"]
+    assert main(["plugins"]) == 0
+    assert capsys.readouterr().out.startswith("builtin  esrgan-pipelines")
+
+
+def test_console_script_in_a_subprocess(pipeline_file: Path) -> None:
+    broken = pipeline_file.parent / "broken.yaml"
+    broken.write_text("steps:\n  - id: a\n    uses: builtin.raed\n")
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "validate", str(broken)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_INVALID
+    assert done.stderr == (f"pipelines: error: {broken}:3: step 'a': unknown stage 'builtin.raed'; "
+                           "did you mean 'builtin.read'?\n")
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--quiet", str(pipeline_file)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert np.asarray(read_image(pipeline_file.parent / "out" / "in_x4.png")).shape == (24, 20, 3)
