@@ -126,6 +126,16 @@ def halo_table(model: LoadedModel, label: str, size: int, tile: int) -> None:
         print(f"| {halo} | {err.max().item() * 255:.3f} | {off:.4%} | {psnr(tiled, whole):.1f} dB |")
 
 
+def precision_table(model: LoadedModel, label: str, size: int) -> None:
+    """bf16 output against fp32 output for a trained model (real weights, real activations)."""
+    x = test_image(size)
+    fp32 = Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu")).upscale_tensor(x).clamp(0, 1)
+    bf16 = Upscaler(model, UpscaleOptions(tile=0, precision="bf16", device="cpu")).upscale_tensor(x).clamp(0, 1)
+    err = (bf16 - fp32).abs().max().item() * 255
+    print(f"\n### bf16 against fp32, trained model {label!r}, {size}x{size} input\n")
+    print(f"PSNR {psnr(bf16, fp32):.1f} dB, max abs error {err:.2f}/255")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -145,6 +155,7 @@ def main() -> None:
         print(f"\n(halo table for a trained model skipped: {exc})")
     else:
         halo_table(model, f"trained model {trained!r} (nf {model.config.num_features}, nb {model.config.num_blocks})", 96, 32)
+        precision_table(model, trained, 128)
 
 
 if __name__ == "__main__":

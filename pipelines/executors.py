@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from pipelines.errors import PipelineError
@@ -20,13 +20,30 @@ def execute(targets: Sequence[Any], config: ExecutorConfig, progress: TextIO | N
     """Compute ``targets`` (Dask collections) on the configured executor; results in order."""
     if not targets:
         return []
+    with session(config, progress) as compute:
+        return compute(targets)
+
+
+@contextlib.contextmanager
+def session(config: ExecutorConfig, progress: TextIO | None = None) -> Iterator[Callable[[Sequence[Any]], list[Any]]]:
+    """An open executor (one cluster or connection) yielding ``compute(targets) -> results``.
+
+    A run that computes in several phases shares one cluster instead of starting one per phase.
+    """
     if config.type == "threads":
-        return _run_threads(targets, progress)
+        yield lambda targets: _run_threads(targets, progress) if targets else []
+        return
     with _client(config) as client:
-        futures = client.compute(list(targets))
-        if progress is not None:
-            _show_progress(futures, progress)
-        return list(client.gather(futures))
+
+        def compute(targets: Sequence[Any]) -> list[Any]:
+            if not targets:
+                return []
+            futures = client.compute(list(targets))
+            if progress is not None:
+                _show_progress(futures, progress)
+            return list(client.gather(futures))
+
+        yield compute
 
 
 def _run_threads(targets: Sequence[Any], progress: TextIO | None) -> list[Any]:

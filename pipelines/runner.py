@@ -12,7 +12,7 @@ import pluggy
 
 from pipelines.blocks import BlockPlan, map_whole_image
 from pipelines.errors import PipelineError
-from pipelines.executors import execute
+from pipelines.executors import session
 from pipelines.images import ImageItem
 from pipelines.model import Pipeline, Step, substitute
 from pipelines.registry import StageParams
@@ -36,14 +36,21 @@ class Graph:
 
 
 def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO | None = None) -> RunSummary:
-    """Build the graph, execute it, call the lifecycle hooks, and summarise what was written."""
+    """Build the graph, execute it, call the lifecycle hooks, and summarise what was written.
+
+    Two phases: the artefact steps (models, ...) are computed first, then the image graph is
+    built with their values substituted, so every image step sees concrete parameters (known
+    halo and scale) and no artefact task is embedded, and run again, inside the image graph.
+    """
     hook = pm.hook
     hook.before_pipeline(pipeline=pipeline)
     start = time.perf_counter()
     try:
-        graph = build_graph(pipeline, pm)
-        targets = [*graph.artefacts.values(), *graph.sinks.values()]
-        results = execute(targets, pipeline.executor, progress)
+        with session(pipeline.executor, progress) as compute:
+            graph = build_graph(pipeline, pm, phase="artefacts")
+            values = dict(zip(graph.artefacts, compute(list(graph.artefacts.values())), strict=True))
+            graph = build_graph(pipeline, pm, phase="images", artefacts=values)
+            results = dict(zip(graph.sinks, compute(list(graph.sinks.values())), strict=True))
     except StepError as exc:
         step = next((s for s in pipeline.steps if s.id == exc.step_id), None)
         if step is not None:
@@ -54,17 +61,28 @@ def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO 
     except Exception as exc:
         raise RunError(f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     seconds = time.perf_counter() - start
-    summary = _summarise(pipeline, graph, dict(zip([*graph.artefacts, *graph.sinks], results, strict=True)), seconds)
+    summary = _summarise(pipeline, graph, {**values, **results}, seconds)
     for step, output in zip(pipeline.steps, summary.steps, strict=True):
         hook.after_step(step=step, pipeline=pipeline, output=output)
     hook.after_pipeline(pipeline=pipeline, summary=summary)
     return summary
 
 
-def build_graph(pipeline: Pipeline, pm: pluggy.PluginManager) -> Graph:
-    """Add every step to one lazy graph, in execution order; nothing is computed here."""
+def build_graph(
+    pipeline: Pipeline, pm: pluggy.PluginManager, phase: str = "images", artefacts: Mapping[str, Any] | None = None
+) -> Graph:
+    """Add the steps of one phase to a lazy graph, in execution order; nothing is computed here.
+
+    ``phase="artefacts"`` adds the artefact-producing steps; ``phase="images"`` adds the others,
+    with ``artefacts`` holding the computed artefact values.
+    """
     graph = Graph()
+    if artefacts is not None:
+        graph.artefacts.update(artefacts)
     for step in pipeline.steps:
+        is_artefact = step.spec.produces == "artefact"
+        if is_artefact != (phase == "artefacts"):
+            continue
         pm.hook.before_step(step=step, pipeline=pipeline)
         with building(step.id, step.uses):
             try:
@@ -73,9 +91,10 @@ def build_graph(pipeline: Pipeline, pm: pluggy.PluginManager) -> Graph:
                 raise
             except Exception as exc:
                 raise StepError.wrap(step.id, step.uses, exc) from exc
-    unused = [s.id for s in pipeline.steps if s.spec.produces == "images" and not _is_consumed(s, pipeline)]
-    for step_id in unused:
-        log.warning("the images of step %r are not used by any later step; they are not computed", step_id)
+    if phase == "images":
+        unused = [s.id for s in pipeline.steps if s.spec.produces == "images" and not _is_consumed(s, pipeline)]
+        for step_id in unused:
+            log.warning("the images of step %r are not used by any later step; they are not computed", step_id)
     return graph
 
 
@@ -110,10 +129,16 @@ def _add_step(step: Step, graph: Graph) -> None:
 
 
 def _params(step: Step, graph: Graph) -> Any:
-    """The step's parameters: the validated model, or a task resolving its references first."""
+    """The step's parameters: the validated model, with artefact references resolved.
+
+    Artefact values are concrete once the artefact phase has run; between artefact steps they
+    are still tasks, so the resolution becomes a task too.
+    """
     if not step.references:
         return step.params
     outputs = {ref: graph.artefacts[ref] for ref in step.references}
+    if step.spec.produces != "artefact":
+        return resolve_params(step.spec.params, step.raw_params, outputs)
     return task(resolve_params, step.spec.params, step.raw_params, outputs, name="params")
 
 

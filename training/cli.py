@@ -7,6 +7,7 @@ and this module's :func:`register` adds the subcommand.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
@@ -16,7 +17,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("config", metavar="CONFIG", help="experiment YAML file")
     parser.add_argument("--resume", action="store_true", help="continue from the experiment's checkpoint")
     parser.add_argument("--iterations", type=int, default=None, help="override optim.iterations")
-    parser.add_argument("--output-dir", default=None, help="override output_dir")
+    parser.add_argument("--output-dir", default=None, help="override output_dir (relative to the current folder)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {}
     if args.output_dir:
-        overrides["output_dir"] = args.output_dir
+        overrides["output_dir"] = str(Path(args.output_dir).resolve())
     config = load_config(args.config, overrides)
     if args.iterations:
         config = config.model_copy(update={"optim": config.optim.model_copy(update={"iterations": args.iterations})})

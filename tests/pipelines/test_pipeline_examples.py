@@ -98,4 +98,5 @@ def test_interpolate_then_upscale_with_the_artefact(ws: Workspace) -> None:
 
 def test_every_example_is_run_by_a_test() -> None:
     tested = {"denoise-upscale.yaml", "folder-batch.yaml", "alpha-sweep.yaml", "interpolate-upscale.yaml"}
+    tested.add("train-interpolate-upscale.yaml")  # run in tests/training/test_train_stage.py
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == tested

@@ -1,0 +1,69 @@
+"""Artefact steps run exactly once, before the image graph that uses their values.
+
+Regression: with one graph, an artefact referenced by an image step's parameters was fused
+into the array graph by Dask and computed a second time (a training stage ran twice, racing
+itself on the same experiment folder).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from pipelines.imageio import read_image, write_image
+from pipelines.markers import hookimpl
+from pipelines.registry import StageParams, StageSpec
+from pipelines.testing import run_text
+
+
+class CountingPlugin:
+    """An artefact stage that counts its calls, and a transform that uses its value."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    class MakeParams(StageParams):
+        value: int = Field(description="the artefact's value")
+
+    class AddParams(StageParams):
+        amount: str = Field(description="how much to add (an artefact reference)")
+
+    def make(self, params: MakeParams) -> str:
+        with self.lock:
+            self.calls += 1
+        return str(params.value)
+
+    @staticmethod
+    def add(image: np.ndarray, params: AddParams) -> np.ndarray:
+        return (image.astype(np.int32) + int(params.amount)).clip(0, 255).astype(image.dtype)
+
+    @hookimpl
+    def register_stages(self) -> list[StageSpec]:
+        return [
+            StageSpec("test.make", "make a number", self.MakeParams, self.make, consumes=None, produces="artefact"),
+            StageSpec("test.add", "add a number to every pixel", self.AddParams, self.add),
+        ]
+
+
+def test_artefact_is_computed_once_and_its_value_reaches_image_steps(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write_image(tmp_path / f"{name}.png", np.full((4, 5, 3), 10, np.uint8))
+    plugin = CountingPlugin()
+    summary = run_text(
+        f"""
+        pipeline: phases
+        steps:
+          - {{id: n, uses: test.make, with: {{value: 7}}}}
+          - {{id: src, uses: builtin.read, with: {{path: "{tmp_path}/*.png"}}}}
+          - {{id: plus, uses: test.add, with: {{amount: "${{steps.n.output}}"}}}}
+          - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/out/{{name}}.png"}}}}
+        """,
+        plugin,
+    )
+    assert plugin.calls == 1
+    assert summary.artefacts == {"n": "7"}
+    assert [int(read_image(p).max()) for p in summary.written] == [17, 17]
