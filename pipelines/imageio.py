@@ -31,6 +31,13 @@ _WRITE_8BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
 def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode ``path`` to an RGB(A)/grey array of its own bit depth, upright per EXIF."""
     path = Path(path)
+    _, _, orientation = read_checked_header(path, max_pixels)
+    array = _decode_pixels(path)
+    return apply_exif_orientation(array, orientation)
+
+
+def read_checked_header(path: Path, max_pixels: int) -> tuple[int, int, int]:
+    """Width, height and EXIF orientation, refusing empty images and images over ``max_pixels``."""
     width, height, orientation = read_header(path)
     if width < 1 or height < 1:
         raise ImageIOError(f"{path}: empty image ({width}x{height})")
@@ -39,8 +46,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             f"{path}: image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels} (raise it with max_pixels / --max-pixels if the file is trusted)"
         )
-    array = _decode_pixels(path)
-    return apply_exif_orientation(array, orientation)
+    return width, height, orientation
 
 
 def read_header(path: Path) -> tuple[int, int, int]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import ImageIOError
-from pipelines.imageio import read_header, read_image
+from pipelines.imageio import read_checked_header, read_image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 4, 6: 4}  # grey, RGB, grey+alpha (decoded as RGBA), RGBA
@@ -24,14 +23,7 @@ _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 def probe_image(path: str | os.PathLike[str], max_pixels: int) -> tuple[tuple[int, ...], np.dtype]:
     """Shape ((H, W) or (H, W, C)) and dtype that ``read_image(path)`` will return."""
     path = Path(path)
-    width, height, orientation = read_header(path)
-    if width < 1 or height < 1:
-        raise ImageIOError(f"{path}: empty image ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageIOError(
-            f"{path}: image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} "
-            "(raise max_pixels if the file is trusted)"
-        )
+    width, height, orientation = read_checked_header(path, max_pixels)
     if orientation in _TRANSPOSED:
         width, height = height, width
     layout = _png_layout(path) if path.suffix.lower() == ".png" else _jpeg_layout(path)

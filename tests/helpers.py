@@ -61,3 +61,10 @@ def random_image(h: int, w: int, c: int | None = 3, dtype: type = np.uint8) -> n
     shape = (h, w) if c is None else (h, w, c)
     top = 255 if dtype == np.uint8 else 65535
     return rng.integers(0, top + 1, size=shape).astype(dtype)
+
+
+def params_or_skip(names: list[str], reason: str) -> list[object]:
+    """Parametrize values for reference tests: the names, or one skipped placeholder if none."""
+    import pytest
+
+    return list(names) if names else [pytest.param("missing", marks=pytest.mark.skip(reason=reason))]

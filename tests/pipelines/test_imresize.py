@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from helpers import params_or_skip
 
 from pipelines.imresize import imresize
 
@@ -29,18 +29,6 @@ def _scale_from_key(key: str) -> float:
     return 1.0 / 3.0 if text.startswith("0.333") else float(text)
 
 
-def _or_skip(names: list[str]) -> list[Any]:
-    """Parameters for the reference tests: the names, or one skipped placeholder if there are none."""
-    if names:
-        return list(names)
-    return [
-        pytest.param(
-            "missing",
-            marks=pytest.mark.skip(reason=f"imresize reference vectors not found at {VECTORS}"),
-        )
-    ]
-
-
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, np.ndarray]:
     if not VECTORS.is_file():
@@ -51,7 +39,7 @@ def vectors() -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-@pytest.mark.parametrize("key", _or_skip(_vector_keys()))
+@pytest.mark.parametrize("key", params_or_skip(_vector_keys(), f"imresize reference vectors not found at {VECTORS}"))
 def test_matches_reference(vectors: dict[str, np.ndarray], key: str) -> None:
     source = vectors[key.rsplit("__scale_", 1)[0] + "__input"]
     expected = vectors[key].astype(np.float64)

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from helpers import params_or_skip
 
 from training.metrics import mean_gradient_magnitude, psnr, rgb_to_y, ssim
 
@@ -39,18 +40,6 @@ def _pair_names() -> list[str]:
     return sorted(json.loads(REFERENCE.read_text())["pairs"])
 
 
-def _or_skip(names: list[str]) -> list[Any]:
-    """Parameters for the reference tests: the names, or one skipped placeholder if there are none."""
-    if names:
-        return list(names)
-    return [
-        pytest.param(
-            "missing",
-            marks=pytest.mark.skip(reason=f"metric reference values not found at {REFERENCE}"),
-        )
-    ]
-
-
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
     if not REFERENCE.is_file():
@@ -61,7 +50,7 @@ def reference() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("metric", sorted(METRICS))
-@pytest.mark.parametrize("pair", _or_skip(_pair_names()))
+@pytest.mark.parametrize("pair", params_or_skip(_pair_names(), f"metric reference values not found at {REFERENCE}"))
 def test_matches_basicsr(reference: dict[str, Any], pair: str, metric: str) -> None:
     entry = reference[pair]
     test = _read_rgb(IMAGES / entry["test"])
