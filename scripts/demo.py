@@ -52,7 +52,6 @@ def main() -> int:
     status = pipelines_main([
         "run", str(EXAMPLE), "--quiet",
         "--set", f"src.path={lr_path}",
-        "--set", "clean.method=nl_means",
         "--set", f"sr.model={args.model}",
         "--set", f"out.path={out}/{{name}}_x4.png",
         "--set", "out.overwrite=true",
