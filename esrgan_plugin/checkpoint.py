@@ -11,7 +11,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from torch import nn
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
 from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
 from esrgan_plugin.errors import CheckpointError
+from pipelines.atomic import atomic_target
 
 StateDict = dict[str, torch.Tensor]
 
@@ -427,12 +427,8 @@ def save_model(
 
 def save_state_dict(path: Path, state: StateDict, metadata: Mapping[str, str]) -> None:
     """Atomic safetensors write: a failure never leaves a half-written file at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(state, tmp, metadata=dict(metadata))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_target(path) as tmp:
+            save_file(state, str(tmp), metadata=dict(metadata))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot write model file ({exc.strerror or exc})") from None

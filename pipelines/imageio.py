@@ -9,13 +9,13 @@ dtype uint8 or uint16. Writes go to a temporary file that is renamed into place.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.atomic import atomic_target
 from pipelines.errors import ImageIOError
 
 DEFAULT_MAX_PIXELS = 1 << 28
@@ -159,16 +159,9 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, overwrite: bool
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_target(path) as tmp:
+            tmp.write_bytes(data)
     except OSError as exc:
-        raise ImageIOError(f"{path}: cannot write output ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ImageIOError(f"{path}: cannot write output ({exc.strerror or exc})") from None
 
 

@@ -6,9 +6,7 @@ saved; RNG state is stored as a tensor. Everything else is tensors and plain con
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from bisect import bisect_right
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 import torch
 
+from pipelines.atomic import atomic_target
 from training.errors import TrainingError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -28,15 +27,11 @@ def lr_at(iteration: int, base_lr: float, milestones: Sequence[int], gamma: floa
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a crash never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_target(path) as tmp:
+            torch.save(state, tmp)
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -166,3 +166,10 @@ def test_non_tensor_container_is_refused(tmp_path: Path) -> None:
 def test_save_refuses_non_safetensors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="only .safetensors"):
         save_model(tmp_path / "m.pth", tiny_rrdbnet())
+
+
+def test_unwritable_model_output_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CheckpointError, match="cannot write model file"):
+        save_model(blocker / "m.safetensors", tiny_rrdbnet())
