@@ -161,3 +161,14 @@ def test_batch_norm_is_refused_for_rrdbnet(experiment: Path) -> None:
     (experiment / "bn.yaml").write_text(text)
     with pytest.raises(TrainingError, match="batch_norm applies to the srresnet architecture only"):
         load_config(experiment / "bn.yaml")
+
+
+def test_tensorboard_events_are_written(experiment: Path) -> None:
+    pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is an optional extra")
+    event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    train(load_config(write_config(experiment, iterations=2)), progress=False)
+    folder = experiment / "run-psnr" / "tensorboard"
+    accumulator = event_file_loader.EventAccumulator(str(folder))
+    accumulator.Reload()
+    assert {"l_pix", "lr", "val_psnr_y"} <= set(accumulator.Tags()["scalars"])
+    assert [e.step for e in accumulator.Scalars("l_pix")] == [1, 2]
