@@ -26,6 +26,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_inference.py
+	$(PY) bench/bench_zarr.py
 
 eval: setup
 	$(PY) bench/eval_models.py

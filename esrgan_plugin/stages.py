@@ -110,6 +110,13 @@ def upscale_halo(params: UpscaleParams) -> int:
     return params.halo
 
 
+def upscale_multiple(params: UpscaleParams) -> int:
+    """Block starts fall on multiples of the model's pixel-unshuffle factor (x1/x2 models), as its tiles do."""
+    if _REFERENCE in params.model:
+        return 1
+    return int(_load(params.model).multiple_of)
+
+
 def interpolate(params: InterpolateParams) -> str:
     """Write the network interpolation of two models; returns the output file's path."""
     out = Path(params.output)
@@ -131,6 +138,7 @@ def stage_specs() -> list[StageSpec]:
             fn=upscale,
             halo=upscale_halo,
             scale=upscale_scale,
+            multiple=upscale_multiple,
         ),
         StageSpec(
             id="esrgan.interpolate",
@@ -177,7 +185,7 @@ class _LRU:
 _MODELS = _LRU(_CACHE_SIZE)
 _UPSCALERS = _LRU(_CACHE_SIZE)
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
-_THREADS_SET = threading.Event()
+_THREAD_ENVS = (TORCH_THREADS_ENV, "OMP_NUM_THREADS")
 
 
 def file_key(name_or_path: str) -> tuple[str, int, int]:
@@ -229,18 +237,23 @@ def _device_lock(device: str) -> threading.Lock:
 
 
 def _configure_torch_threads() -> None:
-    """Apply ``ESRGAN_TORCH_THREADS`` once per process (Dask workers otherwise follow OMP_NUM_THREADS)."""
-    if _THREADS_SET.is_set():
-        return
-    _THREADS_SET.set()
-    value = os.environ.get(TORCH_THREADS_ENV, "").strip()
-    if value:
-        import torch
+    """Cap torch's threads at ``ESRGAN_TORCH_THREADS``, else ``OMP_NUM_THREADS``, when either is set.
 
-        try:
-            torch.set_num_threads(max(1, int(value)))
-        except ValueError:
-            raise EsrganError(f"{TORCH_THREADS_ENV}={value!r} is not a whole number") from None
+    Read on every call: a Dask runner may set ``OMP_NUM_THREADS`` in a worker process that had
+    already imported torch, which would otherwise keep using every core in each worker.
+    """
+    name = next((n for n in _THREAD_ENVS if os.environ.get(n, "").strip()), None)
+    if name is None:
+        return
+    value = os.environ[name].strip()
+    try:
+        threads = max(1, int(value))
+    except ValueError:
+        raise EsrganError(f"{name}={value!r} is not a whole number") from None
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def clear_caches() -> None:

@@ -1,15 +1,20 @@
-"""Applying a transform stage's NumPy function to a lazy image, block by block.
+"""Applying a transform stage's NumPy function to a lazy image, block by block, with a halo.
 
-For now every image is one block (whole-image chunks). The stage's ``halo`` and ``scale`` are
-resolved here so that chunked overlap tiling (``dask.array.overlap`` + ``map_blocks`` with
-output chunks scaled by ``scale``, then trimming ``scale * halo``) can replace the single block
-without changing any stage.
+A stage declares the context it needs (``halo`` input pixels), its size factor (``scale``) and
+the multiple its block starts must fall on (``multiple``, e.g. a network's pixel-unshuffle
+factor). The image is rechunked so that every block boundary is such a multiple and every block
+is at least the halo (``overlap()`` would otherwise silently merge a small last block itself,
+shifting the output blocks), padded with ``dask.array.overlap(boundary='none')`` so edge blocks
+see the image's own edge, mapped with output chunks multiplied by the scale, and each result is
+trimmed by ``halo * scale`` inside its own task. ``map_overlap`` is not used: it cannot change
+the block size. When the scale is unknown before running, or a block's output size would not be
+a whole number of pixels, the image is processed as one block instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +23,140 @@ import numpy as np
 from pipelines.images import ImageItem, channels_of
 from pipelines.tasks import StepError
 
+Chunks = tuple[tuple[int, ...], ...]
+
 
 @dataclass(frozen=True)
 class BlockPlan:
-    """How a transform will be mapped: its context (halo) and size factor, when known."""
+    """How a transform will be mapped: its context (halo), size factor and block multiple, when known."""
 
     halo: int | None
     scale: float | None
+    multiple: int = 1
+
+
+def map_image(
+    item: ImageItem,
+    step_id: str,
+    stage_id: str,
+    fn: Callable[..., Any],
+    params: Any,
+    plan: BlockPlan,
+    record: Mapping[str, Any] | None = None,
+) -> ImageItem:
+    """``fn`` mapped over ``item`` block by block with the plan's halo; whole-image when it cannot tile."""
+    import dask.array as da
+
+    data = item.data
+    chunks = tiled_chunks(data.chunks, plan)
+    if chunks is None:
+        return map_whole_image(item, step_id, stage_id, fn, params, plan, record)
+    assert plan.halo is not None and plan.scale is not None
+    halo = round_up(plan.halo, plan.multiple)
+    data = data.rechunk(chunks)
+    counts = (len(chunks[0]), len(chunks[1]))
+    depth = {0: halo if counts[0] > 1 else 0, 1: halo if counts[1] > 1 else 0}
+    depth.update({axis: 0 for axis in range(2, data.ndim)})
+    padded = da.overlap.overlap(data, depth=depth, boundary="none", allow_rechunk=False) if halo else data
+    trim = int(halo * plan.scale)
+    out_chunks = tuple(tuple(int(c * plan.scale) for c in axis) for axis in chunks[:2]) + chunks[2:]
+    out = da.map_blocks(
+        run_trimmed, padded, step_id, stage_id, fn, params, plan.scale, trim, counts,
+        chunks=out_chunks, dtype=data.dtype, meta=_meta(data), token=step_id,
+    )
+    return item.with_data(out, record)
+
+
+def map_whole_image(
+    item: ImageItem,
+    step_id: str,
+    stage_id: str,
+    fn: Callable[..., Any],
+    params: Any,
+    plan: BlockPlan,
+    record: Mapping[str, Any] | None = None,
+) -> ImageItem:
+    """``fn`` applied to the whole image as one block; output size predicted from ``plan.scale``."""
+    import dask.array as da
+
+    data = item.data
+    data = data.rechunk(tuple(-1 for _ in range(data.ndim)))
+    chunks = tuple((_scaled(n, plan.scale),) for n in data.shape[:2]) + tuple((c,) for c in data.shape[2:])
+    out = da.map_blocks(
+        run_block, data, step_id, stage_id, fn, params, chunks=chunks, dtype=data.dtype, meta=_meta(data), token=step_id
+    )
+    return item.with_data(out, record)
+
+
+def tiled_chunks(chunks: Chunks, plan: BlockPlan) -> Chunks | None:
+    """The chunks to tile with (rows and columns aligned, channels whole), or None for one block."""
+    if plan.halo is None or plan.scale is None or any(math.isnan(c) for axis in chunks for c in axis):
+        return None
+    halo = round_up(plan.halo, plan.multiple)
+    spatial = tuple(aligned_axis(axis, halo, plan.multiple) for axis in chunks[:2])
+    sizes = [c * plan.scale for axis in spatial for c in axis] + [halo * plan.scale]
+    if not all(float(v).is_integer() for v in sizes):
+        return None
+    return spatial + tuple((sum(axis),) for axis in chunks[2:])
+
+
+def aligned_axis(chunks: tuple[int, ...], halo: int, multiple: int = 1) -> tuple[int, ...]:
+    """``chunks`` if every interior boundary is a multiple and every block >= halo; else a regular grid that is.
+
+    The regular grid keeps the first block's size (rounded up to the multiple, at least the
+    halo); a last block smaller than the halo is merged into the one before it.
+    """
+    if len(chunks) == 1:
+        return chunks
+    boundaries = np.cumsum(chunks[:-1])
+    if min(chunks) >= halo and not np.any(boundaries % multiple):
+        return tuple(int(c) for c in chunks)
+    length = int(sum(chunks))
+    size = round_up(max(int(chunks[0]), halo, 1), multiple)
+    out = [size] * (length // size)
+    rest = length - size * len(out)
+    if rest and (rest >= halo or not out):
+        out.append(rest)
+    elif rest:
+        out[-1] += rest
+    return tuple(out)
+
+
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``value``."""
+    return -(-value // multiple) * multiple
+
+
+def run_trimmed(
+    block: np.ndarray,
+    step_id: str,
+    stage_id: str,
+    fn: Callable[..., Any],
+    params: Any,
+    scale: float,
+    trim: int,
+    counts: tuple[int, int],
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Call a transform on a padded block and crop ``trim`` output pixels from each interior side."""
+    out = run_block(block, step_id, stage_id, fn, params)
+    expected = tuple(int(n * scale) for n in block.shape[:2])
+    if out.shape[:2] != expected:
+        raise StepError(
+            f"step {step_id!r} ({stage_id}): returned a {out.shape[0]}x{out.shape[1]} block for a "
+            f"{block.shape[0]}x{block.shape[1]} input at scale {scale:g}; expected {expected[0]}x{expected[1]} "
+            "(the stage's declared scale does not match what it does)",
+            step_id,
+            stage_id,
+        )
+    assert block_id is not None
+    crops = []
+    for axis in (0, 1):
+        first, last = block_id[axis] == 0, block_id[axis] == counts[axis] - 1
+        start = 0 if first else trim
+        stop = out.shape[axis] - (0 if last else trim)
+        crops.append(slice(start, stop))
+    return np.ascontiguousarray(out[tuple(crops)])
 
 
 def run_block(block: np.ndarray, step_id: str, stage_id: str, fn: Callable[..., Any], params: Any) -> np.ndarray:
@@ -45,19 +177,9 @@ def run_block(block: np.ndarray, step_id: str, stage_id: str, fn: Callable[..., 
     return out
 
 
-def map_whole_image(
-    item: ImageItem, step_id: str, stage_id: str, fn: Callable[..., Any], params: Any, plan: BlockPlan
-) -> ImageItem:
-    """``fn`` applied to the whole image as one block; output size predicted from ``plan.scale``."""
-    import dask.array as da
-
-    data = item.data
-    data = data.rechunk(tuple(-1 for _ in range(data.ndim)))
-    chunks = tuple((_scaled(n, plan.scale),) for n in data.shape[:2]) + tuple((c,) for c in data.shape[2:])
-    out = da.map_blocks(
-        run_block, data, step_id, stage_id, fn, params, chunks=chunks, dtype=data.dtype, token=step_id
-    )
-    return item.with_data(out)
+def _meta(data: Any) -> np.ndarray:
+    """An empty array of the block type, so that Dask never calls the stage to guess it."""
+    return np.empty((0,) * data.ndim, dtype=data.dtype)
 
 
 def _scaled(length: float, scale: float | None) -> float:

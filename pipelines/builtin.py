@@ -14,7 +14,8 @@ def stage_specs() -> list[StageSpec]:
     return [
         StageSpec(
             id="builtin.read",
-            description="Read image files (a file, a glob or a folder), 8/16-bit, grey/RGB/RGBA, EXIF-upright.",
+            description="Read image files (a file, a glob or a folder), 8/16-bit, grey/RGB/RGBA, EXIF-upright; "
+            "or Zarr arrays (v3 or v2) holding one image or an (N, H, W, C) dataset, lazily by chunk.",
             params=ReadParams,
             fn=read_images,
             consumes=None,
@@ -23,7 +24,9 @@ def stage_specs() -> list[StageSpec]:
         StageSpec(
             id="builtin.write",
             description="Write each image to a file named by a pattern, keeping bit depth and alpha; "
-            "atomic (temporary file + rename), and existing files are refused unless overwrite is set.",
+            "atomic (temporary file + rename), and existing files are refused unless overwrite is set. "
+            "A .zarr path writes a checksummed Zarr v3 array chunked like the computed blocks, resumable "
+            "chunk by chunk after a crash.",
             params=WriteParams,
             fn=write_images,
             consumes="images",

@@ -16,6 +16,7 @@ import pluggy
 
 from pipelines.config import ValidationError, apply_overrides, load_config
 from pipelines.model import Pipeline
+from pipelines.registry import StageRegistry
 
 EXIT_RUN_ERROR = 1
 EXIT_INVALID = 2
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="STEP.PARAM=VALUE",
                      help="override a step parameter (VALUE is read as YAML); repeatable; executor=VALUE too")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--restart", action="store_true",
+                     help="start Zarr outputs over instead of resuming (sets restart: true on every step that has it)")
     run.set_defaults(func=cmd_run)
 
     validate = sub.add_parser("validate", parents=[common], help="check a pipeline file without running it")
@@ -92,8 +95,16 @@ def _load(args: argparse.Namespace) -> tuple[Pipeline, pluggy.PluginManager]:
     from pipelines.validation import validate
 
     pm = get_plugin_manager()
-    raw = apply_overrides(load_config(args.file), args.overrides)
-    return validate(raw, build_registry(pm)), pm
+    registry = build_registry(pm)
+    raw = load_config(args.file)
+    overrides = list(args.overrides)
+    if getattr(args, "restart", False):
+        overrides = [f"{s.id}.restart=true" for s in raw.steps if s.id and _has_param(registry, s.uses, "restart")] + overrides
+    return validate(apply_overrides(raw, overrides), registry), pm
+
+
+def _has_param(registry: StageRegistry, stage_id: str | None, name: str) -> bool:
+    return stage_id in registry and name in registry.get(stage_id).params.model_fields
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -89,7 +89,9 @@ def render_stage(spec: StageSpec, plugin: str) -> str:
     if spec.consumes == "images" and spec.produces == "images":
         halo = "from its parameters" if callable(spec.halo) else f"{spec.halo} px"
         scale = "from its parameters" if callable(spec.scale) else f"x{spec.scale:g}"
-        lines.append(f"Halo {halo}; scale {scale}.")
+        multiple = "" if spec.multiple == 1 else "; block starts on multiples " + (
+            "from its parameters" if callable(spec.multiple) else f"of {spec.multiple} px")
+        lines.append(f"Halo {halo}; scale {scale}{multiple}.")
     lines += ["", "| parameter | type | default | description |", "| --- | --- | --- | --- |"]
     for p in param_docs(spec.params):
         default = "*required*" if p.default is None else f"`{_cell(p.default)}`"

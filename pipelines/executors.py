@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from pipelines.errors import PipelineError
+from pipelines.memory import return_freed_memory
 from pipelines.model import ExecutorConfig
+from pipelines.progress import ProgressLine, follow_futures, target_keys, threads_callback
 
 
 class ExecutorError(PipelineError):
@@ -17,7 +19,7 @@ class ExecutorError(PipelineError):
 
 
 def execute(targets: Sequence[Any], config: ExecutorConfig, progress: TextIO | None = None) -> list[Any]:
-    """Compute ``targets`` (Dask collections) on the configured executor; results in order."""
+    """Compute ``targets`` on the configured executor; results in order (see :func:`session`)."""
     if not targets:
         return []
     with session(config, progress) as compute:
@@ -29,30 +31,58 @@ def session(config: ExecutorConfig, progress: TextIO | None = None) -> Iterator[
     """An open executor (one cluster or connection) yielding ``compute(targets) -> results``.
 
     A run that computes in several phases shares one cluster instead of starting one per phase.
+    A target is a Dask collection, a plain value, or a list of them (a sink's tasks); progress
+    counts the collections (files, Zarr chunks, artefacts) as they finish.
     """
     if config.type == "threads":
-        yield lambda targets: _run_threads(targets, progress) if targets else []
+        yield lambda targets: _grouped(targets, _run_threads(_flat(targets), progress))
         return
     with _client(config) as client:
-
-        def compute(targets: Sequence[Any]) -> list[Any]:
-            if not targets:
-                return []
-            futures = client.compute(list(targets))
-            if progress is not None:
-                _show_progress(futures, progress)
-            return list(client.gather(futures))
-
-        yield compute
+        yield lambda targets: _grouped(targets, _run_distributed(client, _flat(targets), progress))
 
 
-def _run_threads(targets: Sequence[Any], progress: TextIO | None) -> list[Any]:
+def _flat(targets: Sequence[Any]) -> list[Any]:
+    return [t for target in targets for t in (target if isinstance(target, list) else [target])]
+
+
+def _grouped(targets: Sequence[Any], results: list[Any]) -> list[Any]:
+    """``results`` of the flattened targets, regrouped like ``targets``."""
+    grouped, position = [], 0
+    for target in targets:
+        if isinstance(target, list):
+            grouped.append(results[position : position + len(target)])
+            position += len(target)
+        else:
+            grouped.append(results[position])
+            position += 1
+    return grouped
+
+
+def _run_threads(flat: list[Any], progress: TextIO | None) -> list[Any]:
     import dask
-    from dask.diagnostics import ProgressBar
 
-    bar = ProgressBar(out=progress) if progress is not None else contextlib.nullcontext()
-    with bar:
-        return list(dask.compute(*targets, scheduler="threads"))
+    if not flat:
+        return []
+    return_freed_memory()
+    keys = target_keys(flat)
+    reporter = threads_callback(keys, ProgressLine(len(keys), progress)) if progress and keys else contextlib.nullcontext()
+    with reporter:
+        return list(dask.compute(*flat, scheduler="threads"))
+
+
+def _run_distributed(client: Any, flat: list[Any], progress: TextIO | None) -> list[Any]:
+    from dask.base import is_dask_collection
+
+    positions = [i for i, t in enumerate(flat) if is_dask_collection(t)]
+    if not positions:
+        return list(flat)
+    futures = client.compute([flat[i] for i in positions])
+    if progress is not None:
+        follow_futures(futures, ProgressLine(len(futures), progress))
+    results = list(flat)
+    for i, value in zip(positions, client.gather(futures), strict=True):
+        results[i] = value
+    return results
 
 
 @contextlib.contextmanager
@@ -80,38 +110,31 @@ def _client(config: ExecutorConfig) -> Iterator[Any]:
             f"({' '.join(str(exc).split())}); is `dask scheduler` running there?"
         ) from None
     with client:
+        limit_worker_threads(client)
         yield client
+
+
+def limit_worker_threads(client: Any) -> None:
+    """Give workers without ``OMP_NUM_THREADS`` their share of their host's cores (cores / task slots on it).
+
+    Dask does not cap the threads of native libraries: without this, every worker's torch or
+    BLAS would use all of its host's cores at once.
+    """
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    slots: dict[str, int] = {}
+    for info in workers.values():
+        slots[info["host"]] = slots.get(info["host"], 0) + int(info.get("nthreads", 1))
+    for address, info in workers.items():
+        client.run(set_thread_env, slots[info["host"]], workers=[address], on_error="ignore")
+
+
+def set_thread_env(tasks_on_host: int) -> None:
+    """Set the thread variables of this process to its share of the cores, unless already set."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        os.environ.update(worker_thread_env(tasks_on_host))
 
 
 def worker_thread_env(tasks_at_once: int) -> dict[str, str]:
     """Thread limits for worker processes, so that concurrent tasks share the cores without oversubscribing."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, tasks_at_once)))
     return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-
-
-def _stream_progress_bar_class() -> type:
-    from distributed.diagnostics.progressbar import TextProgressBar
-
-    class StreamProgressBar(TextProgressBar):  # type: ignore[misc]
-        """distributed's text progress bar, drawn on a chosen stream instead of stdout."""
-
-        def __init__(self, keys: Any, out: TextIO, **kwargs: Any) -> None:
-            self.out = out
-            super().__init__(keys, **kwargs)
-
-        def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
-            frac = (1 - remaining / all) if all else 1.0
-            bar = "#" * int(self.width * frac)
-            self.out.write(f"\r[{bar:<{self.width}}] | {int(100 * frac)}% Completed | {self.elapsed:.1f}s")
-            self.out.flush()
-
-        def _draw_stop(self, **kwargs: Any) -> None:
-            self.out.write("\n")
-            self.out.flush()
-
-    return StreamProgressBar
-
-
-def _show_progress(futures: Any, out: TextIO) -> None:
-    """Show progress of ``futures`` on ``out`` until they finish (or one fails)."""
-    _stream_progress_bar_class()(futures, out=out)

@@ -1,8 +1,8 @@
-"""The built-in image-file source and sink: ``builtin.read`` and ``builtin.write``.
+"""The built-in source and sink, ``builtin.read`` and ``builtin.write``: image files or Zarr arrays.
 
-Both work at the Dask level (a source returns lazy images, a sink returns write tasks), so a
-Zarr reader/writer can be added beside them (``da.from_zarr`` / ``da.to_zarr``) without
-touching the runner.
+Both work at the Dask level (a source returns lazy images, a sink returns write tasks). A path
+with a ``.zarr`` component goes to :mod:`pipelines.zarrio` / :mod:`pipelines.zarrwrite`;
+anything else is image files.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pipelines.images import ImageItem, ImageMeta, channels_of
 from pipelines.probe import probe_image
 from pipelines.registry import StageParams
 from pipelines.tasks import task
+from pipelines.zarrio import is_zarr_path, read_zarr
+from pipelines.zarrwrite import write_zarr
 
 NAME_FIELDS = ("name", "index", "parent", "ext")
 """Placeholders of ``builtin.write``'s path pattern."""
@@ -37,10 +39,16 @@ class ReadParams(StageParams):
     """Parameters of ``builtin.read``."""
 
     path: str | list[str] = Field(
-        description="an image file, a glob such as photos/*.jpg, or a folder (searched recursively); or a list of them"
+        description="an image file, a glob such as photos/*.jpg, a folder (searched recursively), or a Zarr array or "
+        "group (a path with a .zarr part, a glob such as tiles/*.zarr, or a URL): (H, W[, C]) is one image, "
+        "(N, H, W, C) or a group a dataset; or a list of them"
     )
     max_pixels: int = Field(
-        DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this (decompression-bomb guard)"
+        DEFAULT_MAX_PIXELS, ge=1, description="refuse image files with more pixels than this (decompression-bomb guard)"
+    )
+    chunk: int | None = Field(
+        None, ge=8, description="block side in pixels for chunked processing; default: a Zarr array's own chunks, "
+        "and one block per image file"
     )
 
 
@@ -49,9 +57,16 @@ class WriteParams(StageParams):
 
     path: str = Field(
         description="output path pattern; {name} is the input's file name without extension, {index} its "
-        "position in the batch, {parent} its folder's name, {ext} its extension; the extension chooses the format"
+        "position in the batch, {parent} its folder's name, {ext} its extension; the extension chooses the format. "
+        "A .zarr path is a Zarr array: one per image if the path has placeholders, else one array holding the "
+        "image, or an (N, H, W, C) dataset of a batch of equal images"
     )
-    overwrite: bool = Field(False, description="replace existing files (refused by default)")
+    overwrite: bool = Field(
+        False, description="replace existing files, or a Zarr array made by another job (refused by default)"
+    )
+    restart: bool = Field(
+        False, description="Zarr: recompute every chunk instead of resuming an unfinished run of the same job"
+    )
 
     @field_validator("path")
     @classmethod
@@ -64,8 +79,8 @@ class WriteParams(StageParams):
         if unknown:
             raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {value!r}; use {', '.join('{' + n + '}' for n in NAME_FIELDS)}")
         suffix = Path(value).suffix.lower()
-        if "{ext}" not in value and suffix not in IMAGE_SUFFIXES:
-            raise ValueError(f"{value!r} does not end in an image extension ({', '.join(IMAGE_SUFFIXES)})")
+        if "{ext}" not in value and suffix not in IMAGE_SUFFIXES and not is_zarr_path(value):
+            raise ValueError(f"{value!r} does not end in an image extension ({', '.join(IMAGE_SUFFIXES)}) or .zarr")
         return value
 
 
@@ -73,17 +88,45 @@ class WriteParams(StageParams):
 
 
 def read_images(params: ReadParams) -> list[ImageItem]:
-    """One lazy image per file; shapes come from the headers, pixels are decoded when computed."""
+    """Lazy images: one per file (shapes from the headers, decoded when computed), or from Zarr arrays."""
+    patterns = [params.path] if isinstance(params.path, str) else list(params.path)
+    items: list[ImageItem] = []
+    seen: set[Path] = set()
+    for pattern in patterns:
+        if is_zarr_path(pattern):
+            for store in _zarr_matches(pattern):
+                items.extend(read_zarr(store, len(items), params.chunk))
+            continue
+        for path in expand_inputs([pattern]):
+            if path not in seen:
+                seen.add(path)
+                items.append(read_file(path, len(items), params))
+    return items
+
+
+def _zarr_matches(pattern: str) -> list[str]:
+    """The Zarr paths a local glob such as ``tiles/*.zarr`` names (sorted), or the path itself."""
+    import glob
+
+    if "://" in pattern or not glob.has_magic(pattern):
+        return [pattern]
+    found = sorted(glob.glob(pattern))
+    if not found:
+        raise ImageIOError(f"{pattern}: no Zarr array matches")
+    return found
+
+
+def read_file(path: Path, index: int, params: ReadParams) -> ImageItem:
+    """One image file as a lazy image, split into ``params.chunk`` blocks if set."""
     import dask.array as da
 
-    patterns = [params.path] if isinstance(params.path, str) else list(params.path)
-    items = []
-    for index, path in enumerate(expand_inputs(patterns)):
-        shape, dtype = probe_image(path, params.max_pixels)
-        pixels = task(load_image, str(path), params.max_pixels, shape, dtype.name, name=f"read-{path.stem}")
-        meta = ImageMeta(path.stem, str(path), dtype.name, channels_of(shape), index, path.parent.name)
-        items.append(ImageItem(da.from_delayed(pixels, shape, dtype), meta))
-    return items
+    shape, dtype = probe_image(path, params.max_pixels)
+    pixels = task(load_image, str(path), params.max_pixels, shape, dtype.name, name=f"read-{path.stem}")
+    data = da.from_delayed(pixels, shape, dtype)
+    if params.chunk:
+        data = data.rechunk((params.chunk, params.chunk) + ((-1,) if len(shape) == 3 else ()))
+    meta = ImageMeta(path.stem, str(path), dtype.name, channels_of(shape), index, path.parent.name)
+    return ImageItem(data, meta)
 
 
 def load_image(path: str, max_pixels: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -101,7 +144,9 @@ def load_image(path: str, max_pixels: int, shape: tuple[int, ...], dtype: str) -
 
 
 def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
-    """One write task per image; refuses clashing or existing outputs before anything runs."""
+    """One write task per image (or per Zarr block); refuses clashing or existing outputs before anything runs."""
+    if is_zarr_path(params.path):
+        return write_zarr(items, params.path, params.overwrite, params.restart)
     planned: dict[Path, str] = {}
     tasks = []
     for item in items:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,7 +17,8 @@ class ImageMeta:
     """Facts about an image that stages and writers keep: its name, origin, bit depth, channels.
 
     ``channels`` is 1 for grey (an (H, W) array), 3 for RGB, 4 for RGBA; ``bit_depth`` is 8 or 16
-    for integer samples (``dtype`` says the rest).
+    for integer samples (``dtype`` says the rest). ``history`` holds one JSON-ready record per
+    transform applied (step, stage, parameters, halo, scale), which Zarr outputs keep as attributes.
     """
 
     name: str
@@ -25,6 +27,8 @@ class ImageMeta:
     channels: int
     index: int = 0
     parent: str = ""
+    channel_names: tuple[str, ...] = ()
+    history: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def bit_depth(self) -> int:
@@ -43,9 +47,10 @@ class ImageItem:
     data: da.Array
     meta: ImageMeta
 
-    def with_data(self, data: da.Array) -> ImageItem:
-        """The same image (name, source, depth) with new pixels."""
-        return replace(self, data=data)
+    def with_data(self, data: da.Array, record: Mapping[str, Any] | None = None) -> ImageItem:
+        """The same image (name, source, depth) with new pixels, and ``record`` added to its history."""
+        meta = self.meta if record is None else replace(self.meta, history=(*self.meta.history, record))
+        return replace(self, data=data, meta=meta)
 
 
 def channels_of(shape: tuple[int, ...]) -> int:

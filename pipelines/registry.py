@@ -50,7 +50,8 @@ class StageSpec:
 
     * ``consumes=None, produces="images"`` (a source): ``fn(params) -> list[ImageItem]``
     * ``consumes="images", produces="images"`` (a transform): ``fn(image, params) -> image`` on
-      NumPy arrays, applied per block by the runner; ``halo`` and ``scale`` say how to tile it
+      NumPy arrays, applied per block by the runner; ``halo``, ``scale`` and ``multiple`` say how
+      to tile it (see :mod:`pipelines.blocks`)
     * ``consumes="images", produces=None`` (a sink): ``fn(items, params) -> list[Delayed]``, each
       task computing the path (or paths) it wrote
     * ``produces="artefact"``: ``fn(params) -> str`` (or ``fn(value, params)`` when it consumes
@@ -65,6 +66,7 @@ class StageSpec:
     produces: Kind | None = "images"
     halo: IntOrFn = 0
     scale: ScaleOrFn = 1.0
+    multiple: IntOrFn = 1
 
     def __post_init__(self) -> None:
         if not STAGE_ID.match(self.id):
@@ -83,6 +85,13 @@ class StageSpec:
         """Pixels of context the function needs around a block, for these parameters."""
         value = self.halo(params) if callable(self.halo) else self.halo
         return int(value)
+
+    def multiple_for(self, params: Any) -> int:
+        """Block starts and the halo must be multiples of this (e.g. a network's pixel-unshuffle factor)."""
+        value = int(self.multiple(params) if callable(self.multiple) else self.multiple)
+        if value < 1:
+            raise StageSpecError(f"stage {self.id}: multiple must be >= 1, got {value}")
+        return value
 
     def scale_for(self, params: Any) -> float | None:
         """Output size / input size for these parameters; None when only known after running."""

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import pluggy
 
-from pipelines.blocks import BlockPlan, map_whole_image
+from pipelines.blocks import BlockPlan, map_image
 from pipelines.errors import PipelineError
 from pipelines.executors import session
 from pipelines.images import ImageItem
@@ -113,8 +113,9 @@ def _add_step(step: Step, graph: Graph) -> None:
     elif spec.consumes == "images" and spec.produces == "images":
         assert step.input is not None
         plan = _block_plan(step, params)
+        record = step_record(step, params, plan)
         graph.images[step.id] = [
-            map_whole_image(item, step.id, spec.id, spec.fn, params, plan) for item in graph.images[step.input]
+            map_image(item, step.id, spec.id, spec.fn, params, plan, record) for item in graph.images[step.input]
         ]
     elif spec.consumes == "images" and spec.produces is None:
         assert step.input is not None
@@ -157,7 +158,14 @@ def _concrete(step: Step, params: Any) -> StageParams:
 def _block_plan(step: Step, params: Any) -> BlockPlan:
     if not isinstance(params, StageParams):
         return BlockPlan(halo=None, scale=None)  # depends on an artefact made during the run
-    return BlockPlan(halo=step.spec.halo_for(params), scale=step.spec.scale_for(params))
+    spec = step.spec
+    return BlockPlan(halo=spec.halo_for(params), scale=spec.scale_for(params), multiple=spec.multiple_for(params))
+
+
+def step_record(step: Step, params: Any, plan: BlockPlan) -> dict[str, Any]:
+    """What a transform did to an image, JSON-ready (kept in Zarr outputs' attributes)."""
+    values = params.model_dump(mode="json") if isinstance(params, StageParams) else dict(step.raw_params)
+    return {"step": step.id, "stage": step.uses, "params": values, "halo": plan.halo, "scale": plan.scale}
 
 
 def _summarise(pipeline: Pipeline, graph: Graph, results: Mapping[str, Any], seconds: float) -> RunSummary:
@@ -166,7 +174,8 @@ def _summarise(pipeline: Pipeline, graph: Graph, results: Mapping[str, Any], sec
         written: tuple[str, ...] = ()
         artefact = None
         if step.id in graph.sinks:
-            written = tuple(str(p) for value in results[step.id] for p in _as_list(value))
+            paths = (str(p) for value in results[step.id] for p in _as_list(value))
+            written = tuple(dict.fromkeys(paths))  # a Zarr sink returns its path once per chunk
         if step.id in graph.artefacts:
             artefact = str(results[step.id])
         images = len(graph.images.get(step.id, ()))

@@ -114,8 +114,7 @@ def test_upscale_params_are_checked(kwargs: dict[str, object], message: str) -> 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EsrganError, match="model file not found"):
         upscale(random_image(4, 4), UpscaleParams(model=str(tmp_path / "nope.safetensors")))
-    with pytest.raises(EsrganError, match="shipped model 'default-psnr' is missing|not found"):
-        upscale_scale(UpscaleParams())
+    assert upscale_scale(UpscaleParams()) == 4.0  # the shipped default model
 
 
 def test_interpolate_stage_writes_an_artefact_and_refuses_to_overwrite(models: tuple[Path, Path], tmp_path: Path) -> None:
@@ -130,3 +129,84 @@ def test_interpolate_stage_writes_an_artefact_and_refuses_to_overwrite(models: t
         InterpolateParams(model_a="a", model_b="b", alpha=0.5, output="x.pth")
     with pytest.raises(ValueError, match="less than or equal to 1"):
         InterpolateParams(model_a="a", model_b="b", alpha=2, output="x.safetensors")
+
+
+# --------------------------------------------------------------------------- chunked (Dask) upscaling
+
+
+def _chunked(image: np.ndarray, chunks: tuple[int, ...], params: UpscaleParams) -> object:
+    """``esrgan.upscale`` mapped block by block over a Dask array, as the pipeline runner maps it."""
+    import dask.array as da
+
+    from pipelines.blocks import BlockPlan, map_image
+    from pipelines.images import ImageItem, ImageMeta
+
+    spec = next(s for s in stage_specs() if s.id == "esrgan.upscale")
+    plan = BlockPlan(spec.halo_for(params), spec.scale_for(params), spec.multiple_for(params))
+    item = ImageItem(da.from_array(image, chunks=chunks), ImageMeta("x", None, image.dtype.name, image.shape[-1]))
+    return map_image(item, "sr", spec.id, spec.fn, params, plan).data
+
+
+@pytest.mark.parametrize(
+    ("scale", "shape", "chunks", "tile"),
+    [
+        (4, (50, 47, 3), (24, 24, 3), 0),  # rows 24+24+2: the last block, smaller than the halo, is merged
+        (4, (50, 47, 3), (16, 20, 3), 0),  # blocks smaller than the halo are regrown to it
+        (4, (61, 45, 4), (30, 20, 4), 16),  # ragged edges, alpha, tiles batched inside each block
+        (2, (90, 83, 3), (41, 41, 3), 0),  # x2 (pixel-unshuffle 2): block starts rounded to even pixels
+        (1, (160, 170, 3), (75, 75, 3), 0),  # x1 (pixel-unshuffle 4)
+    ],
+)
+def test_chunked_upscale_equals_the_whole_image(
+    tmp_path: Path, scale: int, shape: tuple[int, ...], chunks: tuple[int, ...], tile: int
+) -> None:
+    from esrgan_plugin.arch.rrdbnet import receptive_radius
+
+    model = save_tiny(tmp_path / f"x{scale}.safetensors", scale=scale)
+    loaded = load_model(model)
+    halo = receptive_radius(loaded.config)  # type: ignore[arg-type]
+    image = random_image(*shape[:2], shape[2])
+    params = UpscaleParams(model=str(model), halo=halo, tile=tile, batch_size=4, device="cpu")
+    out = _chunked(image, chunks, params)
+    multiple = loaded.multiple_of
+    assert out.numblocks[0] > 1 and out.numblocks[1] > 1
+    assert all(b % (scale * multiple) == 0 for axis in out.chunks[:2] for b in np.cumsum(axis[:-1]))
+    whole = Upscaler(loaded, UpscaleOptions(tile=0, device="cpu")).upscale(image)
+    result = out.compute(scheduler="threads")
+    assert result.shape == whole.shape
+    assert np.abs(result.astype(int) - whole.astype(int)).max() <= 1  # within 1/255
+
+
+def test_the_graph_carries_parameters_not_the_model(models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import cloudpickle
+    import dask
+
+    import esrgan_plugin.checkpoint as checkpoint
+
+    loads: list[str] = []
+    real = checkpoint.load_model
+    monkeypatch.setattr(checkpoint, "load_model", lambda p: loads.append(str(p)) or real(p))
+    params = UpscaleParams(model=str(models[0]), halo=8, tile=0, device="cpu")
+    out = _chunked(random_image(64, 64), (16, 16, 3), params)
+    graph = dict(dask.optimize(out)[0].__dask_graph__())
+    payload = cloudpickle.dumps(graph)
+    assert len(graph) >= 16 and len(payload) < 64 * 1024, len(payload)  # about 35 KB; the tiny model alone is 75 KB
+    assert b"torch" not in payload
+    out.compute(scheduler="threads")
+    assert len(loads) == 1  # once in this process, shared by all 16 blocks
+
+
+def test_torch_threads_follow_the_workers_thread_share(models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(stages_module.TORCH_THREADS_ENV, raising=False)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the runner sets it in worker processes, even after torch started
+        upscale(random_image(4, 4), UpscaleParams(model=str(models[0]), tile=0, device="cpu"))
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv(stages_module.TORCH_THREADS_ENV, "x")
+        with pytest.raises(EsrganError, match="ESRGAN_TORCH_THREADS='x' is not a whole number"):
+            upscale(random_image(4, 4), UpscaleParams(model=str(models[0]), tile=0, device="cpu"))
+    finally:
+        torch.set_num_threads(before)

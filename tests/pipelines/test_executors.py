@@ -1,13 +1,15 @@
-"""Executors: a LocalCluster of processes gives the threads result; a dead scheduler fails fast."""
+"""Executors: LocalCluster runs (image files, chunked Zarr, a worker killed mid-job) equal threaded runs; a dead scheduler fails fast."""
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import stage_plugins
 from helpers import random_image, save_tiny
 
 from pipelines.executors import ExecutorError, worker_thread_env
@@ -58,3 +60,85 @@ def test_unanswering_scheduler_fails_quickly_with_a_clear_error(root: Path) -> N
 def test_worker_thread_env_shares_the_cores() -> None:
     env = worker_thread_env(10_000)
     assert env["OMP_NUM_THREADS"] == "1" and set(env) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+
+
+ZARR_JOB = """
+executor: {executor}
+steps:
+  - {{id: src, uses: builtin.read, with: {{path: "{root}/in.zarr"}}}}
+  - {{id: crash, uses: test.crash_once, with: {{marker: "{root}/crashed", log: "{root}/{tag}.log", after: {after}}}}}
+  - {{id: sr, uses: esrgan.upscale, with: {{model: "{root}/m.safetensors", tile: 0, halo: 20, device: cpu}}}}
+  - {{id: out, uses: builtin.write, with: {{path: "{root}/{tag}.zarr"}}}}
+"""
+CLUSTER = "{type: processes, workers: 2, threads_per_worker: 1}"
+
+
+@pytest.fixture(scope="module")
+def zarr_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model, an 80 x 80 Zarr input in 16 chunks, and the threaded run's output (threads.zarr)."""
+    import zarr
+
+    root = tmp_path_factory.mktemp("zarr-cluster")
+    save_tiny(root / "m.safetensors")
+    z = zarr.create_array(str(root / "in.zarr"), shape=(80, 80, 3), chunks=(20, 20, 3), dtype="uint8")
+    z[...] = random_image(80, 80)
+    run_text(ZARR_JOB.format(executor="threads", root=root, tag="threads", after=0), stage_plugins, entry_points=True)
+    return root
+
+
+def _read(path: Path) -> np.ndarray:
+    import zarr
+
+    return zarr.open_array(str(path), mode="r")[...]
+
+
+def test_local_cluster_zarr_job_matches_threads(zarr_root: Path) -> None:
+    progress = io.StringIO()
+    job = ZARR_JOB.format(executor=CLUSTER, root=zarr_root, tag="cluster", after=0)
+    summary = run_text(job, stage_plugins, entry_points=True, progress=progress)
+    assert summary.executor == "processes" and summary.written == (str(zarr_root / "cluster.zarr"),)
+    assert "16/16 outputs | 100% Completed" in progress.getvalue()  # one output per chunk
+    np.testing.assert_array_equal(_read(zarr_root / "cluster.zarr"), _read(zarr_root / "threads.zarr"))
+
+
+def test_a_worker_killed_mid_job_costs_only_its_tasks(zarr_root: Path) -> None:
+    job = ZARR_JOB.format(executor=CLUSTER, root=zarr_root, tag="killed", after=6)
+    summary = run_text(job, stage_plugins, entry_points=True)
+    assert (zarr_root / "crashed").exists()  # a worker process died (os._exit) on the 7th block
+    assert summary.written == (str(zarr_root / "killed.zarr"),)
+    np.testing.assert_array_equal(_read(zarr_root / "killed.zarr"), _read(zarr_root / "threads.zarr"))
+
+
+def test_remote_workers_get_their_share_of_their_hosts_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines import executors
+
+    class FakeClient:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, list[str]]] = []
+
+        def scheduler_info(self, n_workers: int = -1) -> dict[str, object]:
+            workers = {"tcp://a:1": ("a", 2), "tcp://a:2": ("a", 2), "tcp://b:1": ("b", 1)}
+            return {"workers": {addr: {"host": host, "nthreads": n} for addr, (host, n) in workers.items()}}
+
+        def run(self, fn: object, slots: int, workers: list[str], on_error: str) -> None:
+            self.calls.append((slots, workers))
+
+    client = FakeClient()
+    executors.limit_worker_threads(client)
+    assert client.calls == [(4, ["tcp://a:1"]), (4, ["tcp://a:2"]), (1, ["tcp://b:1"])]
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores each afterwards
+        monkeypatch.delenv(name)
+    executors.set_thread_env(10_000)
+    assert executors.os.environ["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    executors.set_thread_env(1)
+    assert executors.os.environ["OMP_NUM_THREADS"] == "3"  # a worker's own setting is kept
+
+
+def test_threaded_runs_return_freed_memory_to_the_os() -> None:
+    import sys
+
+    from pipelines.memory import return_freed_memory
+
+    assert return_freed_memory() is sys.platform.startswith("linux")  # glibc here; a no-op elsewhere

@@ -96,7 +96,26 @@ def test_interpolate_then_upscale_with_the_artefact(ws: Workspace) -> None:
     np.testing.assert_array_equal(read_image(summary.written[0]), upscale_reference(model, read_image(ws.photo)))
 
 
+def test_zarr_upscale_in_chunks_equals_the_whole_image(ws: Workspace) -> None:
+    import zarr
+
+    from esrgan_plugin.arch.rrdbnet import receptive_radius
+
+    image = random_image(45, 50)
+    zarr.create_array(str(ws.root / "slide.zarr"), shape=image.shape, chunks=(20, 20, 3), dtype="uint8")[...] = image
+    halo = receptive_radius(load_model(ws.model_a).config)  # type: ignore[arg-type]
+    summary = run_example("zarr-upscale.yaml", [
+        f"src.path={ws.root}/slide.zarr", "src.chunk=20", f"sr.model={ws.model_a}", f"sr.halo={halo}",
+        "sr.device=cpu", f"out.path={ws.root}/zarr/slide_x4.zarr",
+    ])
+    out = zarr.open_array(summary.written[0], mode="r")
+    assert out.shape == (180, 200, 3) and out.chunks == (80, 80, 3)  # blocks of 20 (+ the small last ones)
+    cleaned = denoise(image, DenoiseParams(method="median", size=3))
+    assert np.abs(out[...].astype(int) - upscale_reference(ws.model_a, cleaned).astype(int)).max() <= 1
+
+
 def test_every_example_is_run_by_a_test() -> None:
     tested = {"denoise-upscale.yaml", "folder-batch.yaml", "alpha-sweep.yaml", "interpolate-upscale.yaml"}
+    tested.add("zarr-upscale.yaml")
     tested.add("train-interpolate-upscale.yaml")  # run in tests/training/test_train_stage.py
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == tested
