@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines import hookspecs
-from pipelines.docs import BEGIN, DOC_PATH, END, hook_functions, render_stage_reference, splice
+from pipelines.docs import BEGIN, DOC_PATH, END, README_PATH, hook_functions, render_stage_reference, splice
 from pipelines.plugins import build_registry, get_plugin_manager
 from pipelines.testing import documentation_problems
 
@@ -20,9 +20,10 @@ def test_every_hook_appears_in_the_reference() -> None:
         assert f"### `{name}(" in reference
 
 
-def test_committed_doc_is_up_to_date() -> None:
-    document = DOC_PATH.read_text(encoding="utf-8")
-    assert BEGIN in document and END in document
-    assert splice(document, render_stage_reference()) == document, (
-        "docs/pipelines.md is stale: run `python -m pipelines.docs`"
-    )
+def test_committed_docs_are_up_to_date() -> None:
+    for path in (DOC_PATH, README_PATH):
+        document = path.read_text(encoding="utf-8")
+        assert BEGIN in document and END in document, path
+        assert splice(document, render_stage_reference()) == document, (
+            f"{path.name} is stale: run `python -m pipelines.docs`"
+        )
