@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from pipelines import hookspecs
-from pipelines.docs import BEGIN, DOC_PATH, END, README_PATH, hook_functions, render_stage_reference, splice
+from pipelines.docs import (
+    BEGIN,
+    DOC_PATH,
+    END,
+    README_PATH,
+    hook_functions,
+    render_stage_reference,
+    splice,
+)
 from pipelines.plugins import build_registry, get_plugin_manager
 from pipelines.testing import documentation_problems
 
