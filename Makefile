@@ -42,7 +42,7 @@ default-models: setup
 	cp runs/default-gan/generator.safetensors $(WEIGHTS)/default-gan.safetensors
 
 lint: setup
-	$(PY) -m ruff check esrgan_plugin pipelines training tests bench
+	$(PY) -m ruff check esrgan_plugin pipelines training tests bench scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
