@@ -34,7 +34,7 @@ class DenoiseParams(StageParams):
     method: Method = Field("gaussian", description="gaussian, median, bilateral, nl_means (non-local means) or tv (total variation)")
     sigma: float = Field(1.0, gt=0, le=100, description="gaussian: standard deviation in pixels")
     size: int = Field(3, ge=1, le=101, description="median: window side in pixels (odd)")
-    sigma_color: float | None = Field(None, gt=0, description="bilateral: radiometric spread in [0, 1] units; default: the image's std")
+    sigma_color: float | None = Field(None, gt=0, description="bilateral: radiometric spread in [0, 1] units; default: twice the estimated noise level")
     sigma_spatial: float = Field(1.0, gt=0, le=50, description="bilateral: spatial standard deviation in pixels")
     h: float | None = Field(None, gt=0, description="nl_means: filter strength in [0, 1] units; default 0.8 x the estimated noise")
     patch_size: int = Field(5, ge=1, le=31, description="nl_means: side of the compared patches in pixels")
@@ -95,9 +95,7 @@ def _filter(pixels: np.ndarray, params: DenoiseParams, channel_axis: int | None)
         return filters.gaussian(pixels, sigma=params.sigma, truncate=GAUSSIAN_TRUNCATE, mode="reflect",
                                 channel_axis=channel_axis, preserve_range=True)
     if params.method == "bilateral":
-        return restoration.denoise_bilateral(pixels, win_size=_bilateral_window(params.sigma_spatial),
-                                             sigma_color=params.sigma_color, sigma_spatial=params.sigma_spatial,
-                                             mode="reflect", channel_axis=channel_axis)
+        return _bilateral(pixels, params, channel_axis)
     if params.method == "nl_means":
         sigma = float(np.mean(restoration.estimate_sigma(pixels, channel_axis=channel_axis)))
         h = params.h if params.h is not None else max(0.8 * sigma, 1e-3)
@@ -106,6 +104,29 @@ def _filter(pixels: np.ndarray, params: DenoiseParams, channel_axis: int | None)
                                             channel_axis=channel_axis)
     return restoration.denoise_tv_chambolle(pixels, weight=params.weight, max_num_iter=params.max_num_iter,
                                             channel_axis=channel_axis)
+
+
+def _bilateral(pixels: np.ndarray, params: DenoiseParams, channel_axis: int | None) -> np.ndarray:
+    """OpenCV's bilateral filter (scikit-image's lowered PSNR on noisy photos in our measurements).
+
+    ``sigma_color`` defaults to twice the estimated noise level, so edges well above the noise
+    are kept.
+    """
+    import cv2
+    from skimage import restoration
+
+    sigma_color = params.sigma_color
+    if sigma_color is None:
+        noise = float(np.mean(restoration.estimate_sigma(pixels, channel_axis=channel_axis)))
+        sigma_color = max(2.0 * noise, 1e-3)
+    window = _bilateral_window(params.sigma_spatial)
+    source = pixels.astype(np.float32)
+    if source.ndim == 3 and source.shape[2] not in (1, 3):
+        planes = [cv2.bilateralFilter(np.ascontiguousarray(source[..., i]), window, sigma_color, params.sigma_spatial,
+                                      borderType=cv2.BORDER_REFLECT) for i in range(source.shape[2])]
+        return np.stack(planes, axis=2).astype(np.float64)
+    result = cv2.bilateralFilter(source, window, sigma_color, params.sigma_spatial, borderType=cv2.BORDER_REFLECT)
+    return result.reshape(pixels.shape).astype(np.float64)
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
