@@ -68,18 +68,22 @@ def parse_yaml(text: str, name: str = "<string>") -> tuple[Any, Locations]:
         raise YamlError(f"{where}: not valid YAML: {problem}") from None
     lines: dict[KeyPath, int] = {}
     if node is not None:
-        _collect(node, (), lines)
+        _collect(node, (), lines, name)
     return data, Locations(name, lines)
 
 
-def _collect(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+def _collect(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        first_line: dict[object, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _collect(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if key in first_line and key != "<<":
+                raise YamlError(f"{name}:{line}: key {key!r} given twice (first at line {first_line[key]})")
+            first_line[key] = line
+            _collect(value_node, (*path, key), lines, name)
+            lines[(*path, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _collect(item, (*path, index), lines)
+            _collect(item, (*path, index), lines, name)

@@ -68,3 +68,9 @@ def test_shipped_configs_validate() -> None:
     for path in sorted(folder.glob("*.yaml")):
         config = load_config(path)
         assert config.model.scale == 4
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    text = MINIMAL.format(stage="psnr") + "seed: 1\nseed: 2\n"
+    with pytest.raises(TrainingError, match=r"exp.yaml:9: key 'seed' given twice \(first at line 8\)"):
+        load_config(write(tmp_path, text))
