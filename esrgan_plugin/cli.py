@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--precision", default="auto", choices=["fp32", "bf16", "fp16", "auto"])
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     up.add_argument("--outscale", type=float, default=None, help="final scale (model, then resize)")
-    up.add_argument("--alpha-mode", default="model", choices=["model", "bicubic"], help="how alpha is upscaled")
+    up.add_argument("--alpha-mode", default="bicubic", choices=["model", "bicubic"], help="how alpha is upscaled (default bicubic: exact on opaque alpha)")
     up.add_argument("--ext", default=None, help="output format for folder outputs (default: the input's)")
     up.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs")
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -48,7 +48,7 @@ class UpscaleOptions:
     precision: str = "auto"
     device: str = "auto"
     outscale: float | None = None
-    alpha_mode: str = "model"
+    alpha_mode: str = "bicubic"
     channels_last: bool = True
 
     def __post_init__(self) -> None:
@@ -203,9 +203,7 @@ class Upscaler:
 
     def _upscale_alpha(self, alpha: np.ndarray, progress: Progress | None) -> np.ndarray:
         height, width = alpha.shape[:2]
-        if alpha.min() == alpha.max():  # fully opaque (or uniform): nothing to infer
-            return np.full((height * self.scale, width * self.scale, 1), alpha.flat[0], np.float32)
-        if self.options.alpha_mode == "bicubic":
+        if self.options.alpha_mode == "bicubic":  # exact on uniform alpha, the same in every tile
             import cv2
 
             resized = cv2.resize(alpha[..., 0], (width * self.scale, height * self.scale), interpolation=cv2.INTER_CUBIC)

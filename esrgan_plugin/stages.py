@@ -44,7 +44,7 @@ class UpscaleParams(StageParams):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     outscale: float | None = Field(None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)")
-    alpha_mode: Literal["model", "bicubic"] = Field("model", description="how an alpha channel is upscaled")
+    alpha_mode: Literal["model", "bicubic"] = Field("bicubic", description="how an alpha channel is upscaled: bicubic (exact on opaque alpha) or by the model")
     interpolate_with: str | None = Field(None, description="a second model of the same architecture to interpolate with, in memory (no file written)")
     alpha: float | None = Field(None, ge=0, le=1, description="interpolation weight: (1 - alpha) * model + alpha * interpolate_with")
 

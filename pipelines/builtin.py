@@ -35,7 +35,7 @@ def stage_specs() -> list[StageSpec]:
         StageSpec(
             id="builtin.denoise",
             description="Denoise with a Gaussian, median, bilateral, non-local-means or total-variation filter "
-            "(scikit-image / SciPy); alpha is kept as it is.",
+            "(scikit-image, SciPy, OpenCV); alpha is kept as it is.",
             params=DenoiseParams,
             fn=denoise,
             halo=denoise_halo,

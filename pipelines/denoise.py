@@ -1,4 +1,4 @@
-"""``builtin.denoise``: scikit-image / SciPy denoising filters, with the halo each one needs.
+"""``builtin.denoise``: scikit-image, SciPy and OpenCV denoising filters, with the halo each one needs.
 
 Colour channels are filtered together (``channel_axis``); an alpha channel is left as it is.
 Integer images are filtered as floats in [0, 1] and rounded back to their own bit depth.

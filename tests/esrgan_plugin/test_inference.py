@@ -167,3 +167,18 @@ def test_auto_tile_whole_image_when_it_fits() -> None:
     tile = auto_tile(4000, 4000, 1000, 10**9, 24, multiple=4)
     assert 16 <= tile < 4000 and tile % 4 == 0
     assert (tile + 48) ** 2 * 1000 <= 10**9 // 2
+
+
+def test_model_alpha_of_a_block_matches_the_whole_image() -> None:
+    """No per-call shortcut for uniform alpha: a fully opaque block (as a Dask chunk sees it)
+    gets the same alpha as that region of the whole, partly transparent image."""
+    net = tiny_rrdbnet()
+    radius = receptive_radius(net.config)
+    image = random_image(64, 64, 4)
+    image[..., 3] = 255
+    image[:8, :8, 3] = 0
+    whole = upscale(image, net, alpha_mode="model", tile=0)
+    start = 64 - 21 - radius  # the block with its halo is entirely opaque
+    block = upscale(image[start:, start:], net, alpha_mode="model", tile=0)
+    kept = (64 - 21) * 4
+    assert np.abs(whole[kept:, kept:].astype(int) - block[radius * 4 :, radius * 4 :]).max() <= 1
