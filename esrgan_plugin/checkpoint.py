@@ -268,9 +268,7 @@ def infer_rrdbnet_config(state: Mapping[str, torch.Tensor], source: str = "check
         raise CheckpointError(f"{source}: inconsistent hyperparameters: {exc}") from None
 
 
-def infer_srresnet_config(
-    state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], source: str = "checkpoint"
-) -> SRResNetConfig:
+def infer_srresnet_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> SRResNetConfig:
     """Hyperparameters of an SRResNet from its tensors (scale from the up-step shapes)."""
     steps = _indices(state, r"upsample\.(\d+)\.weight$")
     nf = int(state["conv_first.weight"].shape[0])
@@ -354,7 +352,7 @@ def build_from_state_dict(
     canonical = layout.to_canonical(state)
     module: nn.Module
     if layout.architecture == "SRResNet":
-        config: RRDBNetConfig | SRResNetConfig = infer_srresnet_config(canonical, metadata, source)
+        config: RRDBNetConfig | SRResNetConfig = infer_srresnet_config(canonical, source)
         module = SRResNet(config)  # type: ignore[arg-type]
     else:
         config = infer_rrdbnet_config(canonical, source)

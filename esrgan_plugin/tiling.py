@@ -9,7 +9,6 @@ the result equals the whole-image output; smaller halos trade a measured error f
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -121,7 +120,3 @@ def run_tiled(
     assert output is not None
     return output
 
-
-def tile_count(height: int, width: int, tile: int, multiple: int = 1) -> int:
-    t = max(multiple, round_up(tile, multiple))
-    return math.ceil(height / t) * math.ceil(width / t)
