@@ -43,6 +43,7 @@ default-models: setup
 
 lint: setup
 	$(PY) -m ruff check esrgan_plugin pipelines training tests bench scripts
+	$(PY) -m ruff format --check esrgan_plugin pipelines training tests bench scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

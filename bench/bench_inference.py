@@ -43,7 +43,9 @@ def test_image(size: int) -> torch.Tensor:
 
         photo = data.astronaut()[100 : 100 + size, 150 : 150 + size]
         if photo.shape[:2] == (size, size):
-            return torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+            return (
+                torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+            )
     except Exception:
         pass
     torch.manual_seed(0)
@@ -76,8 +78,12 @@ def speed_table(model: LoadedModel, size: int, repeats: int) -> None:
     ref_time = statistics.median(times[ref_name])
     ref_out = outputs[ref_name].clamp(0, 1)
     pixels = size * size
-    print(f"\n### Full RRDBNet x4 (nf 64, gc 32, nb 23), {size}x{size} input, CPU, {torch.get_num_threads()} threads, median of {repeats}\n")
-    print("| run | seconds | input px/s | output MPix/s | GFLOP/s | vs spandrel fp32 | PSNR vs spandrel fp32 |")
+    print(
+        f"\n### Full RRDBNet x4 (nf 64, gc 32, nb 23), {size}x{size} input, CPU, {torch.get_num_threads()} threads, median of {repeats}\n"
+    )
+    print(
+        "| run | seconds | input px/s | output MPix/s | GFLOP/s | vs spandrel fp32 | PSNR vs spandrel fp32 |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in runs:
         t = statistics.median(times[name])
@@ -92,8 +98,12 @@ def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
     x = test_image(size)
     configs = {
         "whole image": UpscaleOptions(tile=0, precision="bf16", device="cpu"),
-        f"tile {size // 2}, halo 24, batch 4": UpscaleOptions(tile=size // 2, halo=24, batch_size=4, precision="bf16", device="cpu"),
-        f"tile {size // 2}, halo 8, batch 4": UpscaleOptions(tile=size // 2, halo=8, batch_size=4, precision="bf16", device="cpu"),
+        f"tile {size // 2}, halo 24, batch 4": UpscaleOptions(
+            tile=size // 2, halo=24, batch_size=4, precision="bf16", device="cpu"
+        ),
+        f"tile {size // 2}, halo 8, batch 4": UpscaleOptions(
+            tile=size // 2, halo=8, batch_size=4, precision="bf16", device="cpu"
+        ),
     }
     upscalers = {name: Upscaler(model, opts) for name, opts in configs.items()}
     for up in upscalers.values():
@@ -103,7 +113,9 @@ def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
         for name, up in upscalers.items():
             times[name].append(time_call(lambda up=up: up.upscale_tensor(x)))
     whole = statistics.median(times["whole image"])
-    print(f"\n### Tiled vs whole image, full x4 model, bf16, {size}x{size} input, median of {repeats}\n")
+    print(
+        f"\n### Tiled vs whole image, full x4 model, bf16, {size}x{size} input, median of {repeats}\n"
+    )
     print("| run | seconds | output MPix/s | relative throughput |")
     print("| --- | ---: | ---: | ---: |")
     for name in configs:
@@ -113,9 +125,15 @@ def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
 
 def halo_table(model: LoadedModel, label: str, size: int, tile: int) -> None:
     x = test_image(size)
-    whole = Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu")).upscale_tensor(x).clamp(0, 1)
+    whole = (
+        Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu"))
+        .upscale_tensor(x)
+        .clamp(0, 1)
+    )
     radius = receptive_radius(model.config)  # type: ignore[arg-type]
-    print(f"\n### Halo error: {label} (receptive radius {radius} LR px), {size}x{size} input, tile {tile}, fp32\n")
+    print(
+        f"\n### Halo error: {label} (receptive radius {radius} LR px), {size}x{size} input, tile {tile}, fp32\n"
+    )
     print("| halo (LR px) | max abs error (x255) | pixels off by > 1/255 | PSNR vs whole image |")
     print("| ---: | ---: | ---: | ---: |")
     for halo in (0, 2, 4, 8, 16, 24, 32):
@@ -123,14 +141,24 @@ def halo_table(model: LoadedModel, label: str, size: int, tile: int) -> None:
         tiled = up.upscale_tensor(x).clamp(0, 1)
         err = (tiled - whole).abs()
         off = (err * 255 > 1).float().mean().item()
-        print(f"| {halo} | {err.max().item() * 255:.3f} | {off:.4%} | {psnr(tiled, whole):.1f} dB |")
+        print(
+            f"| {halo} | {err.max().item() * 255:.3f} | {off:.4%} | {psnr(tiled, whole):.1f} dB |"
+        )
 
 
 def precision_table(model: LoadedModel, label: str, size: int) -> None:
     """bf16 output against fp32 output for a trained model (real weights, real activations)."""
     x = test_image(size)
-    fp32 = Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu")).upscale_tensor(x).clamp(0, 1)
-    bf16 = Upscaler(model, UpscaleOptions(tile=0, precision="bf16", device="cpu")).upscale_tensor(x).clamp(0, 1)
+    fp32 = (
+        Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu"))
+        .upscale_tensor(x)
+        .clamp(0, 1)
+    )
+    bf16 = (
+        Upscaler(model, UpscaleOptions(tile=0, precision="bf16", device="cpu"))
+        .upscale_tensor(x)
+        .clamp(0, 1)
+    )
     err = (bf16 - fp32).abs().max().item() * 255
     print(f"\n### bf16 against fp32, trained model {label!r}, {size}x{size} input\n")
     print(f"PSNR {psnr(bf16, fp32):.1f} dB, max abs error {err:.2f}/255")
@@ -140,11 +168,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=128, help="input side for the speed table")
-    parser.add_argument("--model", default=None, help="a trained x4 model for the halo table (default: shipped default, if any)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a trained x4 model for the halo table (default: shipped default, if any)",
+    )
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {torch.get_num_threads()}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {torch.get_num_threads()}"
+    )
     torch.manual_seed(0)
-    full = build_from_state_dict(RRDBNet(RRDBNetConfig()).state_dict(), source="random-init full x4")
+    full = build_from_state_dict(
+        RRDBNet(RRDBNetConfig()).state_dict(), source="random-init full x4"
+    )
     speed_table(full, args.size, args.repeats)
     tiling_table(full, 2 * args.size, args.repeats)
     halo_table(full, "full x4 model, random initialisation", 96, 32)
@@ -154,7 +190,12 @@ def main() -> None:
     except Exception as exc:  # no trained model available: say so rather than guess
         print(f"\n(halo table for a trained model skipped: {exc})")
     else:
-        halo_table(model, f"trained model {trained!r} (nf {model.config.num_features}, nb {model.config.num_blocks})", 96, 32)
+        halo_table(
+            model,
+            f"trained model {trained!r} (nf {model.config.num_features}, nb {model.config.num_blocks})",
+            96,
+            32,
+        )
         precision_table(model, trained, 128)
 
 

@@ -49,19 +49,28 @@ def make_model(path: Path, nf: int, gc: int, nb: int) -> Path:
     from esrgan_plugin.checkpoint import save_model
 
     torch.manual_seed(0)
-    return save_model(path, RRDBNet(RRDBNetConfig.for_scale(4, num_features=nf, growth_channels=gc, num_blocks=nb)))
+    return save_model(
+        path,
+        RRDBNet(RRDBNetConfig.for_scale(4, num_features=nf, growth_channels=gc, num_blocks=nb)),
+    )
 
 
 def make_input(path: Path, size: int, block: int) -> Path:
     """A smooth synthetic RGB image (compresses like a photo, unlike noise), written block by block."""
     import zarr
 
-    z = zarr.create_array(str(path), shape=(size, size, 3), chunks=(block, block, 3), dtype="uint8", overwrite=True)
+    z = zarr.create_array(
+        str(path), shape=(size, size, 3), chunks=(block, block, 3), dtype="uint8", overwrite=True
+    )
     for top in range(0, size, block):
         y = np.arange(top, min(top + block, size), dtype=np.float32)[:, None, None]
         x = np.arange(size, dtype=np.float32)[None, :, None]
         phase = np.array([0.0, 2.1, 4.2], dtype=np.float32)
-        rows = 127.5 + 60 * np.sin(x / 37 + phase) * np.cos(y / 53 - phase) + 60 * np.sin((x + y) / 211 + phase)
+        rows = (
+            127.5
+            + 60 * np.sin(x / 37 + phase) * np.cos(y / 53 - phase)
+            + 60 * np.sin((x + y) / 211 + phase)
+        )
         z[top : top + rows.shape[0]] = np.clip(rows, 0, 255).astype(np.uint8)
     return path
 
@@ -82,7 +91,10 @@ def warm_up(model: str, halo: int) -> None:
     import pipelines.zarrwrite  # noqa: F401
     from esrgan_plugin.stages import UpscaleParams, upscale
 
-    upscale(np.zeros((64, 64, 3), np.uint8), UpscaleParams(model=model, tile=0, halo=halo, batch_size=1, precision="fp32", device="cpu"))
+    upscale(
+        np.zeros((64, 64, 3), np.uint8),
+        UpscaleParams(model=model, tile=0, halo=halo, batch_size=1, precision="fp32", device="cpu"),
+    )
 
 
 def run_yaml(text: str, workdir: Path) -> float:
@@ -112,24 +124,46 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         from esrgan_plugin.inference import UpscaleOptions, Upscaler
 
         image = zarr.open_array(str(src), mode="r")[...]
-        upscaler = Upscaler(load_model(args.model), UpscaleOptions(tile=args.block, halo=args.halo, batch_size=1, precision="fp32", device="cpu"))
+        upscaler = Upscaler(
+            load_model(args.model),
+            UpscaleOptions(
+                tile=args.block, halo=args.halo, batch_size=1, precision="fp32", device="cpu"
+            ),
+        )
         upscaler.upscale(np.zeros((64, 64, 3), np.uint8))
         start = time.perf_counter()
         upscaler.upscale(image)
         result["seconds"] = time.perf_counter() - start
     elif args.child == "threads":
         warm_up(args.model, args.halo)
-        text = PIPELINE.format(executor="threads", src=src, model=args.model, halo=args.halo, out=out)
+        text = PIPELINE.format(
+            executor="threads", src=src, model=args.model, halo=args.halo, out=out
+        )
         result["seconds"] = run_yaml(text, workdir)
     else:
         from distributed import Client, LocalCluster
 
         from pipelines.executors import worker_thread_env
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, env=worker_thread_env(2),
-                          dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                env=worker_thread_env(2),
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.run(warm_up, args.model, args.halo)
-            text = PIPELINE.format(executor=cluster.scheduler_address, src=src, model=args.model, halo=args.halo, out=out)
+            text = PIPELINE.format(
+                executor=cluster.scheduler_address,
+                src=src,
+                model=args.model,
+                halo=args.halo,
+                out=out,
+            )
             result["seconds"] = run_yaml(text, workdir)
             result["worker_rss_mib"] = sorted(client.run(peak_rss_mib).values())
             result["torch_threads"] = client.run(torch.get_num_threads)
@@ -140,10 +174,28 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 
-def run_child(mode: str, size: int, src: Path, model: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_child(
+    mode: str, size: int, src: Path, model: Path, workdir: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     out = workdir / f"out_{mode}_{size}.zarr"
-    command = [sys.executable, __file__, "--child", mode, "--src", str(src), "--out", str(out), "--model", str(model),
-               "--workdir", str(workdir), "--block", str(args.block), "--halo", str(args.halo)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--src",
+        str(src),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--workdir",
+        str(workdir),
+        "--block",
+        str(args.block),
+        "--halo",
+        str(args.halo),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     shutil.rmtree(out, ignore_errors=True)
     if done.returncode != 0:
@@ -155,16 +207,26 @@ def run_child(mode: str, size: int, src: Path, model: Path, workdir: Path, args:
 
 
 def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    names = {"plain": "in-process tiled `Upscaler` (no I/O)", "threads": "Zarr -> Zarr, Dask threads", "cluster": "Zarr -> Zarr, LocalCluster 2 x 1"}
-    print(f"\n### Zarr-to-Zarr x4, RRDBNet nf {args.nf} gc {args.gc} nb {args.nb}, blocks {args.block} px, halo {args.halo}, "
-          f"fp32, CPU ({platform.processor() or platform.machine()})\n")
-    print("| input | output | path | wall s | output MPix/s | peak RSS MiB (process) | peak RSS MiB (workers) |")
+    names = {
+        "plain": "in-process tiled `Upscaler` (no I/O)",
+        "threads": "Zarr -> Zarr, Dask threads",
+        "cluster": "Zarr -> Zarr, LocalCluster 2 x 1",
+    }
+    print(
+        f"\n### Zarr-to-Zarr x4, RRDBNet nf {args.nf} gc {args.gc} nb {args.nb}, blocks {args.block} px, halo {args.halo}, "
+        f"fp32, CPU ({platform.processor() or platform.machine()})\n"
+    )
+    print(
+        "| input | output | path | wall s | output MPix/s | peak RSS MiB (process) | peak RSS MiB (workers) |"
+    )
     print("| --- | --- | --- | ---: | ---: | ---: | --- |")
     for r in results:
         workers = ", ".join(f"{w:.0f}" for w in r.get("worker_rss_mib", [])) or "-"
         side = 4 * r["size"]
-        print(f"| {r['size']}x{r['size']} | {side}x{side} | {names[r['mode']]} | {r['seconds']:.1f} | {r['mpix_s']:.2f} | "
-              f"{r['rss_mib']:.0f} | {workers} |")
+        print(
+            f"| {r['size']}x{r['size']} | {side}x{side} | {names[r['mode']]} | {r['seconds']:.1f} | {r['mpix_s']:.2f} | "
+            f"{r['rss_mib']:.0f} | {workers} |"
+        )
     by = {(r["mode"], r["size"]): r for r in results}
     small, big = min(args.sizes), max(args.sizes)
     print("\n| target | measured | met |")
@@ -173,22 +235,43 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
         if (mode, small) in by and (mode, big) in by:
             key = "rss_mib" if mode == "threads" else "worker_rss_mib"
             a, b = (max(np.atleast_1d(by[(mode, s)][key])) for s in (small, big))
-            print(f"| peak RSS at {big} within 1.25x of {small} ({names[mode]}) | {b / a:.2f}x | {'yes' if b / a <= 1.25 else 'no'} |")
+            print(
+                f"| peak RSS at {big} within 1.25x of {small} ({names[mode]}) | {b / a:.2f}x | {'yes' if b / a <= 1.25 else 'no'} |"
+            )
     if ("plain", small) in by and ("threads", small) in by:
         ratio = by[("threads", small)]["mpix_s"] / by[("plain", small)]["mpix_s"]
-        print(f"| Dask-path throughput within 15% of the plain tiled path ({small}) | {ratio:.2f}x | {'yes' if ratio >= 0.85 else 'no'} |")
+        print(
+            f"| Dask-path throughput within 15% of the plain tiled path ({small}) | {ratio:.2f}x | {'yes' if ratio >= 0.85 else 'no'} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096])
-    parser.add_argument("--block", type=int, default=512, help="input block (Zarr chunk) side; also the plain path's tile")
-    parser.add_argument("--halo", type=int, default=20, help="input pixels of context (>= the model's receptive radius, 19)")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=512,
+        help="input block (Zarr chunk) side; also the plain path's tile",
+    )
+    parser.add_argument(
+        "--halo",
+        type=int,
+        default=20,
+        help="input pixels of context (>= the model's receptive radius, 19)",
+    )
     parser.add_argument("--nf", type=int, default=8)
     parser.add_argument("--gc", type=int, default=8)
     parser.add_argument("--nb", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2, help="runs of the plain and Dask paths at the smallest size")
-    parser.add_argument("--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="runs of the plain and Dask paths at the smallest size",
+    )
+    parser.add_argument(
+        "--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)"
+    )
     parser.add_argument("--child", choices=("plain", "threads", "cluster"), help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -204,12 +287,24 @@ def main() -> None:
         results = []
         for size in sorted(args.sizes):
             src = make_input(workdir / f"in_{size}.zarr", size, args.block)
-            if size == min(args.sizes):  # the throughput comparison: interleaved, the fastest of each kept
-                runs = [run_child(m, size, src, model, workdir, args) for _ in range(args.repeats) for m in ("plain", "threads")]
-                results += [min((r for r in runs if r["mode"] == m), key=lambda r: r["seconds"]) for m in ("plain", "threads")]
+            if size == min(
+                args.sizes
+            ):  # the throughput comparison: interleaved, the fastest of each kept
+                runs = [
+                    run_child(m, size, src, model, workdir, args)
+                    for _ in range(args.repeats)
+                    for m in ("plain", "threads")
+                ]
+                results += [
+                    min((r for r in runs if r["mode"] == m), key=lambda r: r["seconds"])
+                    for m in ("plain", "threads")
+                ]
                 results.append(run_child("cluster", size, src, model, workdir, args))
             else:
-                results += [run_child(mode, size, src, model, workdir, args) for mode in ("threads", "cluster")]
+                results += [
+                    run_child(mode, size, src, model, workdir, args)
+                    for mode in ("threads", "cluster")
+                ]
         print_tables(results, args)
     finally:
         if args.workdir is None:

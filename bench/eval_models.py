@@ -48,7 +48,9 @@ def main() -> None:
     pairs = {name.split("_")[1]: make_pair(folder / name) for name in IMAGES}
     methods: dict[str, object] = {"bicubic": None}
     for name in args.models:
-        methods[name] = Upscaler(load_model(name), UpscaleOptions(tile=0, precision="fp32", device="cpu"))
+        methods[name] = Upscaler(
+            load_model(name), UpscaleOptions(tile=0, precision="fp32", device="cpu")
+        )
     print("| method | image | PSNR-Y (dB) | SSIM-Y | sharpness vs HR |")
     print("| --- | --- | ---: | ---: | ---: |")
     for method, upscaler in methods.items():

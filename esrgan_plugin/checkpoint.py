@@ -64,7 +64,9 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
             header_len = int.from_bytes(f.read(8), "little")
             header = json.loads(f.read(header_len))
     except (SafetensorError, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: truncated or corrupt safetensors file ({_first_line(exc)})"
+        ) from None
     return state, dict(header.get("__metadata__") or {})
 
 
@@ -78,7 +80,9 @@ def _read_torch(path: Path) -> object:
             "only weights-only checkpoints are loaded, never arbitrary pickles"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -94,7 +98,9 @@ def normalise_state_dict(obj: object, source: str = "checkpoint") -> StateDict:
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{source}: expected a state dict of tensors, found {type(obj).__name__}")
+        raise CheckpointError(
+            f"{source}: expected a state dict of tensors, found {type(obj).__name__}"
+        )
     state: StateDict = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
@@ -142,9 +148,13 @@ def _rename(state: StateDict, rules: list[tuple[str, str]]) -> StateDict:
 
 def _old_to_canonical(state: StateDict) -> StateDict:
     """SRGAN-style ``model.N`` Sequential of the original ESRGAN release."""
-    sub_indices = {int(m.group(1)) for k in state if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
+    sub_indices = {
+        int(m.group(1)) for k in state if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))
+    }
     num_blocks = max(sub_indices) + 1 if sub_indices else 0
-    top = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.(weight|bias)$", k))})
+    top = sorted(
+        {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.(weight|bias)$", k))}
+    )
     last = top[-1] if top else 0
     num_upsample, rem = divmod(last - 4, 3)
     if rem or num_upsample < 0:
@@ -217,7 +227,9 @@ def detect_layout(state: Mapping[str, torch.Tensor], source: str = "checkpoint")
         if layout.matches(state):
             return layout
     # An RRDBNet with zero blocks has no body keys; accept it as canonical.
-    if {"conv_first.weight", "conv_body.weight", "conv_hr.weight", "conv_last.weight"} <= set(state):
+    if {"conv_first.weight", "conv_body.weight", "conv_hr.weight", "conv_last.weight"} <= set(
+        state
+    ):
         return LAYOUTS[2]
     sample = ", ".join(list(state)[:5])
     known = "; ".join(f"{lay.name} ({lay.description})" for lay in LAYOUTS)
@@ -234,7 +246,9 @@ def _indices(state: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := regex.match(k))})
 
 
-def infer_rrdbnet_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> RRDBNetConfig:
+def infer_rrdbnet_config(
+    state: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> RRDBNetConfig:
     """Read nf, nb, gc, up-steps, unshuffle factor and channel counts off canonical tensors."""
     try:
         first = state["conv_first.weight"]
@@ -243,7 +257,9 @@ def infer_rrdbnet_config(state: Mapping[str, torch.Tensor], source: str = "check
         raise CheckpointError(f"{source}: missing key {exc.args[0]}") from None
     blocks = _indices(state, r"body\.(\d+)\.rdb1\.conv1\.weight$")
     if blocks != list(range(len(blocks))):
-        raise CheckpointError(f"{source}: RRDB blocks are not numbered 0..N-1 (found {blocks[:8]}...)")
+        raise CheckpointError(
+            f"{source}: RRDB blocks are not numbered 0..N-1 (found {blocks[:8]}...)"
+        )
     ups = _indices(state, r"conv_up(\d+)\.weight$")
     if ups != list(range(1, len(ups) + 1)):
         raise CheckpointError(f"{source}: up-step convs are not numbered 1..N (found {ups})")
@@ -268,7 +284,9 @@ def infer_rrdbnet_config(state: Mapping[str, torch.Tensor], source: str = "check
         raise CheckpointError(f"{source}: inconsistent hyperparameters: {exc}") from None
 
 
-def infer_srresnet_config(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> SRResNetConfig:
+def infer_srresnet_config(
+    state: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> SRResNetConfig:
     """Hyperparameters of an SRResNet from its tensors (scale from the up-step shapes)."""
     steps = _indices(state, r"upsample\.(\d+)\.weight$")
     nf = int(state["conv_first.weight"].shape[0])
@@ -372,14 +390,18 @@ def _load_strict(module: nn.Module, state: StateDict, source: str) -> None:
             parts.append(f"missing keys {_sample(missing)}")
         if extra:
             parts.append(f"unexpected keys {_sample(extra)}")
-        raise CheckpointError(f"{source}: checkpoint does not match the inferred network: {'; '.join(parts)}")
+        raise CheckpointError(
+            f"{source}: checkpoint does not match the inferred network: {'; '.join(parts)}"
+        )
     for key, tensor in expected.items():
         if tensor.shape != state[key].shape:
             raise CheckpointError(
                 f"{source}: tensor {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
             )
         if not state[key].is_floating_point():
-            raise CheckpointError(f"{source}: tensor {key} has dtype {state[key].dtype}, expected a float")
+            raise CheckpointError(
+                f"{source}: tensor {key} has dtype {state[key].dtype}, expected a float"
+            )
     module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
 
@@ -412,13 +434,17 @@ def model_metadata(model: nn.Module, extra: Mapping[str, object] | None = None) 
 
 
 def save_model(
-    path: str | os.PathLike[str], model: nn.Module, extra_metadata: Mapping[str, object] | None = None
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    extra_metadata: Mapping[str, object] | None = None,
 ) -> Path:
     """Write ``model`` as safetensors in the canonical layout, atomically (temp file + rename)."""
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise CheckpointError(f"{path}: the project writes only .safetensors files")
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+    }
     save_state_dict(path, state, model_metadata(model, extra_metadata))
     return path
 

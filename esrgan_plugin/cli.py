@@ -38,16 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", help="upscale image files, globs or folders")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders")
     up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
-    up.add_argument("--model", default="default", help="model file (.pth, .pt, .safetensors) or shipped name: default (= default-psnr), default-psnr, default-gan")
-    up.add_argument("--tile", type=int, default=None, help="tile size in LR pixels; 0 = whole image; default: from free memory")
-    up.add_argument("--halo", type=int, default=None, help="LR pixels of context around each tile (default 24)")
+    up.add_argument(
+        "--model",
+        default="default",
+        help="model file (.pth, .pt, .safetensors) or shipped name: default (= default-psnr), default-psnr, default-gan",
+    )
+    up.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="tile size in LR pixels; 0 = whole image; default: from free memory",
+    )
+    up.add_argument(
+        "--halo", type=int, default=None, help="LR pixels of context around each tile (default 24)"
+    )
     up.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     up.add_argument("--precision", default="auto", choices=["fp32", "bf16", "fp16", "auto"])
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     up.add_argument("--outscale", type=float, default=None, help="final scale (model, then resize)")
-    up.add_argument("--alpha-mode", default="bicubic", choices=["model", "bicubic"], help="how alpha is upscaled (default bicubic: exact on opaque alpha)")
-    up.add_argument("--ext", default=None, help="output format for folder outputs (default: the input's)")
-    up.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs")
+    up.add_argument(
+        "--alpha-mode",
+        default="bicubic",
+        choices=["model", "bicubic"],
+        help="how alpha is upscaled (default bicubic: exact on opaque alpha)",
+    )
+    up.add_argument(
+        "--ext", default=None, help="output format for folder outputs (default: the input's)"
+    )
+    up.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs"
+    )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.set_defaults(func=cmd_upscale)
 
@@ -59,12 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     interp = sub.add_parser("interpolate", help="network interpolation (1 - alpha) * A + alpha * B")
     interp.add_argument("model_a", metavar="MODEL_A", help="the PSNR-oriented model")
     interp.add_argument("model_b", metavar="MODEL_B", help="the GAN model")
-    interp.add_argument("--alpha", type=float, required=True, help="0 gives MODEL_A, 1 gives MODEL_B")
+    interp.add_argument(
+        "--alpha", type=float, required=True, help="0 gives MODEL_A, 1 gives MODEL_B"
+    )
     interp.add_argument("-o", "--output", required=True, help="output .safetensors file")
     interp.add_argument("--overwrite", action="store_true")
     interp.set_defaults(func=cmd_interpolate)
 
-    conv = sub.add_parser("convert", help="rewrite any supported checkpoint as canonical safetensors")
+    conv = sub.add_parser(
+        "convert", help="rewrite any supported checkpoint as canonical safetensors"
+    )
     conv.add_argument("model")
     conv.add_argument("-o", "--output", required=True, help="output .safetensors file")
     conv.add_argument("--overwrite", action="store_true")
@@ -77,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="esrgan: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="esrgan: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except (EsrganError, PipelineError) as exc:
@@ -112,7 +138,11 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
         raise UsageError(f"no images found in {' '.join(inputs)}")
     out = Path(output)
     single_file = (
-        len(sources) == 1 and len(inputs) == 1 and Path(inputs[0]).is_file() and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
+        len(sources) == 1
+        and len(inputs) == 1
+        and Path(inputs[0]).is_file()
+        and out.suffix.lower() in IMAGE_SUFFIXES
+        and not out.is_dir()
     )
     if ext is not None:
         ext = ext if ext.startswith(".") else f".{ext}"
@@ -123,13 +153,17 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
     else:
         if out.exists() and not out.is_dir():
             raise UsageError(f"{out}: several inputs need an output folder, but this is a file")
-        jobs = [Job(src, (out / rel).with_suffix(ext) if ext else out / rel) for src, rel in sources]
+        jobs = [
+            Job(src, (out / rel).with_suffix(ext) if ext else out / rel) for src, rel in sources
+        ]
     seen: dict[Path, Path] = {}
     for job in jobs:
         if job.target.resolve() == job.source.resolve():
             raise UsageError(f"{job.target}: output would replace its own input")
         if job.target in seen:
-            raise UsageError(f"{seen[job.target]} and {job.source} would both be written to {job.target}")
+            raise UsageError(
+                f"{seen[job.target]} and {job.source} would both be written to {job.target}"
+            )
         seen[job.target] = job.source
         if job.target.exists() and not overwrite:
             raise UsageError(f"{job.target}: output exists; pass --overwrite to replace it")
@@ -156,7 +190,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     upscaler = Upscaler(load_model(args.model), options)
     failures = 0
     show = sys.stderr.isatty() or args.debug
-    with tqdm(total=len(jobs), unit="img", desc="images", disable=not show and len(jobs) == 1) as images:
+    with tqdm(
+        total=len(jobs), unit="img", desc="images", disable=not show and len(jobs) == 1
+    ) as images:
         for job in jobs:
             with tqdm(unit="tile", desc=job.source.name, leave=False, disable=not show) as tiles:
 
@@ -227,6 +263,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     out = _check_output(args.output, args.overwrite)
     model = load_model(args.model)
-    save_model(out, model.module, {**model.metadata, "converted_from": f"{model.layout}: {Path(args.model).name}"})
+    save_model(
+        out,
+        model.module,
+        {**model.metadata, "converted_from": f"{model.layout}: {Path(args.model).name}"},
+    )
     print(f"wrote {out} ({model.layout} layout, x{model.scale}, {model.config.num_blocks} blocks)")
     return 0

@@ -27,10 +27,14 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise InferenceError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N, mps")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InferenceError(f"device {name!r} requested but CUDA is not available to PyTorch here")
+            raise InferenceError(
+                f"device {name!r} requested but CUDA is not available to PyTorch here"
+            )
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise InferenceError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise InferenceError(
+                f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
     if name == "mps" and not _mps_available():
         raise InferenceError("device 'mps' requested but the MPS backend is not available here")
     return torch.device(name)
@@ -96,4 +100,3 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and (
         "out of memory" in text or "DefaultCPUAllocator: can't allocate memory" in text
     )
-

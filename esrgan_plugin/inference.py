@@ -63,13 +63,17 @@ class UpscaleOptions:
         if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
             raise InferenceError(f"outscale must be a positive number, got {self.outscale}")
         if self.alpha_mode not in ALPHA_MODES:
-            raise InferenceError(f"alpha_mode {self.alpha_mode!r} is not one of {', '.join(ALPHA_MODES)}")
+            raise InferenceError(
+                f"alpha_mode {self.alpha_mode!r} is not one of {', '.join(ALPHA_MODES)}"
+            )
 
 
 class Upscaler:
     """A model placed on a device with a precision; immutable once built, safe to reuse."""
 
-    def __init__(self, model: LoadedModel | nn.Module, options: UpscaleOptions | None = None) -> None:
+    def __init__(
+        self, model: LoadedModel | nn.Module, options: UpscaleOptions | None = None
+    ) -> None:
         self.options = options = options or UpscaleOptions()
         module = model.module if isinstance(model, LoadedModel) else model
         config = module.config  # type: ignore[attr-defined]
@@ -93,7 +97,9 @@ class Upscaler:
         """Upscale an (H, W) or (H, W, C) image (C = 1, 3 or 4); same dtype and channels out."""
         image = np.asarray(image)
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-            raise InferenceError(f"expected an (H, W) or (H, W, C) image with C in 1, 3, 4; got shape {image.shape}")
+            raise InferenceError(
+                f"expected an (H, W) or (H, W, C) image with C in 1, 3, 4; got shape {image.shape}"
+            )
         if image.shape[0] < 1 or image.shape[1] < 1:
             raise InferenceError(f"empty image of shape {image.shape}")
         dtype = image.dtype
@@ -138,13 +144,20 @@ class Upscaler:
                     raise InferenceError(
                         f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles"
                     ) from None
-                log.warning("out of memory on %s with tile %s; retrying with tile %d", self.device, tile or "whole", smaller)
+                log.warning(
+                    "out of memory on %s with tile %s; retrying with tile %d",
+                    self.device,
+                    tile or "whole",
+                    smaller,
+                )
                 tile = smaller
 
     # ------------------------------------------------------------------ internals
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
+        memory_format = (
+            torch.channels_last if self.options.channels_last else torch.contiguous_format
+        )
         batch = batch.to(self.device, torch.float32).contiguous(memory_format=memory_format)
         with torch.no_grad(), self.precision.context(self.device):
             out = self.module(batch)
@@ -159,7 +172,14 @@ class Upscaler:
     def _initial_tile(self, height: int, width: int) -> int:
         if self.options.tile is not None:
             return self.options.tile
-        return auto_tile(height, width, self.bytes_per_pixel(), free_memory_bytes(self.device), self.options.halo, self.multiple)
+        return auto_tile(
+            height,
+            width,
+            self.bytes_per_pixel(),
+            free_memory_bytes(self.device),
+            self.options.halo,
+            self.multiple,
+        )
 
     def bytes_per_pixel(self) -> int:
         """Estimated peak activation memory per LR input pixel (conservative, fp32)."""
@@ -192,7 +212,9 @@ class Upscaler:
             else:
                 colour_out = self._run(colour, progress)
         elif self.in_channels == 1:
-            colour_out = np.concatenate([self._run(colour[..., i : i + 1], progress) for i in range(colour.shape[2])], 2)
+            colour_out = np.concatenate(
+                [self._run(colour[..., i : i + 1], progress) for i in range(colour.shape[2])], 2
+            )
         else:
             raise InferenceError(
                 f"the model takes {self.in_channels} channels and cannot process a {channels}-channel image"
@@ -206,7 +228,11 @@ class Upscaler:
         if self.options.alpha_mode == "bicubic":  # exact on uniform alpha, the same in every tile
             import cv2
 
-            resized = cv2.resize(alpha[..., 0], (width * self.scale, height * self.scale), interpolation=cv2.INTER_CUBIC)
+            resized = cv2.resize(
+                alpha[..., 0],
+                (width * self.scale, height * self.scale),
+                interpolation=cv2.INTER_CUBIC,
+            )
             return np.clip(resized, 0.0, 1.0)[..., None]
         if self.in_channels == 1:
             return self._run(alpha, progress)
@@ -222,13 +248,19 @@ class Upscaler:
         height = max(1, round(input_hw[0] * outscale))
         width = max(1, round(input_hw[1] * outscale))
         shrinking = outscale < self.scale
-        resized = cv2.resize(result, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
+        resized = cv2.resize(
+            result,
+            (width, height),
+            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4,
+        )
         if resized.ndim == 2:
             resized = resized[..., None]
         return np.clip(resized, 0.0, 1.0)
 
 
-def auto_tile(height: int, width: int, bytes_per_pixel: int, free_bytes: int, halo: int, multiple: int = 1) -> int:
+def auto_tile(
+    height: int, width: int, bytes_per_pixel: int, free_bytes: int, halo: int, multiple: int = 1
+) -> int:
     """0 (whole image) when it fits in half the free memory, else the largest tile that does."""
     budget = free_bytes // 2
     if height * width * bytes_per_pixel <= budget:
@@ -265,8 +297,10 @@ def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def upscale(
-    image: np.ndarray, model: LoadedModel | nn.Module, progress: Progress | None = None, **options: object
+    image: np.ndarray,
+    model: LoadedModel | nn.Module,
+    progress: Progress | None = None,
+    **options: object,
 ) -> np.ndarray:
     """One-call API: ``upscale(img, load_model("x4.pth"), tile=256, precision="bf16")``."""
     return Upscaler(model, UpscaleOptions(**options)).upscale(image, progress)  # type: ignore[arg-type]
-

@@ -79,5 +79,10 @@ def interpolate_models(psnr: LoadedModel, gan: LoadedModel, alpha: float) -> Loa
     blended = interpolate_state_dicts(psnr.module.state_dict(), gan.module.state_dict(), alpha)
     module = copy.deepcopy(psnr.module)
     module.load_state_dict(blended)
-    metadata = {"interpolation_alpha": repr(alpha), "interpolated_from": f"{psnr.source} | {gan.source}"}
-    return LoadedModel(module, psnr.layout, psnr.config, metadata, source=f"interpolation(alpha={alpha})")
+    metadata = {
+        "interpolation_alpha": repr(alpha),
+        "interpolated_from": f"{psnr.source} | {gan.source}",
+    }
+    return LoadedModel(
+        module, psnr.layout, psnr.config, metadata, source=f"interpolation(alpha={alpha})"
+    )

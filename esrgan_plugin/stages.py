@@ -37,16 +37,43 @@ _REFERENCE = "${"
 class UpscaleParams(StageParams):
     """Parameters of ``esrgan.upscale``."""
 
-    model: str = Field("default", description="model file (.safetensors, .pth, .pt) or shipped name: default, default-psnr, default-gan")
-    tile: int | None = Field(None, ge=0, description=f"tile side in input pixels (0 = whole image, else at least {MIN_TILE}); default: chosen from free memory")
-    halo: int = Field(DEFAULT_HALO, ge=0, description="input pixels of context around each tile, cropped after upscaling")
+    model: str = Field(
+        "default",
+        description="model file (.safetensors, .pth, .pt) or shipped name: default, default-psnr, default-gan",
+    )
+    tile: int | None = Field(
+        None,
+        ge=0,
+        description=f"tile side in input pixels (0 = whole image, else at least {MIN_TILE}); default: chosen from free memory",
+    )
+    halo: int = Field(
+        DEFAULT_HALO,
+        ge=0,
+        description="input pixels of context around each tile, cropped after upscaling",
+    )
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA",
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    outscale: float | None = Field(None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)")
-    alpha_mode: Literal["model", "bicubic"] = Field("bicubic", description="how an alpha channel is upscaled: bicubic (exact on opaque alpha) or by the model")
-    interpolate_with: str | None = Field(None, description="a second model of the same architecture to interpolate with, in memory (no file written)")
-    alpha: float | None = Field(None, ge=0, le=1, description="interpolation weight: (1 - alpha) * model + alpha * interpolate_with")
+    outscale: float | None = Field(
+        None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)"
+    )
+    alpha_mode: Literal["model", "bicubic"] = Field(
+        "bicubic",
+        description="how an alpha channel is upscaled: bicubic (exact on opaque alpha) or by the model",
+    )
+    interpolate_with: str | None = Field(
+        None,
+        description="a second model of the same architecture to interpolate with, in memory (no file written)",
+    )
+    alpha: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="interpolation weight: (1 - alpha) * model + alpha * interpolate_with",
+    )
 
     @field_validator("tile")
     @classmethod
@@ -72,9 +99,13 @@ class UpscaleParams(StageParams):
 class InterpolateParams(StageParams):
     """Parameters of ``esrgan.interpolate``."""
 
-    model_a: str = Field(description="the PSNR-oriented model (alpha = 0): a file or a shipped name")
+    model_a: str = Field(
+        description="the PSNR-oriented model (alpha = 0): a file or a shipped name"
+    )
     model_b: str = Field(description="the GAN model (alpha = 1), of the same architecture")
-    alpha: float = Field(ge=0, le=1, description="weight of model_b: (1 - alpha) * model_a + alpha * model_b")
+    alpha: float = Field(
+        ge=0, le=1, description="weight of model_b: (1 - alpha) * model_a + alpha * model_b"
+    )
     output: str = Field(description="the interpolated model's .safetensors file")
     overwrite: bool = Field(False, description="replace an existing output file")
 
@@ -224,7 +255,9 @@ def _upscaler(params: UpscaleParams) -> Upscaler:
     def build() -> Upscaler:
         model = _load(params.model)
         if params.interpolate_with is not None:
-            model = interpolate_models(model, _load(params.interpolate_with), float(params.alpha or 0.0))
+            model = interpolate_models(
+                model, _load(params.interpolate_with), float(params.alpha or 0.0)
+            )
         return Upscaler(model, options)
 
     return _UPSCALERS.get((model_key, options), build)

@@ -51,7 +51,10 @@ class Tile:
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.rows.padded_stop - self.rows.padded_start, self.cols.padded_stop - self.cols.padded_start)
+        return (
+            self.rows.padded_stop - self.rows.padded_start,
+            self.cols.padded_stop - self.cols.padded_start,
+        )
 
 
 def make_tiles(height: int, width: int, tile: int, halo: int, multiple: int = 1) -> list[Tile]:
@@ -99,24 +102,32 @@ def run_tiled(
     for batch in batches_by_shape(tiles, max(1, batch_size)):
         inputs = torch.cat(
             [
-                image[..., t.rows.padded_start : t.rows.padded_stop, t.cols.padded_start : t.cols.padded_stop]
+                image[
+                    ...,
+                    t.rows.padded_start : t.rows.padded_stop,
+                    t.cols.padded_start : t.cols.padded_stop,
+                ]
                 for t in batch
             ]
         ).to(device, non_blocking=True)
         result = network(inputs).float().to("cpu")
         if output is None:
-            output = torch.empty((1, result.shape[1], height * scale, width * scale), dtype=torch.float32)
+            output = torch.empty(
+                (1, result.shape[1], height * scale, width * scale), dtype=torch.float32
+            )
         for t, out in zip(batch, result, strict=True):
             r0 = (t.rows.start - t.rows.padded_start) * scale
             c0 = (t.cols.start - t.cols.padded_start) * scale
             rh = (t.rows.stop - t.rows.start) * scale
             cw = (t.cols.stop - t.cols.start) * scale
-            output[0, :, t.rows.start * scale : t.rows.stop * scale, t.cols.start * scale : t.cols.stop * scale] = (
-                out[:, r0 : r0 + rh, c0 : c0 + cw]
-            )
+            output[
+                0,
+                :,
+                t.rows.start * scale : t.rows.stop * scale,
+                t.cols.start * scale : t.cols.stop * scale,
+            ] = out[:, r0 : r0 + rh, c0 : c0 + cw]
         done += len(batch)
         if progress is not None:
             progress(done, len(tiles))
     assert output is not None
     return output
-

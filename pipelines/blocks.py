@@ -57,12 +57,27 @@ def map_image(
     counts = (len(chunks[0]), len(chunks[1]))
     depth = {0: halo if counts[0] > 1 else 0, 1: halo if counts[1] > 1 else 0}
     depth.update({axis: 0 for axis in range(2, data.ndim)})
-    padded = da.overlap.overlap(data, depth=depth, boundary="none", allow_rechunk=False) if halo else data
+    padded = (
+        da.overlap.overlap(data, depth=depth, boundary="none", allow_rechunk=False)
+        if halo
+        else data
+    )
     trim = int(halo * plan.scale)
     out_chunks = tuple(tuple(int(c * plan.scale) for c in axis) for axis in chunks[:2]) + chunks[2:]
     out = da.map_blocks(
-        run_trimmed, padded, step_id, stage_id, fn, params, plan.scale, trim, counts,
-        chunks=out_chunks, dtype=data.dtype, meta=_meta(data), token=step_id,
+        run_trimmed,
+        padded,
+        step_id,
+        stage_id,
+        fn,
+        params,
+        plan.scale,
+        trim,
+        counts,
+        chunks=out_chunks,
+        dtype=data.dtype,
+        meta=_meta(data),
+        token=step_id,
     )
     return item.with_data(out, record)
 
@@ -81,16 +96,31 @@ def map_whole_image(
 
     data = item.data
     data = data.rechunk(tuple(-1 for _ in range(data.ndim)))
-    chunks = tuple((_scaled(n, plan.scale),) for n in data.shape[:2]) + tuple((c,) for c in data.shape[2:])
+    chunks = tuple((_scaled(n, plan.scale),) for n in data.shape[:2]) + tuple(
+        (c,) for c in data.shape[2:]
+    )
     out = da.map_blocks(
-        run_block, data, step_id, stage_id, fn, params, chunks=chunks, dtype=data.dtype, meta=_meta(data), token=step_id
+        run_block,
+        data,
+        step_id,
+        stage_id,
+        fn,
+        params,
+        chunks=chunks,
+        dtype=data.dtype,
+        meta=_meta(data),
+        token=step_id,
     )
     return item.with_data(out, record)
 
 
 def tiled_chunks(chunks: Chunks, plan: BlockPlan) -> Chunks | None:
     """The chunks to tile with (rows and columns aligned, channels whole), or None for one block."""
-    if plan.halo is None or plan.scale is None or any(math.isnan(c) for axis in chunks for c in axis):
+    if (
+        plan.halo is None
+        or plan.scale is None
+        or any(math.isnan(c) for axis in chunks for c in axis)
+    ):
         return None
     halo = round_up(plan.halo, plan.multiple)
     spatial = tuple(aligned_axis(axis, halo, plan.multiple) for axis in chunks[:2])
@@ -159,7 +189,9 @@ def run_trimmed(
     return np.ascontiguousarray(out[tuple(crops)])
 
 
-def run_block(block: np.ndarray, step_id: str, stage_id: str, fn: Callable[..., Any], params: Any) -> np.ndarray:
+def run_block(
+    block: np.ndarray, step_id: str, stage_id: str, fn: Callable[..., Any], params: Any
+) -> np.ndarray:
     """Call a transform on one block; errors name the step, and dtype/channels must be kept."""
     try:
         out = np.asarray(fn(block, params))
@@ -167,7 +199,11 @@ def run_block(block: np.ndarray, step_id: str, stage_id: str, fn: Callable[..., 
         raise
     except Exception as exc:
         raise StepError.wrap(step_id, stage_id, exc) from exc
-    if out.dtype != block.dtype or out.ndim != block.ndim or channels_of(out.shape) != channels_of(block.shape):
+    if (
+        out.dtype != block.dtype
+        or out.ndim != block.ndim
+        or channels_of(out.shape) != channels_of(block.shape)
+    ):
         raise StepError(
             f"step {step_id!r} ({stage_id}): returned {out.dtype} {out.shape} for a {block.dtype} {block.shape} "
             "block; transforms must keep dtype and channels",

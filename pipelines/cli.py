@@ -25,28 +25,51 @@ EXIT_INVALID = 2
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser = argparse.ArgumentParser(prog="pipelines", description="Run YAML image pipelines made of plugin stages.", parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="pipelines",
+        description="Run YAML image pipelines made of plugin stages.",
+        parents=[common],
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", parents=[common], help="validate and run a pipeline file")
     run.add_argument("file", metavar="FILE", help="pipeline YAML file")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="STEP.PARAM=VALUE",
-                     help="override a step parameter (VALUE is read as YAML); repeatable; executor=VALUE too")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="STEP.PARAM=VALUE",
+        help="override a step parameter (VALUE is read as YAML); repeatable; executor=VALUE too",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--restart", action="store_true",
-                     help="start Zarr outputs over instead of resuming (sets restart: true on every step that has it)")
+    run.add_argument(
+        "--restart",
+        action="store_true",
+        help="start Zarr outputs over instead of resuming (sets restart: true on every step that has it)",
+    )
     run.set_defaults(func=cmd_run)
 
-    validate = sub.add_parser("validate", parents=[common], help="check a pipeline file without running it")
+    validate = sub.add_parser(
+        "validate", parents=[common], help="check a pipeline file without running it"
+    )
     validate.add_argument("file", metavar="FILE")
-    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="STEP.PARAM=VALUE")
+    validate.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="STEP.PARAM=VALUE"
+    )
     validate.set_defaults(func=cmd_validate)
 
-    stages = sub.add_parser("stages", parents=[common], help="list every installed stage and its parameters")
-    stages.add_argument("--json", action="store_true", help="print JSON (with each parameter schema)")
+    stages = sub.add_parser(
+        "stages", parents=[common], help="list every installed stage and its parameters"
+    )
+    stages.add_argument(
+        "--json", action="store_true", help="print JSON (with each parameter schema)"
+    )
     stages.set_defaults(func=cmd_stages)
 
-    plugins = sub.add_parser("plugins", parents=[common], help="list the loaded plugins and their hooks")
+    plugins = sub.add_parser(
+        "plugins", parents=[common], help="list the loaded plugins and their hooks"
+    )
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(func=cmd_plugins)
     return parser
@@ -85,7 +108,9 @@ def _configure_logging(debug: bool) -> None:
     handler = logging.StreamHandler()
     handler.set_name("pipelines-cli")
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
-    handler.setFormatter(logging.Formatter("pipelines: %(name)s: %(message)s" if debug else "pipelines: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("pipelines: %(name)s: %(message)s" if debug else "pipelines: %(message)s")
+    )
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
@@ -99,7 +124,11 @@ def _load(args: argparse.Namespace) -> tuple[Pipeline, pluggy.PluginManager]:
     raw = load_config(args.file)
     overrides = list(args.overrides)
     if getattr(args, "restart", False):
-        overrides = [f"{s.id}.restart=true" for s in raw.steps if s.id and _has_param(registry, s.uses, "restart")] + overrides
+        overrides = [
+            f"{s.id}.restart=true"
+            for s in raw.steps
+            if s.id and _has_param(registry, s.uses, "restart")
+        ] + overrides
     return validate(apply_overrides(raw, overrides), registry), pm
 
 
@@ -110,7 +139,9 @@ def _has_param(registry: StageRegistry, stage_id: str | None, name: str) -> bool
 def cmd_validate(args: argparse.Namespace) -> int:
     pipeline, _ = _load(args)
     order = " -> ".join(f"{s.id} ({s.uses})" for s in pipeline.steps)
-    print(f"{args.file}: ok, {len(pipeline.steps)} steps on {pipeline.executor.describe()}: {order}")
+    print(
+        f"{args.file}: ok, {len(pipeline.steps)} steps on {pipeline.executor.describe()}: {order}"
+    )
     return 0
 
 
@@ -120,7 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline, pm = _load(args)
     summary = run_pipeline(pipeline, pm, progress=None if args.quiet else sys.stderr)
     written = summary.written
-    print(f"{pipeline.name}: wrote {len(written)} file(s) in {summary.seconds:.1f} s on {summary.executor}")
+    print(
+        f"{pipeline.name}: wrote {len(written)} file(s) in {summary.seconds:.1f} s on {summary.executor}"
+    )
     for path in written:
         print(f"  {path}")
     for step_id, value in summary.artefacts.items():
@@ -155,7 +188,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps([info.__dict__ for info in infos], indent=2))
         return 0
     for info in infos:
-        print(f"{info.name}  {info.distribution} {info.version}  hooks: {', '.join(info.hooks) or '-'}")
+        print(
+            f"{info.name}  {info.distribution} {info.version}  hooks: {', '.join(info.hooks) or '-'}"
+        )
     return 0
 
 

@@ -114,7 +114,9 @@ def load_config(path: str | os.PathLike[str]) -> RawPipeline:
     except UnicodeDecodeError:
         raise ValidationError([Issue(Location(file), "not a YAML file (not UTF-8 text)")]) from None
     except OSError as exc:
-        raise ValidationError([Issue(Location(file), f"cannot read: {exc.strerror or exc}")]) from None
+        raise ValidationError(
+            [Issue(Location(file), f"cannot read: {exc.strerror or exc}")]
+        ) from None
     return parse_config(text, file)
 
 
@@ -170,7 +172,9 @@ class _Parser:
                 message = f"given twice (first at line {seen[key]})"
                 raise ValidationError([Issue(self.loc(key_node), message, step=step, param=key)])
             if key in seen:
-                raise self.fail(key_node, f"{what}: duplicate key {key!r} (first at line {seen[key]})")
+                raise self.fail(
+                    key_node, f"{what}: duplicate key {key!r} (first at line {seen[key]})"
+                )
             seen[key] = key_node.start_mark.line + 1
         self.constructor.flatten_mapping(node)
         return [(str(self.value(k)), k, v) for k, v in node.value]
@@ -190,10 +194,14 @@ class _Parser:
         executor_node = found.get("executor", (None, None))[1]
         return RawPipeline(
             file=self.file,
-            name=str(self.value(found["pipeline"][1])) if "pipeline" in found else Path(self.file).stem,
+            name=str(self.value(found["pipeline"][1]))
+            if "pipeline" in found
+            else Path(self.file).stem,
             description=str(self.value(found["description"][1])) if "description" in found else "",
             executor=self.value(executor_node) if executor_node is not None else None,
-            executor_location=self.loc(executor_node) if executor_node is not None else Location(self.file),
+            executor_location=self.loc(executor_node)
+            if executor_node is not None
+            else Location(self.file),
             steps=steps,
             unknown_keys=unknown,
         )
@@ -221,7 +229,11 @@ class _Parser:
             else:
                 value = self.value(value_node)
                 if not isinstance(value, str) or not value.strip():
-                    bad.append(Issue(self.loc(key_node), f"'{key}' must be a non-empty string, got {value!r}"))
+                    bad.append(
+                        Issue(
+                            self.loc(key_node), f"'{key}' must be a non-empty string, got {value!r}"
+                        )
+                    )
                     continue
                 fields[key] = value.strip()
         return RawStep(
@@ -253,7 +265,9 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
         try:
             value = yaml.safe_load(value_text) if value_text.strip() else ""
         except yaml.YAMLError as exc:
-            raise ValidationError([Issue(where, f"VALUE is not valid YAML ({_first_line(exc)})")]) from None
+            raise ValidationError(
+                [Issue(where, f"VALUE is not valid YAML ({_first_line(exc)})")]
+            ) from None
         key = key.strip()
         if key == "executor":
             raw = replace(raw, executor=value, executor_location=where)
@@ -266,7 +280,9 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
             from pipelines.registry import suggest
 
             ids = [step.id for step in steps if step.id]
-            raise ValidationError([Issue(where, f"no step with id {step_id!r}{suggest(step_id, ids)}")])
+            raise ValidationError(
+                [Issue(where, f"no step with id {step_id!r}{suggest(step_id, ids)}")]
+            )
         for i in matches:
             steps[i] = replace(
                 steps[i],

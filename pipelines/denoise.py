@@ -31,16 +31,33 @@ GAUSSIAN_TRUNCATE = 4.0
 class DenoiseParams(StageParams):
     """Parameters of ``builtin.denoise``."""
 
-    method: Method = Field("gaussian", description="gaussian, median, bilateral, nl_means (non-local means) or tv (total variation)")
+    method: Method = Field(
+        "gaussian",
+        description="gaussian, median, bilateral, nl_means (non-local means) or tv (total variation)",
+    )
     sigma: float = Field(1.0, gt=0, le=100, description="gaussian: standard deviation in pixels")
     size: int = Field(3, ge=1, le=101, description="median: window side in pixels (odd)")
-    sigma_color: float | None = Field(None, gt=0, description="bilateral: radiometric spread in [0, 1] units; default: twice the estimated noise level")
-    sigma_spatial: float = Field(1.0, gt=0, le=50, description="bilateral: spatial standard deviation in pixels")
-    h: float | None = Field(None, gt=0, description="nl_means: filter strength in [0, 1] units; default 0.8 x the estimated noise")
-    patch_size: int = Field(5, ge=1, le=31, description="nl_means: side of the compared patches in pixels")
+    sigma_color: float | None = Field(
+        None,
+        gt=0,
+        description="bilateral: radiometric spread in [0, 1] units; default: twice the estimated noise level",
+    )
+    sigma_spatial: float = Field(
+        1.0, gt=0, le=50, description="bilateral: spatial standard deviation in pixels"
+    )
+    h: float | None = Field(
+        None,
+        gt=0,
+        description="nl_means: filter strength in [0, 1] units; default 0.8 x the estimated noise",
+    )
+    patch_size: int = Field(
+        5, ge=1, le=31, description="nl_means: side of the compared patches in pixels"
+    )
     patch_distance: int = Field(6, ge=1, le=50, description="nl_means: search radius in pixels")
     weight: float = Field(0.1, gt=0, description="tv: denoising weight; larger removes more")
-    max_num_iter: int = Field(200, ge=1, le=10_000, description="tv: iterations of Chambolle's algorithm")
+    max_num_iter: int = Field(
+        200, ge=1, le=10_000, description="tv: iterations of Chambolle's algorithm"
+    )
 
     @model_validator(mode="after")
     def _only_this_methods_params(self) -> DenoiseParams:
@@ -92,18 +109,31 @@ def _filter(pixels: np.ndarray, params: DenoiseParams, channel_axis: int | None)
     from skimage import filters, restoration
 
     if params.method == "gaussian":
-        return filters.gaussian(pixels, sigma=params.sigma, truncate=GAUSSIAN_TRUNCATE, mode="reflect",
-                                channel_axis=channel_axis, preserve_range=True)
+        return filters.gaussian(
+            pixels,
+            sigma=params.sigma,
+            truncate=GAUSSIAN_TRUNCATE,
+            mode="reflect",
+            channel_axis=channel_axis,
+            preserve_range=True,
+        )
     if params.method == "bilateral":
         return _bilateral(pixels, params, channel_axis)
     if params.method == "nl_means":
         sigma = float(np.mean(restoration.estimate_sigma(pixels, channel_axis=channel_axis)))
         h = params.h if params.h is not None else max(0.8 * sigma, 1e-3)
-        return restoration.denoise_nl_means(pixels, h=h, sigma=sigma, patch_size=params.patch_size,
-                                            patch_distance=params.patch_distance, fast_mode=True,
-                                            channel_axis=channel_axis)
-    return restoration.denoise_tv_chambolle(pixels, weight=params.weight, max_num_iter=params.max_num_iter,
-                                            channel_axis=channel_axis)
+        return restoration.denoise_nl_means(
+            pixels,
+            h=h,
+            sigma=sigma,
+            patch_size=params.patch_size,
+            patch_distance=params.patch_distance,
+            fast_mode=True,
+            channel_axis=channel_axis,
+        )
+    return restoration.denoise_tv_chambolle(
+        pixels, weight=params.weight, max_num_iter=params.max_num_iter, channel_axis=channel_axis
+    )
 
 
 def _bilateral(pixels: np.ndarray, params: DenoiseParams, channel_axis: int | None) -> np.ndarray:
@@ -122,10 +152,20 @@ def _bilateral(pixels: np.ndarray, params: DenoiseParams, channel_axis: int | No
     window = _bilateral_window(params.sigma_spatial)
     source = pixels.astype(np.float32)
     if source.ndim == 3 and source.shape[2] not in (1, 3):
-        planes = [cv2.bilateralFilter(np.ascontiguousarray(source[..., i]), window, sigma_color, params.sigma_spatial,
-                                      borderType=cv2.BORDER_REFLECT) for i in range(source.shape[2])]
+        planes = [
+            cv2.bilateralFilter(
+                np.ascontiguousarray(source[..., i]),
+                window,
+                sigma_color,
+                params.sigma_spatial,
+                borderType=cv2.BORDER_REFLECT,
+            )
+            for i in range(source.shape[2])
+        ]
         return np.stack(planes, axis=2).astype(np.float64)
-    result = cv2.bilateralFilter(source, window, sigma_color, params.sigma_spatial, borderType=cv2.BORDER_REFLECT)
+    result = cv2.bilateralFilter(
+        source, window, sigma_color, params.sigma_spatial, borderType=cv2.BORDER_REFLECT
+    )
     return result.reshape(pixels.shape).astype(np.float64)
 
 

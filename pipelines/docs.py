@@ -61,8 +61,12 @@ def param_docs(model: type[BaseModel]) -> list[ParamDoc]:
             default = "(computed)"
         else:
             default = repr(field.default)
-        bounds = [f"{op} {getattr(m, attr)}" for m in field.metadata for attr, op in
-                  (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if getattr(m, attr, None) is not None]
+        bounds = [
+            f"{op} {getattr(m, attr)}"
+            for m in field.metadata
+            for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+            if getattr(m, attr, None) is not None
+        ]
         kind = describe_type(field.annotation) + (f" ({', '.join(bounds)})" if bounds else "")
         docs.append(ParamDoc(name, kind, default, field.description or ""))
     return docs
@@ -87,12 +91,18 @@ def _cell(text: str) -> str:
 def render_stage(spec: StageSpec, plugin: str) -> str:
     """Markdown for one stage: description, kinds, tiling needs, parameter table."""
     lines = [f"### `{spec.id}`", "", spec.description, ""]
-    lines.append(f"Plugin `{plugin}`; consumes **{spec.consumes or 'nothing'}**, produces **{spec.produces or 'nothing (writes files)'}**.")
+    lines.append(
+        f"Plugin `{plugin}`; consumes **{spec.consumes or 'nothing'}**, produces **{spec.produces or 'nothing (writes files)'}**."
+    )
     if spec.consumes == "images" and spec.produces == "images":
         halo = "from its parameters" if callable(spec.halo) else f"{spec.halo} px"
         scale = "from its parameters" if callable(spec.scale) else f"x{spec.scale:g}"
-        multiple = "" if spec.multiple == 1 else "; block starts on multiples " + (
-            "from its parameters" if callable(spec.multiple) else f"of {spec.multiple} px")
+        multiple = (
+            ""
+            if spec.multiple == 1
+            else "; block starts on multiples "
+            + ("from its parameters" if callable(spec.multiple) else f"of {spec.multiple} px")
+        )
         lines.append(f"Halo {halo}; scale {scale}{multiple}.")
     lines += ["", "| parameter | type | default | description |", "| --- | --- | --- | --- |"]
     for p in param_docs(spec.params):

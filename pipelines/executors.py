@@ -18,7 +18,9 @@ class ExecutorError(PipelineError):
     """The executor could not be started or reached (e.g. a scheduler that does not answer)."""
 
 
-def execute(targets: Sequence[Any], config: ExecutorConfig, progress: TextIO | None = None) -> list[Any]:
+def execute(
+    targets: Sequence[Any], config: ExecutorConfig, progress: TextIO | None = None
+) -> list[Any]:
     """Compute ``targets`` on the configured executor; results in order (see :func:`session`)."""
     if not targets:
         return []
@@ -27,7 +29,9 @@ def execute(targets: Sequence[Any], config: ExecutorConfig, progress: TextIO | N
 
 
 @contextlib.contextmanager
-def session(config: ExecutorConfig, progress: TextIO | None = None) -> Iterator[Callable[[Sequence[Any]], list[Any]]]:
+def session(
+    config: ExecutorConfig, progress: TextIO | None = None
+) -> Iterator[Callable[[Sequence[Any]], list[Any]]]:
     """An open executor (one cluster or connection) yielding ``compute(targets) -> results``.
 
     A run that computes in several phases shares one cluster instead of starting one per phase.
@@ -65,7 +69,11 @@ def _run_threads(flat: list[Any], progress: TextIO | None) -> list[Any]:
         return []
     return_freed_memory()
     keys = target_keys(flat)
-    reporter = threads_callback(keys, ProgressLine(len(keys), progress)) if progress and keys else contextlib.nullcontext()
+    reporter = (
+        threads_callback(keys, ProgressLine(len(keys), progress))
+        if progress and keys
+        else contextlib.nullcontext()
+    )
     with reporter:
         return list(dask.compute(*flat, scheduler="threads"))
 
@@ -92,14 +100,17 @@ def _client(config: ExecutorConfig) -> Iterator[Any]:
 
     if config.type == "processes":
         workers = config.workers or max(1, min(os.cpu_count() or 1, 4))
-        with LocalCluster(
-            n_workers=workers,
-            env=worker_thread_env(workers * config.threads_per_worker),
-            threads_per_worker=config.threads_per_worker,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,  # task errors reach the client as one-line StepErrors
-        ) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers,
+                env=worker_thread_env(workers * config.threads_per_worker),
+                threads_per_worker=config.threads_per_worker,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # task errors reach the client as one-line StepErrors
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
         return
     try:
@@ -137,4 +148,6 @@ def set_thread_env(tasks_on_host: int) -> None:
 def worker_thread_env(tasks_at_once: int) -> dict[str, str]:
     """Thread limits for worker processes, so that concurrent tasks share the cores without oversubscribing."""
     threads = str(max(1, (os.cpu_count() or 1) // max(1, tasks_at_once)))
-    return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    return {
+        name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }

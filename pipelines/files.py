@@ -44,11 +44,15 @@ class ReadParams(StageParams):
         "(N, H, W, C) or a group a dataset; or a list of them"
     )
     max_pixels: int = Field(
-        DEFAULT_MAX_PIXELS, ge=1, description="refuse image files with more pixels than this (decompression-bomb guard)"
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="refuse image files with more pixels than this (decompression-bomb guard)",
     )
     chunk: int | None = Field(
-        None, ge=8, description="block side in pixels for chunked processing; default: a Zarr array's own chunks, "
-        "and one block per image file"
+        None,
+        ge=8,
+        description="block side in pixels for chunked processing; default: a Zarr array's own chunks, "
+        "and one block per image file",
     )
 
 
@@ -62,25 +66,33 @@ class WriteParams(StageParams):
         "image, or an (N, H, W, C) dataset of a batch of equal images"
     )
     overwrite: bool = Field(
-        False, description="replace existing files, or a Zarr array made by another job (refused by default)"
+        False,
+        description="replace existing files, or a Zarr array made by another job (refused by default)",
     )
     restart: bool = Field(
-        False, description="Zarr: recompute every chunk instead of resuming an unfinished run of the same job"
+        False,
+        description="Zarr: recompute every chunk instead of resuming an unfinished run of the same job",
     )
 
     @field_validator("path")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
         try:
-            names = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
+            names = [
+                field for _, field, _, _ in string.Formatter().parse(value) if field is not None
+            ]
         except ValueError as exc:
             raise ValueError(f"bad path pattern {value!r}: {exc}") from None
         unknown = [n for n in names if n not in NAME_FIELDS]
         if unknown:
-            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {value!r}; use {', '.join('{' + n + '}' for n in NAME_FIELDS)}")
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}} in {value!r}; use {', '.join('{' + n + '}' for n in NAME_FIELDS)}"
+            )
         suffix = Path(value).suffix.lower()
         if "{ext}" not in value and suffix not in IMAGE_SUFFIXES and not is_zarr_path(value):
-            raise ValueError(f"{value!r} does not end in an image extension ({', '.join(IMAGE_SUFFIXES)}) or .zarr")
+            raise ValueError(
+                f"{value!r} does not end in an image extension ({', '.join(IMAGE_SUFFIXES)}) or .zarr"
+            )
         return value
 
 
@@ -121,7 +133,9 @@ def read_file(path: Path, index: int, params: ReadParams) -> ImageItem:
     import dask.array as da
 
     shape, dtype = probe_image(path, params.max_pixels)
-    pixels = task(load_image, str(path), params.max_pixels, shape, dtype.name, name=f"read-{path.stem}")
+    pixels = task(
+        load_image, str(path), params.max_pixels, shape, dtype.name, name=f"read-{path.stem}"
+    )
     data = da.from_delayed(pixels, shape, dtype)
     if params.chunk:
         data = data.rechunk((params.chunk, params.chunk) + ((-1,) if len(shape) == 3 else ()))
@@ -160,8 +174,14 @@ def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
         if target.exists() and not params.overwrite:
             raise ImageIOError(f"{target}: output exists (set overwrite: true to replace it)")
         if item.meta.has_alpha and target.suffix.lower() in _NO_ALPHA:
-            raise ImageIOError(f"{target}: {target.suffix} cannot store the alpha channel of {item.meta.name}; write .png, .tif or .webp")
-        tasks.append(task(write_one, item.data, str(target), params.overwrite, name=f"write-{item.meta.name}"))
+            raise ImageIOError(
+                f"{target}: {target.suffix} cannot store the alpha channel of {item.meta.name}; write .png, .tif or .webp"
+            )
+        tasks.append(
+            task(
+                write_one, item.data, str(target), params.overwrite, name=f"write-{item.meta.name}"
+            )
+        )
     return tasks
 
 

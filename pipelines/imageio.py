@@ -64,7 +64,9 @@ def read_header(path: Path) -> tuple[int, int, int]:
     except Image.DecompressionBombError as exc:
         raise ImageIOError(f"{path}: refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
-        raise ImageIOError(f"{path}: not a supported image format (or the file is corrupt)") from None
+        raise ImageIOError(
+            f"{path}: not a supported image format (or the file is corrupt)"
+        ) from None
     except OSError as exc:
         raise ImageIOError(f"{path}: cannot read image header ({exc})") from None
 
@@ -72,7 +74,9 @@ def read_header(path: Path) -> tuple[int, int, int]:
 def _decode_pixels(path: Path) -> np.ndarray:
     import cv2
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # we raise on corrupt files instead
+    cv2.utils.logging.setLogLevel(
+        cv2.utils.logging.LOG_LEVEL_ERROR
+    )  # we raise on corrupt files instead
     data = np.fromfile(path, dtype=np.uint8)
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
     array = cv2.imdecode(data, flags) if data.size else None
@@ -137,18 +141,28 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, overwrite: bool
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
-        raise ImageIOError(f"{path}: cannot write {suffix or 'extension-less'} files; use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise ImageIOError(
+            f"{path}: cannot write {suffix or 'extension-less'} files; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     if path.exists() and not overwrite:
-        raise ImageIOError(f"{path}: output exists (pass --overwrite / overwrite: true to replace it)")
+        raise ImageIOError(
+            f"{path}: output exists (pass --overwrite / overwrite: true to replace it)"
+        )
     array = np.asarray(array)
     if array.dtype == np.uint16 and suffix in _WRITE_8BIT_ONLY:
         array = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if array.dtype not in (np.uint8, np.uint16):
-        raise ImageIOError(f"{path}: cannot write samples of type {array.dtype}; expected uint8 or uint16")
+        raise ImageIOError(
+            f"{path}: cannot write samples of type {array.dtype}; expected uint8 or uint16"
+        )
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg", ".bmp"):
-        raise ImageIOError(f"{path}: {suffix} cannot store an alpha channel; write .png, .tif or .webp")
+        raise ImageIOError(
+            f"{path}: {suffix} cannot store an alpha channel; write .png, .tif or .webp"
+        )
     if array.ndim == 3 and array.shape[2] in (3, 4):
-        array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+        array = cv2.cvtColor(
+            array, cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        )
     ok, encoded = cv2.imencode(suffix, array)
     if not ok:
         raise ImageIOError(f"{path}: the encoder refused an array of shape {array.shape}")
@@ -173,7 +187,9 @@ def expand_inputs(patterns: Iterable[str]) -> Iterator[Path]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
         elif path.is_file():
             found = [path]
         else:

@@ -49,7 +49,11 @@ class ImageItem:
 
     def with_data(self, data: da.Array, record: Mapping[str, Any] | None = None) -> ImageItem:
         """The same image (name, source, depth) with new pixels, and ``record`` added to its history."""
-        meta = self.meta if record is None else replace(self.meta, history=(*self.meta.history, record))
+        meta = (
+            self.meta
+            if record is None
+            else replace(self.meta, history=(*self.meta.history, record))
+        )
         return replace(self, data=data, meta=meta)
 
 

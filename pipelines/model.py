@@ -22,12 +22,17 @@ class ExecutorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["threads", "processes", "distributed"] = Field(
-        "threads", description="threads: one process; processes: a LocalCluster; distributed: a scheduler"
+        "threads",
+        description="threads: one process; processes: a LocalCluster; distributed: a scheduler",
     )
     address: str | None = Field(None, description="scheduler address such as tcp://host:8786")
-    workers: int | None = Field(None, ge=1, description="worker processes of the LocalCluster (default: cores)")
+    workers: int | None = Field(
+        None, ge=1, description="worker processes of the LocalCluster (default: cores)"
+    )
     threads_per_worker: int = Field(1, ge=1, description="threads in each LocalCluster worker")
-    connect_timeout: float = Field(10.0, gt=0, description="seconds to wait for the scheduler to answer")
+    connect_timeout: float = Field(
+        10.0, gt=0, description="seconds to wait for the scheduler to answer"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -48,7 +53,9 @@ class ExecutorConfig(BaseModel):
         if self.type == "distributed" and not self.address:
             raise ValueError("a distributed executor needs an address such as tcp://host:8786")
         if self.type != "distributed" and self.address:
-            raise ValueError(f"an address is only used by the distributed executor, not {self.type}")
+            raise ValueError(
+                f"an address is only used by the distributed executor, not {self.type}"
+            )
         if self.address and "://" not in self.address:
             raise ValueError(f"scheduler address {self.address!r} should look like tcp://host:8786")
         return self
@@ -81,7 +88,9 @@ class Step:
     @property
     def depends_on(self) -> tuple[str, ...]:
         """Steps whose output this one needs: its input, then referenced artefacts."""
-        return ((self.input,) if self.input else ()) + tuple(r for r in self.references if r != self.input)
+        return ((self.input,) if self.input else ()) + tuple(
+            r for r in self.references if r != self.input
+        )
 
 
 @dataclass(frozen=True)

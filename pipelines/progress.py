@@ -15,9 +15,20 @@ class ProgressLine:
     """``[####    ] 37/256 outputs | 14% Completed | 2.10/s | ETA 1m44s | 17.6s`` on ``out``."""
 
     def __init__(
-        self, total: int, out: TextIO, width: int = 24, interval: float = 0.5, clock: Callable[[], float] = time.monotonic
+        self,
+        total: int,
+        out: TextIO,
+        width: int = 24,
+        interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.total, self.out, self.width, self.interval, self.clock = total, out, width, interval, clock
+        self.total, self.out, self.width, self.interval, self.clock = (
+            total,
+            out,
+            width,
+            interval,
+            clock,
+        )
         self.start = self.last = clock()
         self.done = 0
 
@@ -43,10 +54,16 @@ class ProgressLine:
         elapsed = max(self.clock() - self.start, 1e-9)
         frac = self.done / self.total if self.total else 1.0
         rate = self.done / elapsed
-        eta = format_seconds((self.total - self.done) / rate) if rate > 0 and self.done < self.total else "-"
+        eta = (
+            format_seconds((self.total - self.done) / rate)
+            if rate > 0 and self.done < self.total
+            else "-"
+        )
         bar = "#" * int(self.width * frac)
-        return (f"[{bar:<{self.width}}] {self.done}/{self.total} outputs | {int(100 * frac)}% Completed | "
-                f"{rate:.2f}/s | ETA {eta} | {elapsed:.1f}s")
+        return (
+            f"[{bar:<{self.width}}] {self.done}/{self.total} outputs | {int(100 * frac)}% Completed | "
+            f"{rate:.2f}/s | ETA {eta} | {elapsed:.1f}s"
+        )
 
 
 def format_seconds(seconds: float) -> str:

@@ -70,16 +70,22 @@ class StageSpec:
 
     def __post_init__(self) -> None:
         if not STAGE_ID.match(self.id):
-            raise StageSpecError(f"stage id {self.id!r} must be dotted lower-case, like 'plugin.stage'")
+            raise StageSpecError(
+                f"stage id {self.id!r} must be dotted lower-case, like 'plugin.stage'"
+            )
         if not (isinstance(self.params, type) and issubclass(self.params, BaseModel)):
             raise StageSpecError(f"stage {self.id}: params must be a pydantic model class")
         for name, kind in (("consumes", self.consumes), ("produces", self.produces)):
             if kind is not None and kind not in KINDS:
-                raise StageSpecError(f"stage {self.id}: {name} must be one of {KINDS} or None, got {kind!r}")
+                raise StageSpecError(
+                    f"stage {self.id}: {name} must be one of {KINDS} or None, got {kind!r}"
+                )
         if self.consumes is None and self.produces is None:
             raise StageSpecError(f"stage {self.id}: a stage must consume or produce something")
         if not self.description.strip():
-            raise StageSpecError(f"stage {self.id}: a description is required (it is the documentation)")
+            raise StageSpecError(
+                f"stage {self.id}: a description is required (it is the documentation)"
+            )
 
     def halo_for(self, params: Any) -> int:
         """Pixels of context the function needs around a block, for these parameters."""
@@ -136,7 +142,9 @@ class StageRegistry:
         try:
             return self._stages[stage_id].spec
         except KeyError:
-            raise UnknownStageError(f"unknown stage {stage_id!r}{suggest(stage_id, self.ids())}") from None
+            raise UnknownStageError(
+                f"unknown stage {stage_id!r}{suggest(stage_id, self.ids())}"
+            ) from None
 
     def plugin_of(self, stage_id: str) -> str:
         return self._stages[stage_id].plugin

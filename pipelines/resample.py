@@ -14,9 +14,19 @@ from pipelines.registry import StageParams
 class ResizeParams(StageParams):
     """Parameters of ``builtin.resize``: ``scale``, or ``width`` and/or ``height``."""
 
-    scale: float | None = Field(None, gt=0, le=64, description="size factor (output = ceil(input x scale))")
-    width: int | None = Field(None, ge=1, description="output width in pixels (height follows the aspect ratio if not given)")
-    height: int | None = Field(None, ge=1, description="output height in pixels (width follows the aspect ratio if not given)")
+    scale: float | None = Field(
+        None, gt=0, le=64, description="size factor (output = ceil(input x scale))"
+    )
+    width: int | None = Field(
+        None,
+        ge=1,
+        description="output width in pixels (height follows the aspect ratio if not given)",
+    )
+    height: int | None = Field(
+        None,
+        ge=1,
+        description="output height in pixels (width follows the aspect ratio if not given)",
+    )
 
     @model_validator(mode="after")
     def _scale_or_size(self) -> ResizeParams:
@@ -47,7 +57,15 @@ def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
         out = imresize(image, scale=params.scale)
     else:
         height, width = image.shape[:2]
-        new_h = params.height if params.height is not None else max(1, round(height * params.width / width))  # type: ignore[operator]
-        new_w = params.width if params.width is not None else max(1, round(width * params.height / height))  # type: ignore[operator]
+        new_h = (
+            params.height
+            if params.height is not None
+            else max(1, round(height * params.width / width))
+        )  # type: ignore[operator]
+        new_w = (
+            params.width
+            if params.width is not None
+            else max(1, round(width * params.height / height))
+        )  # type: ignore[operator]
         out = imresize(image, output_shape=(new_h, new_w))
     return out.astype(image.dtype, copy=False)

@@ -35,7 +35,9 @@ class Graph:
     sinks: dict[str, list[Any]] = field(default_factory=dict)
 
 
-def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO | None = None) -> RunSummary:
+def run_pipeline(
+    pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO | None = None
+) -> RunSummary:
     """Build the graph, execute it, call the lifecycle hooks, and summarise what was written.
 
     Two phases: the artefact steps (models, ...) are computed first, then the image graph is
@@ -48,7 +50,9 @@ def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO 
     try:
         with session(pipeline.executor, progress) as compute:
             graph = build_graph(pipeline, pm, phase="artefacts")
-            values = dict(zip(graph.artefacts, compute(list(graph.artefacts.values())), strict=True))
+            values = dict(
+                zip(graph.artefacts, compute(list(graph.artefacts.values())), strict=True)
+            )
             graph = build_graph(pipeline, pm, phase="images", artefacts=values)
             results = dict(zip(graph.sinks, compute(list(graph.sinks.values())), strict=True))
     except StepError as exc:
@@ -59,7 +63,9 @@ def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO 
     except PipelineError:
         raise
     except Exception as exc:
-        raise RunError(f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+        raise RunError(
+            f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from exc
     seconds = time.perf_counter() - start
     summary = _summarise(pipeline, graph, {**values, **results}, seconds)
     for step, output in zip(pipeline.steps, summary.steps, strict=True):
@@ -69,7 +75,10 @@ def run_pipeline(pipeline: Pipeline, pm: pluggy.PluginManager, progress: TextIO 
 
 
 def build_graph(
-    pipeline: Pipeline, pm: pluggy.PluginManager, phase: str = "images", artefacts: Mapping[str, Any] | None = None
+    pipeline: Pipeline,
+    pm: pluggy.PluginManager,
+    phase: str = "images",
+    artefacts: Mapping[str, Any] | None = None,
 ) -> Graph:
     """Add the steps of one phase to a lazy graph, in execution order; nothing is computed here.
 
@@ -92,9 +101,16 @@ def build_graph(
             except Exception as exc:
                 raise StepError.wrap(step.id, step.uses, exc) from exc
     if phase == "images":
-        unused = [s.id for s in pipeline.steps if s.spec.produces == "images" and not _is_consumed(s, pipeline)]
+        unused = [
+            s.id
+            for s in pipeline.steps
+            if s.spec.produces == "images" and not _is_consumed(s, pipeline)
+        ]
         for step_id in unused:
-            log.warning("the images of step %r are not used by any later step; they are not computed", step_id)
+            log.warning(
+                "the images of step %r are not used by any later step; they are not computed",
+                step_id,
+            )
     return graph
 
 
@@ -115,7 +131,8 @@ def _add_step(step: Step, graph: Graph) -> None:
         plan = _block_plan(step, params)
         record = step_record(step, params, plan)
         graph.images[step.id] = [
-            map_image(item, step.id, spec.id, spec.fn, params, plan, record) for item in graph.images[step.input]
+            map_image(item, step.id, spec.id, spec.fn, params, plan, record)
+            for item in graph.images[step.input]
         ]
     elif spec.consumes == "images" and spec.produces is None:
         assert step.input is not None
@@ -125,8 +142,10 @@ def _add_step(step: Step, graph: Graph) -> None:
         args = (graph.artefacts[step.input],) if spec.consumes == "artefact" and step.input else ()
         graph.artefacts[step.id] = task(spec.fn, *args, params, name="artefact")
     else:
-        raise PipelineError(f"step {step.id!r}: stage {spec.id} consumes {spec.consumes} and produces "
-                            f"{spec.produces}, which the runner does not know how to run")
+        raise PipelineError(
+            f"step {step.id!r}: stage {spec.id} consumes {spec.consumes} and produces "
+            f"{spec.produces}, which the runner does not know how to run"
+        )
 
 
 def _params(step: Step, graph: Graph) -> Any:
@@ -143,15 +162,19 @@ def _params(step: Step, graph: Graph) -> Any:
     return task(resolve_params, step.spec.params, step.raw_params, outputs, name="params")
 
 
-def resolve_params(model: type[StageParams], raw: Mapping[str, Any], outputs: Mapping[str, Any]) -> StageParams:
+def resolve_params(
+    model: type[StageParams], raw: Mapping[str, Any], outputs: Mapping[str, Any]
+) -> StageParams:
     """Substitute artefact values into ``${steps.<id>.output}`` references and validate again."""
     return model.model_validate(substitute(dict(raw), outputs))
 
 
 def _concrete(step: Step, params: Any) -> StageParams:
     if not isinstance(params, StageParams):
-        raise PipelineError(f"step {step.id!r} ({step.uses}) plans its tasks from its parameters, so they "
-                            "cannot use ${steps.<id>.output} references")
+        raise PipelineError(
+            f"step {step.id!r} ({step.uses}) plans its tasks from its parameters, so they "
+            "cannot use ${steps.<id>.output} references"
+        )
     return params
 
 
@@ -159,16 +182,28 @@ def _block_plan(step: Step, params: Any) -> BlockPlan:
     if not isinstance(params, StageParams):
         return BlockPlan(halo=None, scale=None)  # depends on an artefact made during the run
     spec = step.spec
-    return BlockPlan(halo=spec.halo_for(params), scale=spec.scale_for(params), multiple=spec.multiple_for(params))
+    return BlockPlan(
+        halo=spec.halo_for(params), scale=spec.scale_for(params), multiple=spec.multiple_for(params)
+    )
 
 
 def step_record(step: Step, params: Any, plan: BlockPlan) -> dict[str, Any]:
     """What a transform did to an image, JSON-ready (kept in Zarr outputs' attributes)."""
-    values = params.model_dump(mode="json") if isinstance(params, StageParams) else dict(step.raw_params)
-    return {"step": step.id, "stage": step.uses, "params": values, "halo": plan.halo, "scale": plan.scale}
+    values = (
+        params.model_dump(mode="json") if isinstance(params, StageParams) else dict(step.raw_params)
+    )
+    return {
+        "step": step.id,
+        "stage": step.uses,
+        "params": values,
+        "halo": plan.halo,
+        "scale": plan.scale,
+    }
 
 
-def _summarise(pipeline: Pipeline, graph: Graph, results: Mapping[str, Any], seconds: float) -> RunSummary:
+def _summarise(
+    pipeline: Pipeline, graph: Graph, results: Mapping[str, Any], seconds: float
+) -> RunSummary:
     outputs = []
     for step in pipeline.steps:
         written: tuple[str, ...] = ()
@@ -179,7 +214,9 @@ def _summarise(pipeline: Pipeline, graph: Graph, results: Mapping[str, Any], sec
         if step.id in graph.artefacts:
             artefact = str(results[step.id])
         images = len(graph.images.get(step.id, ()))
-        outputs.append(StepOutput(step.id, step.uses, step.spec.produces, images, written, artefact))
+        outputs.append(
+            StepOutput(step.id, step.uses, step.spec.produces, images, written, artefact)
+        )
     return RunSummary(pipeline.name, pipeline.executor.describe(), seconds, tuple(outputs))
 
 

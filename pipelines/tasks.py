@@ -14,7 +14,9 @@ from typing import Any
 
 from pipelines.errors import PipelineError
 
-_CURRENT_STEP: ContextVar[tuple[str, str] | None] = ContextVar("pipelines_current_step", default=None)
+_CURRENT_STEP: ContextVar[tuple[str, str] | None] = ContextVar(
+    "pipelines_current_step", default=None
+)
 
 
 class StepError(PipelineError):
@@ -28,7 +30,9 @@ class StepError(PipelineError):
     @classmethod
     def wrap(cls, step_id: str, stage_id: str, exc: BaseException) -> StepError:
         text = " ".join(str(exc).split()) or "(no message)"
-        return cls(f"step {step_id!r} ({stage_id}): {type(exc).__name__}: {text}", step_id, stage_id)
+        return cls(
+            f"step {step_id!r} ({stage_id}): {type(exc).__name__}: {text}", step_id, stage_id
+        )
 
 
 @contextlib.contextmanager
@@ -46,7 +50,9 @@ def current_step() -> tuple[str, str] | None:
     return _CURRENT_STEP.get()
 
 
-def run_attributed(step_id: str, stage_id: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def run_attributed(
+    step_id: str, stage_id: str, func: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
     """Call ``func``; turn any exception into a :class:`StepError` naming the step."""
     try:
         return func(*args, **kwargs)
@@ -69,4 +75,6 @@ def task(func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs
         return dask.delayed(func, pure=True)(*args, **kwargs)
     step_id, stage_id = current
     key = f"{step_id}-{name or getattr(func, '__name__', 'task')}-{tokenize(func, args, kwargs)}"
-    return dask.delayed(run_attributed, pure=True)(step_id, stage_id, func, *args, dask_key_name=key, **kwargs)
+    return dask.delayed(run_attributed, pure=True)(
+        step_id, stage_id, func, *args, dask_key_name=key, **kwargs
+    )

@@ -31,18 +31,26 @@ from pipelines.registry import StageRegistry, StageSpec
 from pipelines.summary import RunSummary
 
 
-def plugin_manager(*plugins: object, builtin: bool = True, entry_points: bool = False) -> pluggy.PluginManager:
+def plugin_manager(
+    *plugins: object, builtin: bool = True, entry_points: bool = False
+) -> pluggy.PluginManager:
     """A plugin manager with the built-in stages and ``plugins``; installed plugins only if asked."""
     return get_plugin_manager(plugins, builtin=builtin, entry_points=entry_points)
 
 
-def stage_registry(*plugins: object, builtin: bool = True, entry_points: bool = False) -> StageRegistry:
+def stage_registry(
+    *plugins: object, builtin: bool = True, entry_points: bool = False
+) -> StageRegistry:
     """The registry those plugins produce (duplicate ids raise as in a real run)."""
     return build_registry(plugin_manager(*plugins, builtin=builtin, entry_points=entry_points))
 
 
 def validate_text(
-    text: str, *plugins: object, overrides: Sequence[str] = (), file: str = "test.yaml", entry_points: bool = False
+    text: str,
+    *plugins: object,
+    overrides: Sequence[str] = (),
+    file: str = "test.yaml",
+    entry_points: bool = False,
 ) -> Pipeline:
     """Parse and validate a pipeline given as YAML text (dedented)."""
     from pipelines.validation import validate

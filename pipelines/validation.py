@@ -66,7 +66,9 @@ def _check_steps(
         before = len(issues)
         issues.extend(raw.bad_values)
         for key, where in raw.unknown_keys.items():
-            issues.append(Issue(where, f"unknown key {key!r}{suggest(key, STEP_KEYS)}", step=raw.label))
+            issues.append(
+                Issue(where, f"unknown key {key!r}{suggest(key, STEP_KEYS)}", step=raw.label)
+            )
         _check_id(raw, first_line, issues)
         spec = _check_uses(raw, registry, issues)
         if spec is None:
@@ -79,24 +81,46 @@ def _check_steps(
 
 def _check_id(raw: RawStep, first_line: dict[str, Location], issues: list[Issue]) -> None:
     if raw.id is None:
-        issues.append(Issue(raw.location, "the step has no 'id' (a short name other steps can refer to)", step=raw.label))
+        issues.append(
+            Issue(
+                raw.location,
+                "the step has no 'id' (a short name other steps can refer to)",
+                step=raw.label,
+            )
+        )
     elif not STEP_ID.match(raw.id):
         where = raw.key_locations.get("id", raw.location)
-        issues.append(Issue(where, "step ids use letters, digits, '_' and '-' and start with a letter", step=raw.id))
+        issues.append(
+            Issue(
+                where,
+                "step ids use letters, digits, '_' and '-' and start with a letter",
+                step=raw.id,
+            )
+        )
     elif raw.id in first_line:
         where = raw.key_locations.get("id", raw.location)
-        issues.append(Issue(where, f"duplicate step id (first used at {first_line[raw.id]})", step=raw.id))
+        issues.append(
+            Issue(where, f"duplicate step id (first used at {first_line[raw.id]})", step=raw.id)
+        )
     else:
         first_line[raw.id] = raw.key_locations.get("id", raw.location)
 
 
 def _check_uses(raw: RawStep, registry: StageRegistry, issues: list[Issue]) -> StageSpec | None:
     if raw.uses is None:
-        issues.append(Issue(raw.location, "the step has no 'uses' (the stage to run, such as builtin.read)", step=raw.label))
+        issues.append(
+            Issue(
+                raw.location,
+                "the step has no 'uses' (the stage to run, such as builtin.read)",
+                step=raw.label,
+            )
+        )
         return None
     if raw.uses not in registry:
         where = raw.key_locations.get("uses", raw.location)
-        hint = suggest(raw.uses, registry.ids()) or "; `pipelines stages` lists the installed stages"
+        hint = (
+            suggest(raw.uses, registry.ids()) or "; `pipelines stages` lists the installed stages"
+        )
         issues.append(Issue(where, f"unknown stage {raw.uses!r}{hint}", step=raw.label))
         return None
     return registry.get(raw.uses)
@@ -112,13 +136,19 @@ def _check_params(raw: RawStep, spec: StageSpec, issues: list[Issue]) -> StagePa
             continue
         ok = False
         hint = suggest(name, fields) or f"; {spec.id} takes {', '.join(fields) or 'no parameters'}"
-        issues.append(Issue(raw.param_location(name), f"unknown parameter of {spec.id}{hint}", raw.label, name))
+        issues.append(
+            Issue(
+                raw.param_location(name), f"unknown parameter of {spec.id}{hint}", raw.label, name
+            )
+        )
     try:
         params = spec.params.model_validate(known)
     except pydantic.ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else None
-            issues.append(Issue(raw.param_location(name or ""), _pydantic_message(error), raw.label, name))
+            issues.append(
+                Issue(raw.param_location(name or ""), _pydantic_message(error), raw.label, name)
+            )
         return None
     return params if ok else None
 
@@ -136,7 +166,9 @@ def _pydantic_message(error: Mapping[str, Any]) -> str:
 
 
 def _check_graph(
-    raw_steps: Sequence[RawStep], specs: Mapping[int, tuple[StageSpec, StageParams]], issues: list[Issue]
+    raw_steps: Sequence[RawStep],
+    specs: Mapping[int, tuple[StageSpec, StageParams]],
+    issues: list[Issue],
 ) -> list[Step]:
     """Resolve inputs and references, check kinds, and order the steps (refusing cycles)."""
     by_id = {raw.id: raw for raw in raw_steps if raw.id}
@@ -147,7 +179,14 @@ def _check_graph(
         input_id = _resolve_input(raw, spec, raw_steps, by_id, specs, issues)
         references = _resolve_references(raw, by_id, specs, issues)
         steps[raw.id] = Step(
-            raw.id, spec, params, dict(raw.params), input_id, tuple(references), raw.location, raw.description
+            raw.id,
+            spec,
+            params,
+            dict(raw.params),
+            input_id,
+            tuple(references),
+            raw.location,
+            raw.description,
         )
     if issues:
         return []
@@ -165,18 +204,34 @@ def _resolve_input(
     where = raw.key_locations.get("input", raw.location)
     if spec.consumes is None:
         if raw.input is not None:
-            issues.append(Issue(where, f"{spec.id} takes no input, but 'input: {raw.input}' is given", raw.label))
+            issues.append(
+                Issue(
+                    where, f"{spec.id} takes no input, but 'input: {raw.input}' is given", raw.label
+                )
+            )
         return None
     if raw.input is None:
         if raw.index == 0:
-            issues.append(Issue(raw.location, f"{spec.id} needs {spec.consumes} as input, but it is the first step", raw.label))
+            issues.append(
+                Issue(
+                    raw.location,
+                    f"{spec.id} needs {spec.consumes} as input, but it is the first step",
+                    raw.label,
+                )
+            )
             return None
         source = raw_steps[raw.index - 1]
         implicit = True
     else:
         if raw.input not in by_id:
             hint = suggest(raw.input, by_id)
-            issues.append(Issue(where, f"input refers to step {raw.input!r}, which does not exist{hint}", raw.label))
+            issues.append(
+                Issue(
+                    where,
+                    f"input refers to step {raw.input!r}, which does not exist{hint}",
+                    raw.label,
+                )
+            )
             return None
         if raw.input == raw.id:
             issues.append(Issue(where, "a step cannot be its own input", raw.label))
@@ -189,15 +244,22 @@ def _resolve_input(
         fix = " (name the step to read from with 'input: <id>')" if implicit else ""
         which = "the previous step" if implicit else "its input"
         issues.append(
-            Issue(where, f"{spec.id} consumes {spec.consumes}, but {which} {source.label!r} ({specs[source.index][0].id}) "
-                  f"produces {what}{fix}", raw.label)
+            Issue(
+                where,
+                f"{spec.id} consumes {spec.consumes}, but {which} {source.label!r} ({specs[source.index][0].id}) "
+                f"produces {what}{fix}",
+                raw.label,
+            )
         )
         return None
     return source.id
 
 
 def _resolve_references(
-    raw: RawStep, by_id: Mapping[str, RawStep], specs: Mapping[int, tuple[StageSpec, StageParams]], issues: list[Issue]
+    raw: RawStep,
+    by_id: Mapping[str, RawStep],
+    specs: Mapping[int, tuple[StageSpec, StageParams]],
+    issues: list[Issue],
 ) -> list[str]:
     found: list[str] = []
     spec_of_raw = specs[raw.index][0]
@@ -206,17 +268,38 @@ def _resolve_references(
             where = raw.param_location(name)
             if ref not in by_id:
                 hint = suggest(ref, by_id)
-                issues.append(Issue(where, f"${{steps.{ref}.output}} refers to a step that does not exist{hint}", raw.label, name))
+                issues.append(
+                    Issue(
+                        where,
+                        f"${{steps.{ref}.output}} refers to a step that does not exist{hint}",
+                        raw.label,
+                        name,
+                    )
+                )
                 continue
             if _plans_from_params(spec_of_raw):
-                issues.append(Issue(where, f"{spec_of_raw.id} plans its work from its parameters before anything runs, "
-                                    "so they cannot use ${steps.<id>.output} references", raw.label, name))
+                issues.append(
+                    Issue(
+                        where,
+                        f"{spec_of_raw.id} plans its work from its parameters before anything runs, "
+                        "so they cannot use ${steps.<id>.output} references",
+                        raw.label,
+                        name,
+                    )
+                )
                 continue
             target = specs[by_id[ref].index][0]
             if target.produces != "artefact":
                 what = "no output" if target.produces is None else target.produces
-                issues.append(Issue(where, f"${{steps.{ref}.output}}: step {ref!r} ({target.id}) produces {what}, "
-                                    "not an artefact", raw.label, name))
+                issues.append(
+                    Issue(
+                        where,
+                        f"${{steps.{ref}.output}}: step {ref!r} ({target.id}) produces {what}, "
+                        "not an artefact",
+                        raw.label,
+                        name,
+                    )
+                )
                 continue
             if ref not in found:
                 found.append(ref)
@@ -238,8 +321,14 @@ def _topological_order(steps: list[Step], issues: list[Issue]) -> list[Step]:
             cycle = _find_cycle(pending)
             first = next(s for s in steps if s.id == cycle[0])
             names = " -> ".join(repr(i) for i in [*cycle, cycle[0]])
-            issues.append(Issue(first.location, f"the steps form a cycle {names}; "
-                                "check their 'input:' and ${steps.<id>.output} references", first.id))
+            issues.append(
+                Issue(
+                    first.location,
+                    f"the steps form a cycle {names}; "
+                    "check their 'input:' and ${steps.<id>.output} references",
+                    first.id,
+                )
+            )
             return []
         for step in ready:
             ordered.append(step)
@@ -256,4 +345,4 @@ def _find_cycle(pending: Mapping[str, set[str]]) -> list[str]:
     while node not in path:
         path.append(node)
         node = sorted(pending[node])[0]
-    return path[path.index(node):]
+    return path[path.index(node) :]

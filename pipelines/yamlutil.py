@@ -80,7 +80,9 @@ def _collect(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: st
             key = key_node.value
             line = key_node.start_mark.line + 1
             if key in first_line and key != "<<":
-                raise YamlError(f"{name}:{line}: key {key!r} given twice (first at line {first_line[key]})")
+                raise YamlError(
+                    f"{name}:{line}: key {key!r} given twice (first at line {first_line[key]})"
+                )
             first_line[key] = line
             _collect(value_node, (*path, key), lines, name)
             lines[(*path, key)] = line

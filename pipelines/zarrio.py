@@ -19,7 +19,11 @@ DTYPES = ("uint8", "uint16", "float32", "float64")
 """Sample types accepted in Zarr inputs and written to Zarr outputs."""
 
 CHANNELS = (1, 3, 4)
-DEFAULT_CHANNEL_NAMES: dict[int, tuple[str, ...]] = {1: ("Y",), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
+DEFAULT_CHANNEL_NAMES: dict[int, tuple[str, ...]] = {
+    1: ("Y",),
+    3: ("R", "G", "B"),
+    4: ("R", "G", "B", "A"),
+}
 _METADATA_FILES = ("zarr.json", ".zarray", ".zgroup")
 _PARTS = re.compile(r"[/\\]")
 
@@ -30,7 +34,9 @@ def is_zarr_path(path: str) -> bool:
     if any(part.lower().endswith(".zarr") for part in _PARTS.split(text)):
         return True
     local = Path(text)
-    return "://" not in text and local.is_dir() and any((local / n).is_file() for n in _METADATA_FILES)
+    return (
+        "://" not in text and local.is_dir() and any((local / n).is_file() for n in _METADATA_FILES)
+    )
 
 
 def zarr_name(path: str, level: int = 1) -> str:
@@ -51,7 +57,9 @@ def open_arrays(path: str) -> list[tuple[str, Any]]:
     except FileNotFoundError:
         raise ImageIOError(f"{path}: no Zarr array or group here") from None
     except Exception as exc:
-        raise ImageIOError(f"{path}: cannot open as Zarr ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+        raise ImageIOError(
+            f"{path}: cannot open as Zarr ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
     if isinstance(node, zarr.Group):
         names = sorted(node.array_keys())
         if not names:
@@ -74,7 +82,9 @@ def check_input(path: str, shape: tuple[int, ...], dtype: str) -> None:
     if min(shape) < 1:
         raise ImageIOError(f"{path}: Zarr array of shape {tuple(shape)} is empty")
     if dtype not in DTYPES:
-        raise ImageIOError(f"{path}: Zarr array has dtype {dtype}; expected one of {', '.join(DTYPES)}")
+        raise ImageIOError(
+            f"{path}: Zarr array has dtype {dtype}; expected one of {', '.join(DTYPES)}"
+        )
 
 
 def read_zarr(path: str, index: int, chunk: int | None) -> list[ImageItem]:
@@ -91,15 +101,24 @@ def array_images(path: str, array: Any, index: int, chunk: int | None) -> list[I
 
     data = da.from_zarr(array)
     if chunk:
-        data = data.rechunk((1,) * (data.ndim - 3) + (chunk, chunk) + ((-1,) if data.ndim >= 3 else ()))
+        data = data.rechunk(
+            (1,) * (data.ndim - 3) + (chunk, chunk) + ((-1,) if data.ndim >= 3 else ())
+        )
     elif data.ndim >= 3:
         data = data.rechunk({data.ndim - 1: -1})
     names = _channel_names(dict(array.attrs), array.shape)
     name, parent, dtype = zarr_name(path), zarr_name(path, level=2), str(array.dtype)
     if array.ndim < 4:
-        return [ImageItem(data, ImageMeta(name, path, dtype, _channels(array.shape), index, parent, names))]
+        return [
+            ImageItem(
+                data, ImageMeta(name, path, dtype, _channels(array.shape), index, parent, names)
+            )
+        ]
     return [
-        ImageItem(data[n], ImageMeta(name, f"{path}[{n}]", dtype, array.shape[-1], index + n, parent, names))
+        ImageItem(
+            data[n],
+            ImageMeta(name, f"{path}[{n}]", dtype, array.shape[-1], index + n, parent, names),
+        )
         for n in range(array.shape[0])
     ]
 
@@ -112,6 +131,10 @@ def _channel_names(attrs: dict[str, Any], shape: tuple[int, ...]) -> tuple[str, 
     """The array's ``channel_names`` attribute when it fits, else R, G, B(, A) or Y."""
     channels = _channels(shape)
     names = attrs.get("channel_names")
-    if isinstance(names, list) and len(names) == channels and all(isinstance(n, str) for n in names):
+    if (
+        isinstance(names, list)
+        and len(names) == channels
+        and all(isinstance(n, str) for n in names)
+    ):
         return tuple(names)
     return DEFAULT_CHANNEL_NAMES[channels]

@@ -69,7 +69,9 @@ def inspect_output(path: str) -> Existing | None:
     except FileNotFoundError:  # nothing there, or something that is not Zarr
         node = None
     except Exception as exc:
-        raise ImageIOError(f"{path}: cannot inspect the existing output ({type(exc).__name__}: {exc})") from None
+        raise ImageIOError(
+            f"{path}: cannot inspect the existing output ({type(exc).__name__}: {exc})"
+        ) from None
     if node is None:
         if "://" not in path and Path(path).exists():
             raise ImageIOError(f"{path}: exists and is not a Zarr array; refusing to replace it")
@@ -78,7 +80,13 @@ def inspect_output(path: str) -> Existing | None:
         raise ImageIOError(f"{path}: is a Zarr group, not an array; refusing to replace it")
     job = node.attrs.get(JOB_ATTR)
     grid = tuple(math.ceil(n / c) for n, c in zip(node.shape, node.chunks, strict=True))
-    return Existing(job if isinstance(job, str) else None, node.shape, str(node.dtype), node.chunks, read_record(path, grid))
+    return Existing(
+        job if isinstance(job, str) else None,
+        node.shape,
+        str(node.dtype),
+        node.chunks,
+        read_record(path, grid),
+    )
 
 
 def read_record(path: str, grid: tuple[int, ...]) -> np.ndarray:
@@ -145,7 +153,9 @@ def store_block(block: np.ndarray, prepared: str, region: Region, cells: Region)
     import zarr
 
     array = zarr.open_array(prepared, mode="r+")
-    array[region] = block.reshape(tuple(r.stop - r.start for r in region))  # adds a dataset's image axis
+    array[region] = block.reshape(
+        tuple(r.stop - r.start for r in region)
+    )  # adds a dataset's image axis
     record = zarr.open_array(f"{prepared}/{RECORD}", mode="r+")
     record[cells] = 1
     return prepared

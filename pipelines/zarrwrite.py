@@ -47,7 +47,9 @@ def write_zarr(items: Sequence[ImageItem], path: str, overwrite: bool, restart: 
         mode = decide(spec, existing, overwrite, restart)
         if mode == "resume":
             assert existing is not None
-            spec = replace(spec, chunks=existing.chunks)  # its chunks, which the record's grid follows
+            spec = replace(
+                spec, chunks=existing.chunks
+            )  # its chunks, which the record's grid follows
             done = existing.done
             remove_orphans(target)  # before any task of this run could be writing there
         else:
@@ -90,7 +92,9 @@ def output_spec(path: str, items: Sequence[ImageItem]) -> OutputSpec:
             )
     dtype = str(first.data.dtype)
     if dtype not in DTYPES:
-        raise ImageIOError(f"{path}: cannot store samples of type {dtype}; expected one of {', '.join(DTYPES)}")
+        raise ImageIOError(
+            f"{path}: cannot store samples of type {dtype}; expected one of {', '.join(DTYPES)}"
+        )
     shape = tuple(int(n) for n in first.data.shape)
     chunks = tuple(int(axis[0]) for axis in first.data.chunks[:2]) + shape[2:]
     names = ("y", "x", "c")[: len(shape)]
@@ -106,7 +110,13 @@ def attributes(items: Sequence[ImageItem], shape: tuple[int, ...], dtype: str) -
     scales = [r.get("scale") for r in steps]
     scale = math.prod(scales) if all(isinstance(s, (int, float)) for s in scales) else None
     sources = [i.meta.source or i.meta.name for i in items]
-    job = {"shape": list(shape), "dtype": dtype, "images": [[s, [dict(r) for r in i.meta.history]] for s, i in zip(sources, items, strict=True)]}
+    job = {
+        "shape": list(shape),
+        "dtype": dtype,
+        "images": [
+            [s, [dict(r) for r in i.meta.history]] for s, i in zip(sources, items, strict=True)
+        ],
+    }
     attrs: dict[str, Any] = {
         "bit_depth": meta.bit_depth,
         "channel_names": list(meta.channel_names or DEFAULT_CHANNEL_NAMES[meta.channels]),
@@ -115,7 +125,9 @@ def attributes(items: Sequence[ImageItem], shape: tuple[int, ...], dtype: str) -
         "steps": steps,
         "completion_record": RECORD,
         RUN_ATTR: uuid.uuid4().hex,
-        JOB_ATTR: hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[:20],
+        JOB_ATTR: hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[
+            :20
+        ],
     }
     if len(items) > 1:
         attrs["images"] = [i.meta.name for i in items]
@@ -128,8 +140,14 @@ def decide(spec: OutputSpec, existing: Existing | None, overwrite: bool, restart
         return "create"
     same_job = existing.job == spec.attributes[JOB_ATTR]
     if not same_job and not overwrite:
-        made_by = "another job (other inputs, stages or parameters)" if existing.job else "something other than a pipeline"
-        raise ImageIOError(f"{spec.path}: output exists, made by {made_by}; set overwrite: true to replace it")
+        made_by = (
+            "another job (other inputs, stages or parameters)"
+            if existing.job
+            else "something other than a pipeline"
+        )
+        raise ImageIOError(
+            f"{spec.path}: output exists, made by {made_by}; set overwrite: true to replace it"
+        )
     if not same_job or restart:
         return "replace"
     if existing.shape != spec.shape or existing.dtype != spec.dtype:
@@ -140,7 +158,9 @@ def decide(spec: OutputSpec, existing: Existing | None, overwrite: bool, restart
     return "resume"
 
 
-def block_tasks(spec: OutputSpec, items: Sequence[ImageItem], mode: Mode, done: np.ndarray) -> list[Any]:
+def block_tasks(
+    spec: OutputSpec, items: Sequence[ImageItem], mode: Mode, done: np.ndarray
+) -> list[Any]:
     """One store task per block with an unfinished chunk; the path itself when nothing is left to do."""
     prepared = task(prepare_output, spec, mode, name="prepare")
     stacked = len(spec.shape) == len(items[0].data.shape) + 1
@@ -150,7 +170,10 @@ def block_tasks(spec: OutputSpec, items: Sequence[ImageItem], mode: Mode, done: 
         blocks = data.to_delayed(optimize_graph=True)
         for index in np.ndindex(*blocks.shape):
             region = tuple(_span(data.chunks[axis], i) for axis, i in enumerate(index))
-            cells = tuple(slice(r.start // c, -(-r.stop // c)) for r, c in zip(region, spec.chunks[stacked:], strict=True))
+            cells = tuple(
+                slice(r.start // c, -(-r.stop // c))
+                for r, c in zip(region, spec.chunks[stacked:], strict=True)
+            )
             if stacked:
                 region, cells = (slice(n, n + 1), *region), (slice(n, n + 1), *cells)
             if done[cells].all():
@@ -162,7 +185,8 @@ def block_tasks(spec: OutputSpec, items: Sequence[ImageItem], mode: Mode, done: 
 def align(data: Any, chunks: tuple[int, ...]) -> Any:
     """``data`` with every block boundary on a chunk boundary (rechunked to the chunk grid if not)."""
     aligned = all(
-        all(b % c == 0 for b in np.cumsum(axis[:-1])) for axis, c in zip(data.chunks, chunks, strict=True)
+        all(b % c == 0 for b in np.cumsum(axis[:-1]))
+        for axis, c in zip(data.chunks, chunks, strict=True)
     )
     return data if aligned else data.rechunk(chunks)
 

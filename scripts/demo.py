@@ -38,7 +38,9 @@ def sample_input(out: Path) -> tuple[Path, np.ndarray]:
     hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
     lr = imresize(hr, 0.25).astype(np.float64)
     lr += np.random.default_rng(0).normal(0.0, 2.0, lr.shape)  # mild sensor noise
-    lr_path = write_image(out / "chelsea_lr.png", np.clip(lr + 0.5, 0, 255).astype(np.uint8), overwrite=True)
+    lr_path = write_image(
+        out / "chelsea_lr.png", np.clip(lr + 0.5, 0, 255).astype(np.uint8), overwrite=True
+    )
     return lr_path, hr
 
 
@@ -49,23 +51,39 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out)
     lr_path, hr = sample_input(out)
-    status = pipelines_main([
-        "run", str(EXAMPLE), "--quiet",
-        "--set", f"src.path={lr_path}",
-        "--set", f"sr.model={args.model}",
-        "--set", f"out.path={out}/{{name}}_x4.png",
-        "--set", "out.overwrite=true",
-    ])
+    status = pipelines_main(
+        [
+            "run",
+            str(EXAMPLE),
+            "--quiet",
+            "--set",
+            f"src.path={lr_path}",
+            "--set",
+            f"sr.model={args.model}",
+            "--set",
+            f"out.path={out}/{{name}}_x4.png",
+            "--set",
+            "out.overwrite=true",
+        ]
+    )
     if status:
         return status
     sr = read_image(out / "chelsea_lr_x4.png")
     bicubic = imresize(read_image(lr_path), 4)
-    panels = [labelled(bicubic, "bicubic"), labelled(sr, f"denoise + ESRGAN ({args.model})"), labelled(hr, "original")]
-    comparison = write_image(out / "chelsea_comparison.png", np.concatenate(panels, axis=1), overwrite=True)
+    panels = [
+        labelled(bicubic, "bicubic"),
+        labelled(sr, f"denoise + ESRGAN ({args.model})"),
+        labelled(hr, "original"),
+    ]
+    comparison = write_image(
+        out / "chelsea_comparison.png", np.concatenate(panels, axis=1), overwrite=True
+    )
     print(f"input (LR, noisy): {lr_path}")
     print(f"ESRGAN x4:         {out / 'chelsea_lr_x4.png'}")
     print(f"comparison:        {comparison}")
-    print(f"PSNR-Y vs original: bicubic {psnr(bicubic, hr, 4, True):.2f} dB, pipeline {psnr(sr, hr, 4, True):.2f} dB")
+    print(
+        f"PSNR-Y vs original: bicubic {psnr(bicubic, hr, 4, True):.2f} dB, pipeline {psnr(sr, hr, 4, True):.2f} dB"
+    )
     return 0
 
 

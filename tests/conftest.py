@@ -23,5 +23,7 @@ def _seed() -> None:
 def shared_images() -> Path:
     folder = SHARED / "data" / "images"
     if not folder.is_dir():
-        pytest.skip(f"sample images not found at {folder} (the shared/ folder sits beside the repo)")
+        pytest.skip(
+            f"sample images not found at {folder} (the shared/ folder sits beside the repo)"
+        )
     return folder

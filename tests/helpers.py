@@ -12,10 +12,17 @@ from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
 from esrgan_plugin.checkpoint import save_model
 
 
-def tiny_rrdbnet(scale: int = 4, nf: int = 8, nb: int = 1, gc: int = 4, in_ch: int = 3, out_ch: int = 3) -> RRDBNet:
+def tiny_rrdbnet(
+    scale: int = 4, nf: int = 8, nb: int = 1, gc: int = 4, in_ch: int = 3, out_ch: int = 3
+) -> RRDBNet:
     """A small RRDBNet with weights noisy enough that every layer matters."""
     config = RRDBNetConfig.for_scale(
-        scale, num_features=nf, num_blocks=nb, growth_channels=gc, in_channels=in_ch, out_channels=out_ch
+        scale,
+        num_features=nf,
+        num_blocks=nb,
+        growth_channels=gc,
+        in_channels=in_ch,
+        out_channels=out_ch,
     )
     net = RRDBNet(config)
     with torch.no_grad():
@@ -38,7 +45,9 @@ def to_layout(state: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Te
             new = new.replace("conv_body.", "trunk_conv.").replace("conv_hr.", "HRconv.")
             new = re.sub(r"^conv_up(\d)\.", r"upconv\1.", new)
         elif layout == "old":
-            new = re.sub(r"^body\.(\d+)\.rdb(\d)\.conv(\d)\.", r"model.1.sub.\1.RDB\2.conv\3.0.", key)
+            new = re.sub(
+                r"^body\.(\d+)\.rdb(\d)\.conv(\d)\.", r"model.1.sub.\1.RDB\2.conv\3.0.", key
+            )
             new = re.sub(r"^conv_first\.", "model.0.", new)
             new = re.sub(r"^conv_body\.", f"model.1.sub.{nb}.", new)
             new = re.sub(r"^conv_up(\d)\.", lambda m: f"model.{3 * int(m.group(1))}.", new)
@@ -67,4 +76,6 @@ def params_or_skip(names: list[str], reason: str) -> list[object]:
     """Parametrize values for reference tests: the names, or one skipped placeholder if none."""
     import pytest
 
-    return list(names) if names else [pytest.param("missing", marks=pytest.mark.skip(reason=reason))]
+    return (
+        list(names) if names else [pytest.param("missing", marks=pytest.mark.skip(reason=reason))]
+    )

@@ -14,9 +14,13 @@ from pipelines.imageio import read_image
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "demo.py"
 
 
-def test_demo_writes_result_and_comparison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_writes_result_and_comparison(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = save_tiny(tmp_path / "tiny.safetensors")
-    monkeypatch.setattr(sys, "argv", ["demo.py", "--out", str(tmp_path / "demo"), "--model", str(model)])
+    monkeypatch.setattr(
+        sys, "argv", ["demo.py", "--out", str(tmp_path / "demo"), "--model", str(model)]
+    )
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert done.value.code == 0

@@ -54,6 +54,8 @@ def test_foreign_host_maps_the_stage_over_a_dask_array(tmp_path: Path) -> None:
     params = upscale.params(model=str(save_tiny(tmp_path / "t.safetensors")), tile=0, device="cpu")
     images = da.from_array(np.stack([random_image(6, 6), random_image(6, 6)]), chunks=(1, 6, 6, 3))
     scale = int(upscale.scale_for(params))
-    out = images.map_blocks(lambda b: upscale.fn(b[0], params)[None], chunks=(1, 6 * scale, 6 * scale, 3))
+    out = images.map_blocks(
+        lambda b: upscale.fn(b[0], params)[None], chunks=(1, 6 * scale, 6 * scale, 3)
+    )
     result = out.compute(scheduler="threads")
     np.testing.assert_array_equal(result[1], upscale.fn(random_image(6, 6), params))

@@ -15,9 +15,13 @@ def register(subparsers: Any) -> None:
     """Add the ``train`` subcommand to the ``esrgan`` argument parser."""
     parser = subparsers.add_parser("train", help="train a model from an experiment YAML file")
     parser.add_argument("config", metavar="CONFIG", help="experiment YAML file")
-    parser.add_argument("--resume", action="store_true", help="continue from the experiment's checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the experiment's checkpoint"
+    )
     parser.add_argument("--iterations", type=int, default=None, help="override optim.iterations")
-    parser.add_argument("--output-dir", default=None, help="override output_dir (relative to the current folder)")
+    parser.add_argument(
+        "--output-dir", default=None, help="override output_dir (relative to the current folder)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -31,9 +35,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["output_dir"] = str(Path(args.output_dir).resolve())
     config = load_config(args.config, overrides)
     if args.iterations:
-        config = config.model_copy(update={"optim": config.optim.model_copy(update={"iterations": args.iterations})})
+        config = config.model_copy(
+            update={"optim": config.optim.model_copy(update={"iterations": args.iterations})}
+        )
     result = train(config, resume=args.resume, progress=not args.quiet)
-    figures = ", ".join(f"{k} {v:.4f}" for k, v in {**result.last_losses, **result.validation}.items())
+    figures = ", ".join(
+        f"{k} {v:.4f}" for k, v in {**result.last_losses, **result.validation}.items()
+    )
     print(f"trained {config.name} to iteration {result.iteration}: {figures}")
     print(f"generator: {result.generator_path}")
     return 0

@@ -27,7 +27,9 @@ class ModelSection(_Strict):
     """The generator to train: RRDBNet (ESRGAN), or SRResNet for the BN-removal ablation."""
 
     architecture: Literal["rrdbnet", "srresnet"] = Field("rrdbnet", description="generator network")
-    batch_norm: bool = Field(False, description="SRResNet only: SRGAN's BN layers (the ablation's baseline)")
+    batch_norm: bool = Field(
+        False, description="SRResNet only: SRGAN's BN layers (the ablation's baseline)"
+    )
     scale: Literal[1, 2, 4, 8] = Field(4, description="upscaling factor")
     num_features: int = Field(64, ge=1, description="nf: channels of the trunk")
     num_blocks: int = Field(23, ge=0, description="nb: number of RRDB blocks")
@@ -40,7 +42,9 @@ class ModelSection(_Strict):
         if self.architecture == "srresnet" and self.scale == 1:
             raise ValueError("srresnet supports scale 2, 4 or 8")
         if self.batch_norm and self.architecture != "srresnet":
-            raise ValueError("batch_norm applies to the srresnet architecture only (RRDBNet has no BN)")
+            raise ValueError(
+                "batch_norm applies to the srresnet architecture only (RRDBNet has no BN)"
+            )
         return self
 
 
@@ -65,7 +69,9 @@ class DataSection(_Strict):
     """Training crops and the validation set."""
 
     train: SourceSection
-    validation: SourceSection | None = Field(None, description="HR images for PSNR/SSIM during training")
+    validation: SourceSection | None = Field(
+        None, description="HR images for PSNR/SSIM during training"
+    )
     hr_size: int = Field(128, ge=8, description="HR crop side (LR = hr_size / scale)")
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0, description="data loading worker processes")
@@ -77,22 +83,30 @@ class OptimSection(_Strict):
     iterations: int = Field(ge=1, description="total iterations of this stage")
     lr: float | None = Field(None, gt=0, description="default 2e-4 (psnr) or 1e-4 (gan)")
     betas: tuple[float, float] = (0.9, 0.999)
-    milestones: list[int] | None = Field(None, description="default every 2e5 (psnr) or 50k/100k/200k/300k (gan)")
+    milestones: list[int] | None = Field(
+        None, description="default every 2e5 (psnr) or 50k/100k/200k/300k (gan)"
+    )
     gamma: float = Field(0.5, gt=0, le=1)
     discriminator_lr: float | None = Field(None, gt=0, description="default: the generator's lr")
-    ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of the generator, e.g. 0.999")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="EMA of the generator, e.g. 0.999"
+    )
     grad_clip: float | None = Field(None, gt=0)
 
 
 class GanSection(_Strict):
     """Stage 2 losses: L_G = perceptual + gan_weight * RaGAN + pixel_weight * L1."""
 
-    pretrained: str | None = Field(None, description="stage 1 generator (.safetensors or experiment folder)")
+    pretrained: str | None = Field(
+        None, description="stage 1 generator (.safetensors or experiment folder)"
+    )
     perceptual_weight: float = Field(1.0, ge=0)
     gan_weight: float = Field(5e-3, ge=0, description="lambda")
     pixel_weight: float = Field(1e-2, ge=0, description="eta")
     perceptual_layers: dict[str, float] = Field(default_factory=lambda: {"conv5_4": 1.0})
-    vgg_weights: str = Field("imagenet", description="imagenet (torchvision cache), random, or a file path")
+    vgg_weights: str = Field(
+        "imagenet", description="imagenet (torchvision cache), random, or a file path"
+    )
     discriminator_features: int = Field(64, ge=1)
 
 
@@ -112,7 +126,9 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(500, ge=1)
     validate_every: int = Field(500, ge=1)
     log_every: int = Field(10, ge=1)
-    base_dir: str = Field(".", description="folder that relative paths are resolved against (set by load_config)")
+    base_dir: str = Field(
+        ".", description="folder that relative paths are resolved against (set by load_config)"
+    )
 
     @model_validator(mode="after")
     def _stage_defaults(self) -> TrainConfig:
@@ -120,14 +136,20 @@ class TrainConfig(_Strict):
         optim = self.optim.model_copy(
             update={
                 "lr": self.optim.lr or paper["lr"],
-                "milestones": self.optim.milestones if self.optim.milestones is not None else list(paper["milestones"]),
+                "milestones": self.optim.milestones
+                if self.optim.milestones is not None
+                else list(paper["milestones"]),
             }
         )
         object.__setattr__(self, "optim", optim)
         if self.data.hr_size % self.model.scale:
-            raise ValueError(f"data.hr_size {self.data.hr_size} is not a multiple of model.scale {self.model.scale}")
+            raise ValueError(
+                f"data.hr_size {self.data.hr_size} is not a multiple of model.scale {self.model.scale}"
+            )
         if self.stage == "gan" and self.data.hr_size not in (128, 256):
-            raise ValueError("the gan stage's discriminator takes 128 or 256 crops: set data.hr_size to 128 or 256")
+            raise ValueError(
+                "the gan stage's discriminator takes 128 or 256 crops: set data.hr_size to 128 or 256"
+            )
         return self
 
     def resolve(self, path: str | os.PathLike[str]) -> Path:
@@ -136,7 +158,9 @@ class TrainConfig(_Strict):
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
-def load_config(path: str | os.PathLike[str], overrides: dict[str, object] | None = None) -> TrainConfig:
+def load_config(
+    path: str | os.PathLike[str], overrides: dict[str, object] | None = None
+) -> TrainConfig:
     """Parse and validate an experiment file; errors name file:line and the field."""
     try:
         data, where = load_yaml(path)
@@ -154,7 +178,11 @@ def validate_config(data: dict[str, object], where: Locations) -> TrainConfig:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = [part for part in first["loc"] if not isinstance(part, str) or not part.startswith("function-")]
+        loc = [
+            part
+            for part in first["loc"]
+            if not isinstance(part, str) or not part.startswith("function-")
+        ]
         field = ".".join(str(p) for p in loc) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""

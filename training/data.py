@@ -31,15 +31,47 @@ if TYPE_CHECKING:
     from training.config import SourceSection, TrainConfig
 
 SKIMAGE_PHOTOS = (
-    "astronaut", "brick", "camera", "cat", "cell", "chelsea", "clock", "coffee", "coins",
-    "colorwheel", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "logo",
-    "microaneurysms", "moon", "page", "retina", "rocket", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
 )
 """``skimage.data`` images stored inside the wheel (they load offline, without pooch)."""
 
 DEFAULT_SKIMAGE_PHOTOS = (
-    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
-    "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
 )
 """Natural photos and textures among ``SKIMAGE_PHOTOS`` (no synthetic, duplicate or tiny ones)."""
 
@@ -59,13 +91,17 @@ def to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     """(H, W, 3) view of a grey, grey+alpha, RGB or RGBA image; uint8/uint16 kept, floats -> float32."""
     array = np.asarray(array)
     if array.dtype not in _INT_DTYPES and array.dtype.kind not in _FLOAT_KINDS:
-        raise TrainingError(f"{name}: unsupported sample type {array.dtype}; use uint8, uint16 or float")
+        raise TrainingError(
+            f"{name}: unsupported sample type {array.dtype}; use uint8, uint16 or float"
+        )
     if array.dtype.kind in _FLOAT_KINDS:
         array = array.astype(np.float32, copy=False)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
-        raise TrainingError(f"{name}: expected an (H, W) or (H, W, C) image with C in 1-4, got shape {array.shape}")
+        raise TrainingError(
+            f"{name}: expected an (H, W) or (H, W, C) image with C in 1-4, got shape {array.shape}"
+        )
     channels = array.shape[2]
     if channels <= 2:
         return np.repeat(array[:, :, :1], 3, axis=2)
@@ -146,7 +182,8 @@ def _image_files(root: Path, recursive: bool) -> list[Path]:
     """Image files under ``root`` (hidden ones skipped), sorted by relative path."""
     candidates = root.rglob("*") if recursive else root.iterdir()
     found = [
-        p for p in candidates
+        p
+        for p in candidates
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     ]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
@@ -181,7 +218,9 @@ def _read_file(path: Path) -> np.ndarray:
         raise TrainingError(str(exc)) from None
 
 
-def _pair_lr_files(hr_root: Path, hr_files: list[Path], lr_root: Path, recursive: bool) -> list[Path]:
+def _pair_lr_files(
+    hr_root: Path, hr_files: list[Path], lr_root: Path, recursive: bool
+) -> list[Path]:
     """For each HR file, the LR file under ``lr_root`` with the same relative path stem."""
     by_stem: dict[str, list[Path]] = {}
     for path in _image_files(lr_root, recursive):
@@ -194,7 +233,9 @@ def _pair_lr_files(hr_root: Path, hr_files: list[Path], lr_root: Path, recursive
             raise TrainingError(f"{hr}: no paired LR image {stem}.* in {lr_root}")
         if len(matches) > 1:
             names = ", ".join(p.name for p in matches)
-            raise TrainingError(f"{hr}: several paired LR images match in {lr_root} ({names}); keep one")
+            raise TrainingError(
+                f"{hr}: several paired LR images match in {lr_root} ({names}); keep one"
+            )
         paired.append(matches[0])
     return paired
 
@@ -212,10 +253,13 @@ class ImageFolderSource(ImageSource):
         self.files = _image_files(self.root, recursive)
         if not self.files:
             kinds = ", ".join(IMAGE_SUFFIXES)
-            raise TrainingError(f"{self.root}: no images found ({kinds}{', searched recursively' if recursive else ''})")
+            raise TrainingError(
+                f"{self.root}: no images found ({kinds}{', searched recursively' if recursive else ''})"
+            )
         self.lr_root = None if lr_root is None else _existing_folder(lr_root, "LR image")
         self.lr_files = (
-            None if self.lr_root is None
+            None
+            if self.lr_root is None
             else _pair_lr_files(self.root, self.files, self.lr_root, recursive)
         )
 
@@ -262,7 +306,9 @@ def _check_zarr_array(array: Any, name: str, ndim: int, layout: str) -> None:
     """Raise a TrainingError unless ``array`` has ``ndim`` dims, 1-4 channels and a usable dtype."""
     dtype = np.dtype(array.dtype)
     if array.ndim != ndim or array.shape[-1] not in (1, 2, 3, 4):
-        raise TrainingError(f"{name}: expected a {layout} array with C in 1-4, got shape {tuple(array.shape)}")
+        raise TrainingError(
+            f"{name}: expected a {layout} array with C in 1-4, got shape {tuple(array.shape)}"
+        )
     if dtype not in _INT_DTYPES and dtype.kind not in _FLOAT_KINDS:
         raise TrainingError(f"{name}: unsupported dtype {dtype}; use uint8, uint16 or float")
 
@@ -396,7 +442,9 @@ class CropConfig:
         if self.scale < 1:
             raise TrainingError(f"scale must be a positive integer, got {self.scale}")
         if self.hr_size < 1 or self.hr_size % self.scale:
-            raise TrainingError(f"hr_size {self.hr_size} must be a positive multiple of scale {self.scale}")
+            raise TrainingError(
+                f"hr_size {self.hr_size} must be a positive multiple of scale {self.scale}"
+            )
         if self.cache_mb < 0:
             raise TrainingError(f"cache_mb must be >= 0, got {self.cache_mb}")
 
@@ -559,13 +607,17 @@ class BatchSchedule:
     run draws exactly what an uninterrupted one would.
     """
 
-    def __init__(self, num_images: int, batch_size: int, seed: int, start_iteration: int = 0) -> None:
+    def __init__(
+        self, num_images: int, batch_size: int, seed: int, start_iteration: int = 0
+    ) -> None:
         if num_images < 1:
             raise TrainingError("the training source holds no images")
         if batch_size < 1:
             raise TrainingError(f"batch_size must be >= 1, got {batch_size}")
         if seed < 0 or start_iteration < 0:
-            raise TrainingError(f"seed and start_iteration must be >= 0, got {seed} and {start_iteration}")
+            raise TrainingError(
+                f"seed and start_iteration must be >= 0, got {seed} and {start_iteration}"
+            )
         self.num_images = num_images
         self.batch_size = batch_size
         self.seed = seed
@@ -618,7 +670,9 @@ class _SafeDataset(Dataset[Any]):
         return len(self.dataset)
 
 
-def _collate(samples: list[dict[str, torch.Tensor] | _Failure]) -> dict[str, torch.Tensor] | _Failure:
+def _collate(
+    samples: list[dict[str, torch.Tensor] | _Failure],
+) -> dict[str, torch.Tensor] | _Failure:
     """Stack samples into a batch, or pass the first failure through."""
     for sample in samples:
         if isinstance(sample, _Failure):
@@ -697,7 +751,9 @@ def source_from_config(section: SourceSection, config: TrainConfig) -> ImageSour
     return ImageFolderSource(config.resolve(section.path), lr_root=lr_root)
 
 
-def make_training_batches(config: TrainConfig, start_iteration: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+def make_training_batches(
+    config: TrainConfig, start_iteration: int = 0
+) -> Iterator[dict[str, torch.Tensor]]:
     """``training_batches`` for an experiment's data section, seed and scale."""
     crops = CropConfig(scale=config.model.scale, hr_size=config.data.hr_size)
     dataset = SRDataset(source_from_config(config.data.train, config), crops)
@@ -710,4 +766,6 @@ def validation_pairs_from_config(config: TrainConfig) -> list[tuple[np.ndarray, 
     """``load_validation_pairs`` for an experiment's validation source (empty when it has none)."""
     if config.data.validation is None:
         return []
-    return load_validation_pairs(source_from_config(config.data.validation, config), config.model.scale)
+    return load_validation_pairs(
+        source_from_config(config.data.validation, config), config.model.scale
+    )

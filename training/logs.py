@@ -17,7 +17,9 @@ class MetricsLog:
     def __init__(self, run_dir: Path, resume_from: int = 0) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / LOG_NAME
-        self.rows: list[dict[str, float | int]] = _read_rows(self.path, keep_until=resume_from) if resume_from else []
+        self.rows: list[dict[str, float | int]] = (
+            _read_rows(self.path, keep_until=resume_from) if resume_from else []
+        )
         self._tensorboard = _open_tensorboard(run_dir / "tensorboard", purge_step=resume_from + 1)
         self._flush()
 
@@ -46,7 +48,10 @@ def _read_rows(path: Path, keep_until: int) -> list[dict[str, float | int]]:
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        rows = [{k: _number(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        rows = [
+            {k: _number(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(f)
+        ]
     return [r for r in rows if r.get("iteration", 0) <= keep_until]
 
 

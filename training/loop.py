@@ -74,22 +74,32 @@ def build_networks(config: TrainConfig, device: torch.device) -> Networks:
         _load_pretrained(generator, config)
     generator.to(device).train()
     opt = config.optim
-    nets = Networks(generator, torch.optim.Adam(generator.parameters(), lr=opt.lr or 0.0, betas=opt.betas))
+    nets = Networks(
+        generator, torch.optim.Adam(generator.parameters(), lr=opt.lr or 0.0, betas=opt.betas)
+    )
     if opt.ema_decay is not None:
         nets.ema = copy.deepcopy(generator).eval().requires_grad_(False)
     if config.stage == "gan":
-        nets.discriminator = VGGStyleDiscriminator(m.out_channels, config.gan.discriminator_features, config.data.hr_size)
+        nets.discriminator = VGGStyleDiscriminator(
+            m.out_channels, config.gan.discriminator_features, config.data.hr_size
+        )
         nets.discriminator.to(device).train()
         nets.optimizer_d = torch.optim.Adam(
-            nets.discriminator.parameters(), lr=opt.discriminator_lr or opt.lr or 0.0, betas=opt.betas
+            nets.discriminator.parameters(),
+            lr=opt.discriminator_lr or opt.lr or 0.0,
+            betas=opt.betas,
         )
         weights = config.gan.vgg_weights
         if weights not in ("imagenet", "random"):
             weights = str(config.resolve(weights))
-        nets.perceptual = PerceptualLoss(config.gan.perceptual_layers, weights=weights, seed=config.seed).to(device)
+        nets.perceptual = PerceptualLoss(
+            config.gan.perceptual_layers, weights=weights, seed=config.seed
+        ).to(device)
     if config.precision == "fp16":
         if device.type != "cuda":
-            raise TrainingError(f"precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+            raise TrainingError(
+                f"precision fp16 needs a CUDA device (got {device}); use bf16 or fp32"
+            )
         nets.scaler = torch.amp.GradScaler("cuda")
     return nets
 
@@ -99,7 +109,9 @@ def build_generator(config: TrainConfig) -> Generator:
     m = config.model
     if m.architecture == "srresnet":
         return SRResNet(
-            SRResNetConfig(m.in_channels, m.out_channels, m.num_features, m.num_blocks, m.scale, m.batch_norm)
+            SRResNetConfig(
+                m.in_channels, m.out_channels, m.num_features, m.num_blocks, m.scale, m.batch_norm
+            )
         )
     return RRDBNet(
         RRDBNetConfig.for_scale(
@@ -115,13 +127,17 @@ def build_generator(config: TrainConfig) -> Generator:
 
 def _load_pretrained(generator: Generator, config: TrainConfig) -> None:
     if not config.gan.pretrained:
-        raise TrainingError("stage gan needs gan.pretrained: the stage-1 (psnr) generator or its experiment folder")
+        raise TrainingError(
+            "stage gan needs gan.pretrained: the stage-1 (psnr) generator or its experiment folder"
+        )
     path = config.resolve(config.gan.pretrained)
     if path.is_dir():
         path = path / GENERATOR_NAME
     model = load_model(path)
     if model.config != generator.config:
-        raise TrainingError(f"{path}: pretrained generator {model.config} does not match the model section {generator.config}")
+        raise TrainingError(
+            f"{path}: pretrained generator {model.config} does not match the model section {generator.config}"
+        )
     generator.load_state_dict(model.module.state_dict())
 
 
@@ -135,7 +151,13 @@ def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractC
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, nets: Networks, params: Any, clip: float | None) -> None:
+def _backward_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    nets: Networks,
+    params: Any,
+    clip: float | None,
+) -> None:
     optimizer.zero_grad(set_to_none=True)
     if nets.scaler is not None:
         nets.scaler.scale(loss).backward()
@@ -150,17 +172,27 @@ def _backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, nets: N
         optimizer.step()
 
 
-def psnr_step(nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+def psnr_step(
+    nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainConfig, device: torch.device
+) -> dict[str, torch.Tensor]:
     """Stage 1: L1 between the SR output and the HR crop."""
     with _autocast(config, device):
         l_pix = F.l1_loss(nets.generator(lr).float(), hr)
-    _backward_step(l_pix, nets.optimizer_g, nets, nets.generator.parameters(), config.optim.grad_clip)
+    _backward_step(
+        l_pix, nets.optimizer_g, nets, nets.generator.parameters(), config.optim.grad_clip
+    )
     return {"l_pix": l_pix.detach()}
 
 
-def gan_step(nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+def gan_step(
+    nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainConfig, device: torch.device
+) -> dict[str, torch.Tensor]:
     """Stage 2: a generator update (D frozen), then a discriminator update on detached SR."""
-    assert nets.discriminator is not None and nets.optimizer_d is not None and nets.perceptual is not None
+    assert (
+        nets.discriminator is not None
+        and nets.optimizer_d is not None
+        and nets.perceptual is not None
+    )
     g = config.gan
     nets.discriminator.requires_grad_(False)
     with _autocast(config, device):
@@ -174,11 +206,21 @@ def gan_step(nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainCo
 
     nets.discriminator.requires_grad_(True)
     with _autocast(config, device):
-        l_d = ragan_discriminator_loss(nets.discriminator(hr).float(), nets.discriminator(sr.detach()).float())
-    _backward_step(l_d, nets.optimizer_d, nets, nets.discriminator.parameters(), config.optim.grad_clip)
+        l_d = ragan_discriminator_loss(
+            nets.discriminator(hr).float(), nets.discriminator(sr.detach()).float()
+        )
+    _backward_step(
+        l_d, nets.optimizer_d, nets, nets.discriminator.parameters(), config.optim.grad_clip
+    )
     if nets.scaler is not None:
         nets.scaler.update()
-    return {"l_g": l_g.detach(), "l_pix": l_pix.detach(), "l_percep": l_percep.detach(), "l_g_gan": l_g_gan.detach(), "l_d": l_d.detach()}
+    return {
+        "l_g": l_g.detach(),
+        "l_pix": l_pix.detach(),
+        "l_percep": l_percep.detach(),
+        "l_g_gan": l_g_gan.detach(),
+        "l_d": l_d.detach(),
+    }
 
 
 @torch.no_grad()
@@ -219,7 +261,9 @@ def restore_state(nets: Networks, state: dict[str, Any]) -> int:
         if nets.scaler is not None and "scaler" in state:
             nets.scaler.load_state_dict(state["scaler"])
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise TrainingError(f"checkpoint does not match this experiment's configuration ({str(exc).splitlines()[0]})") from None
+        raise TrainingError(
+            f"checkpoint does not match this experiment's configuration ({str(exc).splitlines()[0]})"
+        ) from None
     torch.set_rng_state(state["torch_rng"])
     return int(state["iteration"])
 
@@ -247,7 +291,9 @@ def export_generator(nets: Networks, run_dir: Path, config: TrainConfig, iterati
 # --------------------------------------------------------------------------- the run
 
 
-def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None, progress: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig, resume: bool = False, stop_at: int | None = None, progress: bool = True
+) -> TrainResult:
     """Run (or resume) an experiment; ``stop_at`` ends early, as an interruption would."""
     from training.data import make_training_batches
 
@@ -255,7 +301,9 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
     run_dir = config.resolve(config.output_dir)
     checkpoint = run_dir / CHECKPOINT_NAME
     if checkpoint.exists() and not resume:
-        raise TrainingError(f"{run_dir}: experiment already has a checkpoint; pass --resume to continue it or choose a new output_dir")
+        raise TrainingError(
+            f"{run_dir}: experiment already has a checkpoint; pass --resume to continue it or choose a new output_dir"
+        )
     nets = build_networks(config, device)
     start = restore_state(nets, load_checkpoint(checkpoint)) if resume else 0
     end = config.optim.iterations if stop_at is None else min(stop_at, config.optim.iterations)
@@ -296,7 +344,10 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
             if iteration % config.checkpoint_every == 0 or iteration == end:
                 save_checkpoint(checkpoint, training_state(nets, iteration))
                 export_generator(nets, run_dir, config, iteration)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()} | {k: f"{v:.3f}" for k, v in scores.items()})
+            bar.set_postfix(
+                {k: f"{v:.4g}" for k, v in losses.items()}
+                | {k: f"{v:.3f}" for k, v in scores.items()}
+            )
             bar.update(1)
     finally:
         bar.close()
@@ -307,7 +358,10 @@ def train(config: TrainConfig, resume: bool = False, stop_at: int | None = None,
 def _set_learning_rates(nets: Networks, config: TrainConfig, iteration: int) -> None:
     opt = config.optim
     milestones = opt.milestones or []
-    for optimizer, base in ((nets.optimizer_g, opt.lr), (nets.optimizer_d, opt.discriminator_lr or opt.lr)):
+    for optimizer, base in (
+        (nets.optimizer_g, opt.lr),
+        (nets.optimizer_d, opt.discriminator_lr or opt.lr),
+    ):
         if optimizer is None:
             continue
         for group in optimizer.param_groups:
@@ -317,5 +371,6 @@ def _set_learning_rates(nets: Networks, config: TrainConfig, iteration: int) -> 
 def _progress_bar(start: int, total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, unit="it", desc="train", disable=not enabled, dynamic_ncols=True)
-
+    return tqdm(
+        total=total, initial=start, unit="it", desc="train", disable=not enabled, dynamic_ncols=True
+    )

@@ -18,7 +18,8 @@ class TrainParams(StageParams):
     output_dir: str | None = Field(None, description="override the experiment's output_dir")
     iterations: int | None = Field(None, ge=1, description="override optim.iterations")
     pretrained: str | None = Field(
-        None, description="override gan.pretrained, e.g. ${steps.<psnr step>.output}, for a gan stage"
+        None,
+        description="override gan.pretrained, e.g. ${steps.<psnr step>.output}, for a gan stage",
     )
     progress: bool = Field(False, description="show the training progress bar")
 
@@ -28,14 +29,18 @@ def train_stage(params: TrainParams) -> str:
     from training.config import load_config
     from training.loop import train
 
-    overrides = {"output_dir": str(Path(params.output_dir).resolve())} if params.output_dir else None
+    overrides = (
+        {"output_dir": str(Path(params.output_dir).resolve())} if params.output_dir else None
+    )
     config = load_config(params.config, overrides)
     updates: dict[str, object] = {}
     if params.iterations is not None:
         updates["optim"] = config.optim.model_copy(update={"iterations": params.iterations})
     if params.pretrained is not None:
         if config.stage != "gan":
-            raise TrainingError(f"{params.config}: pretrained applies to a gan stage, this is {config.stage!r}")
+            raise TrainingError(
+                f"{params.config}: pretrained applies to a gan stage, this is {config.stage!r}"
+            )
         updates["gan"] = config.gan.model_copy(update={"pretrained": params.pretrained})
     if updates:
         config = config.model_copy(update=updates)

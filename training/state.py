@@ -41,7 +41,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise TrainingError(f"{path}: unreadable or unsafe checkpoint ({str(exc).splitlines()[0]})") from None
+        raise TrainingError(
+            f"{path}: unreadable or unsafe checkpoint ({str(exc).splitlines()[0]})"
+        ) from None
     if not isinstance(state, dict) or "iteration" not in state:
         raise TrainingError(f"{path}: not a training checkpoint of this project")
     return state

@@ -31,7 +31,9 @@ class Validator:
 
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
         """Mean PSNR/SSIM (Y, crop = scale) of ``generator`` over the validation pairs."""
-        upscaler = Upscaler(generator, UpscaleOptions(tile=0, precision="fp32", device=str(self.device)))
+        upscaler = Upscaler(
+            generator, UpscaleOptions(tile=0, precision="fp32", device=str(self.device))
+        )
         psnrs, ssims = [], []
         for lr, hr in self.pairs:
             sr = upscaler.upscale(lr)

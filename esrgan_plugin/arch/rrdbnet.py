@@ -139,7 +139,9 @@ class RRDBNet(nn.Module):
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
         for conv in self.up_convs():
-            feat = F.leaky_relu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")), NEGATIVE_SLOPE)
+            feat = F.leaky_relu(
+                conv(F.interpolate(feat, scale_factor=2, mode="nearest")), NEGATIVE_SLOPE
+            )
         out = self.conv_last(F.leaky_relu(self.conv_hr(feat), NEGATIVE_SLOPE))
         if factor > 1:
             out = out[..., : height * self.scale, : width * self.scale]

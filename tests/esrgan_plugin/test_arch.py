@@ -26,12 +26,19 @@ def test_pixel_unshuffle_feeds_16x_or_4x_channels() -> None:
 
 def test_paper_defaults_and_no_batch_norm() -> None:
     config = RRDBNetConfig()
-    assert (config.num_features, config.growth_channels, config.num_blocks, config.scale) == (64, 32, 23, 4)
+    assert (config.num_features, config.growth_channels, config.num_blocks, config.scale) == (
+        64,
+        32,
+        23,
+        4,
+    )
     net = RRDBNet(RRDBNetConfig(num_blocks=2))
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     assert len(net.body) == 2 and len(list(net.body[0].children())) == 3
     block = net.body[0].rdb1
-    assert [c.in_channels for c in (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)] == [64, 96, 128, 160, 192]
+    assert [
+        c.in_channels for c in (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
+    ] == [64, 96, 128, 160, 192]
 
 
 def test_dense_block_residual_scaling_is_0_2() -> None:

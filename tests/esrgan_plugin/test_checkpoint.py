@@ -24,14 +24,21 @@ from esrgan_plugin.errors import CheckpointError
 
 @pytest.mark.parametrize("layout", ["old", "esrgan", "basicsr"])
 @pytest.mark.parametrize("scale", [1, 2, 4, 8])
-def test_every_layout_loads_and_infers_hyperparameters(tmp_path: Path, layout: str, scale: int) -> None:
+def test_every_layout_loads_and_infers_hyperparameters(
+    tmp_path: Path, layout: str, scale: int
+) -> None:
     net = tiny_rrdbnet(scale=scale, nf=12, nb=2, gc=6)
     path = tmp_path / "m.pth"
     torch.save(to_layout(net.state_dict(), layout), path)
     model = load_model(path)
     info = model.describe()
     assert info["layout"] == layout
-    assert (info["scale"], info["num_blocks"], info["num_features"], info["growth_channels"]) == (scale, 2, 12, 6)
+    assert (info["scale"], info["num_blocks"], info["num_features"], info["growth_channels"]) == (
+        scale,
+        2,
+        12,
+        6,
+    )
     assert (info["in_channels"], info["out_channels"]) == (3, 3)
     x = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
@@ -87,7 +94,10 @@ def test_srresnet_round_trip(tmp_path: Path) -> None:
 
 
 def test_unknown_layout_names_known_layouts_and_keys() -> None:
-    state = {"layers.0.attn.qkv.weight": torch.zeros(3, 3), "patch_embed.proj.weight": torch.zeros(1)}
+    state = {
+        "layers.0.attn.qkv.weight": torch.zeros(3, 3),
+        "patch_embed.proj.weight": torch.zeros(1),
+    }
     with pytest.raises(CheckpointError) as err:
         detect_layout(state, "swinir.pth")
     message = str(err.value)
@@ -100,7 +110,9 @@ def test_missing_and_extra_keys_are_named() -> None:
     state = tiny_rrdbnet().state_dict()
     del state["conv_hr.bias"]
     state["conv_extra.weight"] = torch.zeros(1)
-    with pytest.raises(CheckpointError, match=r"missing keys conv_hr\.bias.*unexpected keys conv_extra\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"missing keys conv_hr\.bias.*unexpected keys conv_extra\.weight"
+    ):
         build_from_state_dict(state, source="x.pth")
 
 
@@ -130,7 +142,9 @@ class _Exploit:
         return (print, ("pwned",))
 
 
-def test_pickle_that_runs_code_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pickle_that_runs_code_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"conv_first.weight": torch.zeros(1), "payload": _Exploit()}, path)
     with pytest.raises(CheckpointError, match="refused to load"):

@@ -45,17 +45,47 @@ def test_upscale_folder_and_glob_to_folder(tmp_path: Path, model: Path) -> None:
     for name in ("a.png", "b.png", "sub/c.png"):
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         write_image(tmp_path / "in" / name, random_image(5, 5))
-    assert run("upscale", tmp_path / "in", "-o", tmp_path / "out", "--model", model, "--tile", "16", "--halo", "4") == 0
-    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == [
+    assert (
+        run(
+            "upscale",
+            tmp_path / "in",
+            "-o",
+            tmp_path / "out",
+            "--model",
+            model,
+            "--tile",
+            "16",
+            "--halo",
+            "4",
+        )
+        == 0
+    )
+    assert sorted(
+        str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")
+    ) == [
         "a.png",
         "b.png",
         "sub/c.png",
     ]
-    assert run("upscale", str(tmp_path / "in" / "*.png"), "-o", tmp_path / "g", "--model", model, "--ext", "tif") == 0
+    assert (
+        run(
+            "upscale",
+            str(tmp_path / "in" / "*.png"),
+            "-o",
+            tmp_path / "g",
+            "--model",
+            model,
+            "--ext",
+            "tif",
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["a.tif", "b.tif"]
 
 
-def test_existing_output_is_kept_without_overwrite(tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_output_is_kept_without_overwrite(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = write_image(tmp_path / "in.png", random_image(5, 5))
     out = tmp_path / "out.png"
     out.write_bytes(b"precious")
@@ -75,7 +105,9 @@ def test_failed_run_leaves_no_output(tmp_path: Path, model: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "tiny.safetensors"]
 
 
-def test_batch_continues_past_a_bad_image(tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_batch_continues_past_a_bad_image(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "in").mkdir()
     write_image(tmp_path / "in" / "good.png", random_image(5, 5))
     (tmp_path / "in" / "broken.png").write_text("nope")
@@ -89,11 +121,16 @@ def test_batch_continues_past_a_bad_image(tmp_path: Path, model: Path, capsys: p
     [
         (["--model", "missing.pth"], "missing.pth: model file not found"),
         (["--model", "{model}", "--tile", "-5"], "tile must be >= 0"),
-        (["--model", "{model}", "--precision", "fp16", "--device", "cpu"], "fp16 is not supported on the CPU"),
+        (
+            ["--model", "{model}", "--precision", "fp16", "--device", "cpu"],
+            "fp16 is not supported on the CPU",
+        ),
         (["--model", "{model}", "--outscale", "-1"], "outscale must be a positive number"),
     ],
 )
-def test_errors_are_one_line(tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+def test_errors_are_one_line(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     src = write_image(tmp_path / "in.png", random_image(5, 5))
     args = [a.replace("{model}", str(model)) for a in args]
     assert run("upscale", src, "-o", tmp_path / "o.png", *args) != 0
@@ -107,21 +144,45 @@ def test_info_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch.save(to_layout(tiny_rrdbnet(scale=2, nf=8, nb=2, gc=4).state_dict(), "old"), path)
     assert run("info", path, "--json") == 0
     info = json.loads(capsys.readouterr().out)
-    expected = {"layout": "old", "scale": 2, "num_blocks": 2, "num_features": 8, "growth_channels": 4, "in_channels": 3, "out_channels": 3}
+    expected = {
+        "layout": "old",
+        "scale": 2,
+        "num_blocks": 2,
+        "num_features": 8,
+        "growth_channels": 4,
+        "in_channels": 3,
+        "out_channels": 3,
+    }
     assert {k: info[k] for k in expected} == expected
 
 
-def test_interpolate_endpoints_and_middle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_interpolate_endpoints_and_middle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a, b = tiny_rrdbnet(), tiny_rrdbnet()
     torch.save(to_layout(a.state_dict(), "esrgan"), tmp_path / "a.pth")
     torch.save(b.state_dict(), tmp_path / "b.pth")
     for alpha in ("0", "1", "0.3"):
         out = tmp_path / f"i{alpha}.safetensors"
-        assert run("interpolate", tmp_path / "a.pth", tmp_path / "b.pth", "--alpha", alpha, "-o", out) == 0
+        assert (
+            run("interpolate", tmp_path / "a.pth", tmp_path / "b.pth", "--alpha", alpha, "-o", out)
+            == 0
+        )
         w = load_model(out).module.state_dict()["conv_first.weight"]
         t = float(alpha)
         torch.testing.assert_close(w, (1 - t) * a.conv_first.weight + t * b.conv_first.weight)
-    assert run("interpolate", tmp_path / "a.pth", tmp_path / "b.pth", "--alpha", "1.5", "-o", tmp_path / "x.safetensors") == 1
+    assert (
+        run(
+            "interpolate",
+            tmp_path / "a.pth",
+            tmp_path / "b.pth",
+            "--alpha",
+            "1.5",
+            "-o",
+            tmp_path / "x.safetensors",
+        )
+        == 1
+    )
     assert "alpha must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
 
@@ -129,7 +190,18 @@ def test_interpolate_endpoints_and_middle(tmp_path: Path, capsys: pytest.Capture
 def test_interpolate_mismatched_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     save_tiny(tmp_path / "a.safetensors", nb=1)
     save_tiny(tmp_path / "b.safetensors", nb=2)
-    assert run("interpolate", tmp_path / "a.safetensors", tmp_path / "b.safetensors", "--alpha", "0.5", "-o", tmp_path / "c.safetensors") == 1
+    assert (
+        run(
+            "interpolate",
+            tmp_path / "a.safetensors",
+            tmp_path / "b.safetensors",
+            "--alpha",
+            "0.5",
+            "-o",
+            tmp_path / "c.safetensors",
+        )
+        == 1
+    )
     assert "differ" in capsys.readouterr().err
 
 
@@ -151,5 +223,12 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode != 0 and "Traceback" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "esrgan_plugin", "info", str(tmp_path / "none.pth")], capture_output=True, text=True)
-    assert proc.returncode == 1 and proc.stderr.strip() == f"esrgan: error: {tmp_path / 'none.pth'}: model file not found"
+    proc = subprocess.run(
+        [sys.executable, "-m", "esrgan_plugin", "info", str(tmp_path / "none.pth")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        proc.returncode == 1
+        and proc.stderr.strip() == f"esrgan: error: {tmp_path / 'none.pth'}: model file not found"
+    )

@@ -31,7 +31,9 @@ def test_full_model_matches_spandrel(full_model: RRDBNet) -> None:
 def test_full_model_tiles_are_seamless_with_the_default_halo(full_model: RRDBNet) -> None:
     model = build_from_state_dict(full_model.state_dict())
     yy, xx = np.mgrid[0:40, 0:40]
-    image = (np.stack([np.sin(xx / 4), np.cos(yy / 5), np.sin((xx + yy) / 7)], -1) * 127 + 128).astype(np.uint8)
+    image = (
+        np.stack([np.sin(xx / 4), np.cos(yy / 5), np.sin((xx + yy) / 7)], -1) * 127 + 128
+    ).astype(np.uint8)
     whole = upscale(image, model, tile=0, device="cpu")
     tiled = upscale(image, model, tile=20, halo=DEFAULT_HALO, device="cpu")
     assert np.abs(whole.astype(int) - tiled).max() <= 1

@@ -36,7 +36,9 @@ def test_tiled_float_output_matches_whole_to_1e5() -> None:
     up = Upscaler(net, UpscaleOptions(tile=0))
     x = torch.rand(1, 3, 40, 33)
     whole = up.upscale_tensor(x)
-    tiled = Upscaler(net, UpscaleOptions(tile=16, halo=receptive_radius(net.config))).upscale_tensor(x)
+    tiled = Upscaler(
+        net, UpscaleOptions(tile=16, halo=receptive_radius(net.config))
+    ).upscale_tensor(x)
     assert (whole - tiled).abs().max().item() < 1e-5
 
 
@@ -52,7 +54,14 @@ def test_tiles_cover_image_exactly_once() -> None:
 
 def test_progress_reports_every_tile() -> None:
     seen: list[tuple[int, int]] = []
-    upscale(random_image(40, 40), tiny_rrdbnet(), progress=lambda d, t: seen.append((d, t)), tile=16, halo=4, batch_size=2)
+    upscale(
+        random_image(40, 40),
+        tiny_rrdbnet(),
+        progress=lambda d, t: seen.append((d, t)),
+        tile=16,
+        halo=4,
+        batch_size=2,
+    )
     assert seen[-1] == (9, 9)
 
 
@@ -95,7 +104,11 @@ def test_grey_model_on_rgb_image_runs_per_channel() -> None:
 
 def test_one_pixel_image() -> None:
     for scale in (1, 2, 4):
-        assert upscale(random_image(1, 1), tiny_rrdbnet(scale=scale), tile=0).shape == (scale, scale, 3)
+        assert upscale(random_image(1, 1), tiny_rrdbnet(scale=scale), tile=0).shape == (
+            scale,
+            scale,
+            3,
+        )
 
 
 def test_float_images_stay_float_in_range() -> None:
@@ -125,7 +138,13 @@ def test_invalid_options_have_clear_errors() -> None:
         Upscaler(net, UpscaleOptions(precision="fp64", device="cpu"))
     with pytest.raises(InferenceError, match="device 'tpu'"):
         Upscaler(net, UpscaleOptions(device="tpu"))
-    for kwargs in ({"tile": -1}, {"tile": 3}, {"halo": -2}, {"outscale": 0.0}, {"alpha_mode": "magic"}):
+    for kwargs in (
+        {"tile": -1},
+        {"tile": 3},
+        {"halo": -2},
+        {"outscale": 0.0},
+        {"alpha_mode": "magic"},
+    ):
         with pytest.raises(InferenceError):
             UpscaleOptions(**kwargs)
     with pytest.raises(InferenceError, match="shape"):
@@ -136,7 +155,9 @@ def test_invalid_options_have_clear_errors() -> None:
         upscale(np.zeros((4, 4, 3), np.int32), net)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
 def test_cuda_request_without_cuda_is_a_clear_error() -> None:
     with pytest.raises(InferenceError, match="CUDA is not available"):
         Upscaler(tiny_rrdbnet(), UpscaleOptions(device="cuda"))

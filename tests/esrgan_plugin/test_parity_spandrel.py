@@ -14,7 +14,9 @@ from helpers import tiny_rrdbnet, to_layout
 
 from esrgan_plugin.checkpoint import load_model
 
-spandrel = pytest.importorskip("spandrel", reason="spandrel is a dev extra (pip install -e '.[dev]')")
+spandrel = pytest.importorskip(
+    "spandrel", reason="spandrel is a dev extra (pip install -e '.[dev]')"
+)
 
 
 @pytest.mark.parametrize("layout", ["old", "esrgan", "basicsr"])

@@ -44,8 +44,14 @@ def test_specs_are_declarative() -> None:
     specs = {s.id: s for s in stage_specs()}
     assert set(specs) == {"esrgan.upscale", "esrgan.interpolate"}
     assert all(isinstance(s, StageSpec) for s in specs.values())
-    assert specs["esrgan.upscale"].consumes == "images" and specs["esrgan.upscale"].produces == "images"
-    assert specs["esrgan.interpolate"].consumes is None and specs["esrgan.interpolate"].produces == "artefact"
+    assert (
+        specs["esrgan.upscale"].consumes == "images"
+        and specs["esrgan.upscale"].produces == "images"
+    )
+    assert (
+        specs["esrgan.interpolate"].consumes is None
+        and specs["esrgan.interpolate"].produces == "artefact"
+    )
     assert specs["esrgan.upscale"].halo_for(UpscaleParams(halo=7)) == 7
 
 
@@ -117,9 +123,13 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     assert upscale_scale(UpscaleParams()) == 4.0  # the shipped default model
 
 
-def test_interpolate_stage_writes_an_artefact_and_refuses_to_overwrite(models: tuple[Path, Path], tmp_path: Path) -> None:
+def test_interpolate_stage_writes_an_artefact_and_refuses_to_overwrite(
+    models: tuple[Path, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "mix.safetensors"
-    params = InterpolateParams(model_a=str(models[0]), model_b=str(models[1]), alpha=0.25, output=str(out))
+    params = InterpolateParams(
+        model_a=str(models[0]), model_b=str(models[1]), alpha=0.25, output=str(out)
+    )
     assert interpolate(params) == str(out)
     written = load_model(out)
     assert written.metadata.get("interpolation_alpha") == "0.25"
@@ -143,17 +153,29 @@ def _chunked(image: np.ndarray, chunks: tuple[int, ...], params: UpscaleParams) 
 
     spec = next(s for s in stage_specs() if s.id == "esrgan.upscale")
     plan = BlockPlan(spec.halo_for(params), spec.scale_for(params), spec.multiple_for(params))
-    item = ImageItem(da.from_array(image, chunks=chunks), ImageMeta("x", None, image.dtype.name, image.shape[-1]))
+    item = ImageItem(
+        da.from_array(image, chunks=chunks), ImageMeta("x", None, image.dtype.name, image.shape[-1])
+    )
     return map_image(item, "sr", spec.id, spec.fn, params, plan).data
 
 
 @pytest.mark.parametrize(
     ("scale", "shape", "chunks", "tile"),
     [
-        (4, (50, 47, 3), (24, 24, 3), 0),  # rows 24+24+2: the last block, smaller than the halo, is merged
+        (
+            4,
+            (50, 47, 3),
+            (24, 24, 3),
+            0,
+        ),  # rows 24+24+2: the last block, smaller than the halo, is merged
         (4, (50, 47, 3), (16, 20, 3), 0),  # blocks smaller than the halo are regrown to it
         (4, (61, 45, 4), (30, 20, 4), 16),  # ragged edges, alpha, tiles batched inside each block
-        (2, (90, 83, 3), (41, 41, 3), 0),  # x2 (pixel-unshuffle 2): block starts rounded to even pixels
+        (
+            2,
+            (90, 83, 3),
+            (41, 41, 3),
+            0,
+        ),  # x2 (pixel-unshuffle 2): block starts rounded to even pixels
         (1, (160, 170, 3), (75, 75, 3), 0),  # x1 (pixel-unshuffle 4)
     ],
 )
@@ -177,7 +199,9 @@ def test_chunked_upscale_equals_the_whole_image(
     assert np.abs(result.astype(int) - whole.astype(int)).max() <= 1  # within 1/255
 
 
-def test_the_graph_carries_parameters_not_the_model(models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_graph_carries_parameters_not_the_model(
+    models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import cloudpickle
     import dask
 
@@ -190,19 +214,25 @@ def test_the_graph_carries_parameters_not_the_model(models: tuple[Path, Path], m
     out = _chunked(random_image(64, 64), (16, 16, 3), params)
     graph = dict(dask.optimize(out)[0].__dask_graph__())
     payload = cloudpickle.dumps(graph)
-    assert len(graph) >= 16 and len(payload) < 64 * 1024, len(payload)  # about 35 KB; the tiny model alone is 75 KB
+    assert len(graph) >= 16 and len(payload) < 64 * 1024, len(
+        payload
+    )  # about 35 KB; the tiny model alone is 75 KB
     assert b"torch" not in payload
     out.compute(scheduler="threads")
     assert len(loads) == 1  # once in this process, shared by all 16 blocks
 
 
-def test_torch_threads_follow_the_workers_thread_share(models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torch_threads_follow_the_workers_thread_share(
+    models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv(stages_module.TORCH_THREADS_ENV, raising=False)
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the runner sets it in worker processes, even after torch started
+        monkeypatch.setenv(
+            "OMP_NUM_THREADS", "1"
+        )  # as the runner sets it in worker processes, even after torch started
         upscale(random_image(4, 4), UpscaleParams(model=str(models[0]), tile=0, device="cpu"))
         assert torch.get_num_threads() == 1
         monkeypatch.setenv(stages_module.TORCH_THREADS_ENV, "x")

@@ -22,7 +22,9 @@ class SlowParams(StageParams):
 class CrashParams(StageParams):
     marker: str = Field(description="file created by the one call that kills its process")
     log: str = Field(description="file that gets one line per call")
-    after: int = Field(3, ge=0, description="crash on the first call once this many calls were logged (0: never)")
+    after: int = Field(
+        3, ge=0, description="crash on the first call once this many calls were logged (0: never)"
+    )
 
 
 class ZoomParams(StageParams):
@@ -59,7 +61,9 @@ def box_zoom(image: np.ndarray, params: ZoomParams) -> np.ndarray:
     pixels = image.astype(np.float64)
     padded = np.pad(pixels, [(r, r), (r, r)] + [(0, 0)] * (image.ndim - 2))
     h, w = image.shape[:2]
-    total = sum(padded[dy : dy + h, dx : dx + w] for dy in range(2 * r + 1) for dx in range(2 * r + 1))
+    total = sum(
+        padded[dy : dy + h, dx : dx + w] for dy in range(2 * r + 1) for dx in range(2 * r + 1)
+    )
     blurred = np.rint(total / (2 * r + 1) ** 2).astype(image.dtype)
     return blurred.repeat(2, axis=0).repeat(2, axis=1)
 
@@ -67,8 +71,22 @@ def box_zoom(image: np.ndarray, params: ZoomParams) -> np.ndarray:
 @hookimpl
 def register_stages() -> list[StageSpec]:
     return [
-        StageSpec(id="test.slow", description="Copy, logging each call.", params=SlowParams, fn=slow_copy),
-        StageSpec(id="test.crash_once", description="Copy; kills its process once.", params=CrashParams, fn=crash_once),
-        StageSpec(id="test.zoom", description="Box blur then x2.", params=ZoomParams, fn=box_zoom,
-                  halo=lambda p: p.radius, scale=2.0, multiple=lambda p: p.multiple),
+        StageSpec(
+            id="test.slow", description="Copy, logging each call.", params=SlowParams, fn=slow_copy
+        ),
+        StageSpec(
+            id="test.crash_once",
+            description="Copy; kills its process once.",
+            params=CrashParams,
+            fn=crash_once,
+        ),
+        StageSpec(
+            id="test.zoom",
+            description="Box blur then x2.",
+            params=ZoomParams,
+            fn=box_zoom,
+            halo=lambda p: p.radius,
+            scale=2.0,
+            multiple=lambda p: p.multiple,
+        ),
     ]

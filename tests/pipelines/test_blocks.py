@@ -30,10 +30,14 @@ def _item(image: np.ndarray, chunks: tuple[int, ...]) -> ImageItem:
         ((40,), 50, 1, (40,)),  # one block needs no halo
     ],
 )
-def test_aligned_axis(chunks: tuple[int, ...], halo: int, multiple: int, expected: tuple[int, ...]) -> None:
+def test_aligned_axis(
+    chunks: tuple[int, ...], halo: int, multiple: int, expected: tuple[int, ...]
+) -> None:
     out = aligned_axis(chunks, halo, multiple)
     assert out == expected and sum(out) == sum(chunks)
-    assert len(out) == 1 or (min(out) >= halo and all(b % multiple == 0 for b in np.cumsum(out[:-1])))
+    assert len(out) == 1 or (
+        min(out) >= halo and all(b % multiple == 0 for b in np.cumsum(out[:-1]))
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,7 +49,9 @@ def test_aligned_axis(chunks: tuple[int, ...], halo: int, multiple: int, expecte
         ((33, 30), (8, 30), 8),  # blocks equal to the halo
     ],
 )
-def test_chunked_map_equals_the_whole_image(shape: tuple[int, ...], chunks: tuple[int, ...], radius: int) -> None:
+def test_chunked_map_equals_the_whole_image(
+    shape: tuple[int, ...], chunks: tuple[int, ...], radius: int
+) -> None:
     image = random_image(*shape[:2], shape[2] if len(shape) == 3 else None)
     params = ZoomParams(radius=radius)
     plan = BlockPlan(halo=radius, scale=2.0)
@@ -66,23 +72,42 @@ def test_overlap_never_rechunks_behind_our_back() -> None:
 
 def test_block_starts_follow_the_stages_multiple() -> None:
     plan = BlockPlan(halo=3, scale=2.0, multiple=4)
-    out = map_image(_item(random_image(30, 30), (9, 9, 3)), "z", "test.zoom", box_zoom, ZoomParams(radius=3), plan).data
+    out = map_image(
+        _item(random_image(30, 30), (9, 9, 3)),
+        "z",
+        "test.zoom",
+        box_zoom,
+        ZoomParams(radius=3),
+        plan,
+    ).data
     assert all(b % 8 == 0 for axis in out.chunks[:2] for b in np.cumsum(axis[:-1]))
 
 
-@pytest.mark.parametrize("plan", [BlockPlan(halo=None, scale=2.0), BlockPlan(halo=1, scale=None), BlockPlan(halo=1, scale=1.5)])
+@pytest.mark.parametrize(
+    "plan",
+    [BlockPlan(halo=None, scale=2.0), BlockPlan(halo=1, scale=None), BlockPlan(halo=1, scale=1.5)],
+)
 def test_unknown_or_fractional_scale_runs_the_whole_image(plan: BlockPlan) -> None:
-    out = map_image(_item(random_image(9, 9), (4, 4, 3)), "z", "test.zoom", box_zoom, ZoomParams(), plan).data
+    out = map_image(
+        _item(random_image(9, 9), (4, 4, 3)), "z", "test.zoom", box_zoom, ZoomParams(), plan
+    ).data
     assert out.numblocks[:2] == (1, 1)
 
 
 def test_a_stage_that_lies_about_its_scale_is_a_clear_error() -> None:
     plan = BlockPlan(halo=1, scale=3.0)
-    out = map_image(_item(random_image(12, 12), (6, 6, 3)), "zoom", "test.zoom", box_zoom, ZoomParams(), plan).data
-    with pytest.raises(StepError, match=r"step 'zoom' \(test.zoom\): returned a 14x14 block for a 7x7 input at scale 3; expected 21x21"):
+    out = map_image(
+        _item(random_image(12, 12), (6, 6, 3)), "zoom", "test.zoom", box_zoom, ZoomParams(), plan
+    ).data
+    with pytest.raises(
+        StepError,
+        match=r"step 'zoom' \(test.zoom\): returned a 14x14 block for a 7x7 input at scale 3; expected 21x21",
+    ):
         out.compute(scheduler="sync")
 
 
 def test_stage_specs_carry_the_multiple() -> None:
     zoom = next(s for s in stage_plugins.register_stages() if s.id == "test.zoom")
-    assert zoom.multiple_for(ZoomParams(multiple=4)) == 4 and zoom.halo_for(ZoomParams(radius=2)) == 2
+    assert (
+        zoom.multiple_for(ZoomParams(multiple=4)) == 4 and zoom.halo_for(ZoomParams(radius=2)) == 2
+    )

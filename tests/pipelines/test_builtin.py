@@ -31,9 +31,13 @@ def test_probe_matches_the_decoder(tmp_path: Path) -> None:
     exif = Image.new("RGB", (7, 5)).getexif()
     exif[0x0112] = 6  # rotated 90 degrees: width and height swap
     files = [
-        _pil(tmp_path, "l.png", "L"), _pil(tmp_path, "la.png", "LA"), _pil(tmp_path, "p.png", "P"),
-        _pil(tmp_path, "pt.png", "P", transparency=0), _pil(tmp_path, "i16.png", "I;16"),
-        _pil(tmp_path, "cmyk.jpg", "CMYK"), _pil(tmp_path, "rot.jpg", "RGB", exif=exif),
+        _pil(tmp_path, "l.png", "L"),
+        _pil(tmp_path, "la.png", "LA"),
+        _pil(tmp_path, "p.png", "P"),
+        _pil(tmp_path, "pt.png", "P", transparency=0),
+        _pil(tmp_path, "i16.png", "I;16"),
+        _pil(tmp_path, "cmyk.jpg", "CMYK"),
+        _pil(tmp_path, "rot.jpg", "RGB", exif=exif),
         write_image(tmp_path / "rgba16.png", rng.integers(0, 65535, (5, 7, 4)).astype(np.uint16)),
         write_image(tmp_path / "g.jpg", random_image(5, 7, None)),
         write_image(tmp_path / "t.tif", rng.integers(0, 65535, (5, 7, 3)).astype(np.uint16)),
@@ -69,7 +73,10 @@ def _write(items: list, params: WriteParams) -> list[str]:
 def test_write_keeps_bit_depth_and_alpha(tmp_path: Path) -> None:
     rgba16 = random_image(5, 6, 4, dtype=np.uint16)
     grey = random_image(5, 6, None)
-    written = _write([image_item(rgba16, "deep"), image_item(grey, "grey")], WriteParams(path=f"{tmp_path}/{{name}}.png"))
+    written = _write(
+        [image_item(rgba16, "deep"), image_item(grey, "grey")],
+        WriteParams(path=f"{tmp_path}/{{name}}.png"),
+    )
     assert written == [str(tmp_path / "deep.png"), str(tmp_path / "grey.png")]
     np.testing.assert_array_equal(read_image(written[0]), rgba16)
     np.testing.assert_array_equal(read_image(written[1]), grey)
@@ -85,16 +92,22 @@ def test_write_refuses_existing_clashing_or_alpha_losing_outputs(tmp_path: Path)
     _write([item], WriteParams(path=f"{tmp_path}/{{name}}.png", overwrite=True))
     assert read_image(target).shape == (4, 4, 3)
     with pytest.raises(ImageIOError, match="both"):
-        write_images([item, image_item(random_image(4, 4), "y")], WriteParams(path=f"{tmp_path}/same.png"))
+        write_images(
+            [item, image_item(random_image(4, 4), "y")], WriteParams(path=f"{tmp_path}/same.png")
+        )
     with pytest.raises(ImageIOError, match="alpha"):
-        write_images([image_item(random_image(4, 4, 4), "a")], WriteParams(path=f"{tmp_path}/a.jpg"))
+        write_images(
+            [image_item(random_image(4, 4, 4), "a")], WriteParams(path=f"{tmp_path}/a.jpg")
+        )
     assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_unwritable_output_is_a_clear_step_error(tmp_path: Path) -> None:
     write_image(tmp_path / "a.png", random_image(4, 4))
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(StepError, match=r"step 'out' \(builtin.write\): ImageIOError: .*cannot write output"):
+    with pytest.raises(
+        StepError, match=r"step 'out' \(builtin.write\): ImageIOError: .*cannot write output"
+    ):
         run_text(f"""
         steps:
           - {{id: src, uses: builtin.read, with: {{path: "{tmp_path}/a.png"}}}}
@@ -148,7 +161,9 @@ def test_denoise_halos_follow_the_parameters() -> None:
 
 def test_resize_is_matlab_imresize_with_scale_or_size() -> None:
     image = random_image(9, 12)
-    np.testing.assert_array_equal(resize(image, ResizeParams(scale=0.5)), imresize(image, scale=0.5))
+    np.testing.assert_array_equal(
+        resize(image, ResizeParams(scale=0.5)), imresize(image, scale=0.5)
+    )
     assert resize(image, ResizeParams(width=24)).shape == (18, 24, 3)
     assert resize(image.astype(np.float32) / 255, ResizeParams(height=3)).dtype == np.float32
     assert resize_halo(ResizeParams(scale=0.25)) == 8 and resize_halo(ResizeParams(scale=2)) == 2
@@ -177,6 +192,8 @@ def test_default_denoisers_improve_a_noisy_photo(method: str) -> None:
     from skimage import data
 
     clean = data.chelsea()[:96, :96].astype(float)
-    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 5, clean.shape) + 0.5, 0, 255).astype(np.uint8)
+    noisy = np.clip(
+        clean + np.random.default_rng(0).normal(0, 5, clean.shape) + 0.5, 0, 255
+    ).astype(np.uint8)
     denoised = denoise(noisy, DenoiseParams(method=method)).astype(float)
     assert np.mean((denoised - clean) ** 2) < 0.8 * np.mean((noisy - clean) ** 2)

@@ -37,7 +37,9 @@ def root(tmp_path: Path) -> Path:
 def test_processes_executor_matches_threads(root: Path) -> None:
     threads = run_text(PIPELINE.format(executor="threads", root=root, tag="t"), entry_points=True)
     processes = run_text(
-        PIPELINE.format(executor="{type: processes, workers: 2, threads_per_worker: 1}", root=root, tag="p"),
+        PIPELINE.format(
+            executor="{type: processes, workers: 2, threads_per_worker: 1}", root=root, tag="p"
+        ),
         entry_points=True,
     )
     assert processes.executor == "processes" and len(processes.written) == 2
@@ -51,7 +53,10 @@ def test_unanswering_scheduler_fails_quickly_with_a_clear_error(root: Path) -> N
         port = sock.getsockname()[1]
         executor = f"{{address: 'tcp://127.0.0.1:{port}', connect_timeout: 1.5}}"
         start = time.monotonic()
-        with pytest.raises(ExecutorError, match=rf"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1.5 s"):
+        with pytest.raises(
+            ExecutorError,
+            match=rf"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} within 1.5 s",
+        ):
             run_text(PIPELINE.format(executor=executor, root=root, tag="x"), entry_points=True)
     assert time.monotonic() - start < 10
     assert not (root / "x").exists()
@@ -59,7 +64,11 @@ def test_unanswering_scheduler_fails_quickly_with_a_clear_error(root: Path) -> N
 
 def test_worker_thread_env_shares_the_cores() -> None:
     env = worker_thread_env(10_000)
-    assert env["OMP_NUM_THREADS"] == "1" and set(env) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+    assert env["OMP_NUM_THREADS"] == "1" and set(env) == {
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+    }
 
 
 ZARR_JOB = """
@@ -80,9 +89,15 @@ def zarr_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("zarr-cluster")
     save_tiny(root / "m.safetensors")
-    z = zarr.create_array(str(root / "in.zarr"), shape=(80, 80, 3), chunks=(20, 20, 3), dtype="uint8")
+    z = zarr.create_array(
+        str(root / "in.zarr"), shape=(80, 80, 3), chunks=(20, 20, 3), dtype="uint8"
+    )
     z[...] = random_image(80, 80)
-    run_text(ZARR_JOB.format(executor="threads", root=root, tag="threads", after=0), stage_plugins, entry_points=True)
+    run_text(
+        ZARR_JOB.format(executor="threads", root=root, tag="threads", after=0),
+        stage_plugins,
+        entry_points=True,
+    )
     return root
 
 
@@ -98,7 +113,9 @@ def test_local_cluster_zarr_job_matches_threads(zarr_root: Path) -> None:
     summary = run_text(job, stage_plugins, entry_points=True, progress=progress)
     assert summary.executor == "processes" and summary.written == (str(zarr_root / "cluster.zarr"),)
     assert "16/16 outputs | 100% Completed" in progress.getvalue()  # one output per chunk
-    np.testing.assert_array_equal(_read(zarr_root / "cluster.zarr"), _read(zarr_root / "threads.zarr"))
+    np.testing.assert_array_equal(
+        _read(zarr_root / "cluster.zarr"), _read(zarr_root / "threads.zarr")
+    )
 
 
 def test_a_worker_killed_mid_job_costs_only_its_tasks(zarr_root: Path) -> None:
@@ -106,10 +123,14 @@ def test_a_worker_killed_mid_job_costs_only_its_tasks(zarr_root: Path) -> None:
     summary = run_text(job, stage_plugins, entry_points=True)
     assert (zarr_root / "crashed").exists()  # a worker process died (os._exit) on the 7th block
     assert summary.written == (str(zarr_root / "killed.zarr"),)
-    np.testing.assert_array_equal(_read(zarr_root / "killed.zarr"), _read(zarr_root / "threads.zarr"))
+    np.testing.assert_array_equal(
+        _read(zarr_root / "killed.zarr"), _read(zarr_root / "threads.zarr")
+    )
 
 
-def test_remote_workers_get_their_share_of_their_hosts_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_workers_get_their_share_of_their_hosts_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from pipelines import executors
 
     class FakeClient:
@@ -118,7 +139,11 @@ def test_remote_workers_get_their_share_of_their_hosts_cores(monkeypatch: pytest
 
         def scheduler_info(self, n_workers: int = -1) -> dict[str, object]:
             workers = {"tcp://a:1": ("a", 2), "tcp://a:2": ("a", 2), "tcp://b:1": ("b", 1)}
-            return {"workers": {addr: {"host": host, "nthreads": n} for addr, (host, n) in workers.items()}}
+            return {
+                "workers": {
+                    addr: {"host": host, "nthreads": n} for addr, (host, n) in workers.items()
+                }
+            }
 
         def run(self, fn: object, slots: int, workers: list[str], on_error: str) -> None:
             self.calls.append((slots, workers))
@@ -141,4 +166,6 @@ def test_threaded_runs_return_freed_memory_to_the_os() -> None:
 
     from pipelines.memory import return_freed_memory
 
-    assert return_freed_memory() is sys.platform.startswith("linux")  # glibc here; a no-op elsewhere
+    assert return_freed_memory() is sys.platform.startswith(
+        "linux"
+    )  # glibc here; a no-op elsewhere

@@ -125,6 +125,8 @@ def test_expand_inputs_files_globs_folders(tmp_path: Path) -> None:
         p.write_bytes(b"")
     found = list(expand_inputs([str(tmp_path)]))
     assert [p.name for p in found] == ["a.png", "b.jpg", "c.png"]
-    assert [p.name for p in expand_inputs([str(tmp_path / "*.png"), str(tmp_path / "a.png")])] == ["a.png"]
+    assert [p.name for p in expand_inputs([str(tmp_path / "*.png"), str(tmp_path / "a.png")])] == [
+        "a.png"
+    ]
     with pytest.raises(ImageIOError, match="no such file"):
         list(expand_inputs([str(tmp_path / "*.tif")]))

@@ -39,7 +39,9 @@ def vectors() -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-@pytest.mark.parametrize("key", params_or_skip(_vector_keys(), f"imresize reference vectors not found at {VECTORS}"))
+@pytest.mark.parametrize(
+    "key", params_or_skip(_vector_keys(), f"imresize reference vectors not found at {VECTORS}")
+)
 def test_matches_reference(vectors: dict[str, np.ndarray], key: str) -> None:
     source = vectors[key.rsplit("__scale_", 1)[0] + "__input"]
     expected = vectors[key].astype(np.float64)

@@ -39,7 +39,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(root, a, b, photo)
 
 
-def run_example(name: str, overrides: list[str] = (), replace: dict[str, str] | None = None) -> RunSummary:  # type: ignore[assignment]
+def run_example(
+    name: str, overrides: list[str] = (), replace: dict[str, str] | None = None
+) -> RunSummary:  # type: ignore[assignment]
     text = (EXAMPLES / name).read_text(encoding="utf-8")
     for old, new in (replace or {}).items():
         assert old in text, old
@@ -52,19 +54,31 @@ def upscale_reference(model: Path, image: np.ndarray) -> np.ndarray:
 
 
 def test_denoise_upscale_one_image(ws: Workspace) -> None:
-    summary = run_example("denoise-upscale.yaml", [
-        f"src.path={ws.photo}", f"sr.model={ws.model_a}", "sr.device=cpu",
-        f"out.path={ws.root}/one/{{name}}_x4.png",
-    ])
+    summary = run_example(
+        "denoise-upscale.yaml",
+        [
+            f"src.path={ws.photo}",
+            f"sr.model={ws.model_a}",
+            "sr.device=cpu",
+            f"out.path={ws.root}/one/{{name}}_x4.png",
+        ],
+    )
     assert summary.written == (str(ws.root / "one" / "baboon_x4.png"),)
     cleaned = denoise(read_image(ws.photo), DenoiseParams(method="nl_means"))
-    np.testing.assert_array_equal(read_image(summary.written[0]), upscale_reference(ws.model_a, cleaned))
+    np.testing.assert_array_equal(
+        read_image(summary.written[0]), upscale_reference(ws.model_a, cleaned)
+    )
 
 
 def test_folder_batch_keeps_bit_depth_and_alpha(ws: Workspace) -> None:
-    summary = run_example("folder-batch.yaml", [
-        f"src.path={ws.root}/photos", f"sr.model={ws.model_a}", f"out.path={ws.root}/batch/{{name}}_x4.png",
-    ])
+    summary = run_example(
+        "folder-batch.yaml",
+        [
+            f"src.path={ws.root}/photos",
+            f"sr.model={ws.model_a}",
+            f"out.path={ws.root}/batch/{{name}}_x4.png",
+        ],
+    )
     outputs = {Path(p).name: read_image(p) for p in summary.written}
     assert set(outputs) == {"baboon_x4.png", "leaf_x4.png"}
     assert outputs["leaf_x4.png"].shape == (32, 24, 4) and outputs["leaf_x4.png"].dtype == np.uint16
@@ -72,10 +86,15 @@ def test_folder_batch_keeps_bit_depth_and_alpha(ws: Workspace) -> None:
 
 
 def test_alpha_sweep_writes_six_outputs(ws: Workspace) -> None:
-    summary = run_example("alpha-sweep.yaml", replace={
-        "default-psnr": str(ws.model_a), "default-gan": str(ws.model_b),
-        "photos/baboon.png": str(ws.photo), '"out/sweep/': f'"{ws.root}/sweep/',
-    })
+    summary = run_example(
+        "alpha-sweep.yaml",
+        replace={
+            "default-psnr": str(ws.model_a),
+            "default-gan": str(ws.model_b),
+            "photos/baboon.png": str(ws.photo),
+            '"out/sweep/': f'"{ws.root}/sweep/',
+        },
+    )
     assert [Path(p).name for p in summary.written] == [
         f"baboon_alpha{a}.png" for a in ("0.0", "0.2", "0.4", "0.6", "0.8", "1.0")
     ]
@@ -88,12 +107,20 @@ def test_alpha_sweep_writes_six_outputs(ws: Workspace) -> None:
 
 def test_interpolate_then_upscale_with_the_artefact(ws: Workspace) -> None:
     model = ws.root / "models" / "mix.safetensors"
-    summary = run_example("interpolate-upscale.yaml", [
-        f"mix.model_a={ws.model_a}", f"mix.model_b={ws.model_b}", f"mix.output={model}",
-        f"src.path={ws.photo}", f"out.path={ws.root}/interp/{{name}}.png",
-    ])
+    summary = run_example(
+        "interpolate-upscale.yaml",
+        [
+            f"mix.model_a={ws.model_a}",
+            f"mix.model_b={ws.model_b}",
+            f"mix.output={model}",
+            f"src.path={ws.photo}",
+            f"out.path={ws.root}/interp/{{name}}.png",
+        ],
+    )
     assert summary.artefacts == {"mix": str(model)}
-    np.testing.assert_array_equal(read_image(summary.written[0]), upscale_reference(model, read_image(ws.photo)))
+    np.testing.assert_array_equal(
+        read_image(summary.written[0]), upscale_reference(model, read_image(ws.photo))
+    )
 
 
 def test_zarr_upscale_in_chunks_equals_the_whole_image(ws: Workspace) -> None:
@@ -102,20 +129,40 @@ def test_zarr_upscale_in_chunks_equals_the_whole_image(ws: Workspace) -> None:
     from esrgan_plugin.arch.rrdbnet import receptive_radius
 
     image = random_image(45, 50)
-    zarr.create_array(str(ws.root / "slide.zarr"), shape=image.shape, chunks=(20, 20, 3), dtype="uint8")[...] = image
+    zarr.create_array(
+        str(ws.root / "slide.zarr"), shape=image.shape, chunks=(20, 20, 3), dtype="uint8"
+    )[...] = image
     halo = receptive_radius(load_model(ws.model_a).config)  # type: ignore[arg-type]
-    summary = run_example("zarr-upscale.yaml", [
-        f"src.path={ws.root}/slide.zarr", "src.chunk=20", f"sr.model={ws.model_a}", f"sr.halo={halo}",
-        "sr.device=cpu", f"out.path={ws.root}/zarr/slide_x4.zarr",
-    ])
+    summary = run_example(
+        "zarr-upscale.yaml",
+        [
+            f"src.path={ws.root}/slide.zarr",
+            "src.chunk=20",
+            f"sr.model={ws.model_a}",
+            f"sr.halo={halo}",
+            "sr.device=cpu",
+            f"out.path={ws.root}/zarr/slide_x4.zarr",
+        ],
+    )
     out = zarr.open_array(summary.written[0], mode="r")
-    assert out.shape == (180, 200, 3) and out.chunks == (80, 80, 3)  # blocks of 20 (+ the small last ones)
+    assert out.shape == (180, 200, 3) and out.chunks == (
+        80,
+        80,
+        3,
+    )  # blocks of 20 (+ the small last ones)
     cleaned = denoise(image, DenoiseParams(method="median", size=3))
-    assert np.abs(out[...].astype(int) - upscale_reference(ws.model_a, cleaned).astype(int)).max() <= 1
+    assert (
+        np.abs(out[...].astype(int) - upscale_reference(ws.model_a, cleaned).astype(int)).max() <= 1
+    )
 
 
 def test_every_example_is_run_by_a_test() -> None:
-    tested = {"denoise-upscale.yaml", "folder-batch.yaml", "alpha-sweep.yaml", "interpolate-upscale.yaml"}
+    tested = {
+        "denoise-upscale.yaml",
+        "folder-batch.yaml",
+        "alpha-sweep.yaml",
+        "interpolate-upscale.yaml",
+    }
     tested.add("zarr-upscale.yaml")
     tested.add("train-interpolate-upscale.yaml")  # run in tests/training/test_train_stage.py
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == tested

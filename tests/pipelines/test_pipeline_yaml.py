@@ -25,7 +25,14 @@ class FakePlugin:
     @hookimpl
     def register_stages(self) -> list[StageSpec]:
         return [
-            StageSpec("fake.model", "makes an artefact", ModelParams, lambda p: p.out, consumes=None, produces="artefact"),
+            StageSpec(
+                "fake.model",
+                "makes an artefact",
+                ModelParams,
+                lambda p: p.out,
+                consumes=None,
+                produces="artefact",
+            ),
             StageSpec("fake.use", "uses an artefact", UseParams, lambda image, p: image),
         ]
 
@@ -94,7 +101,9 @@ def test_unknown_stage_suggests_the_nearest_id() -> None:
 
 def test_unknown_parameter_suggests_the_nearest_name() -> None:
     message = one_issue(GOOD.replace("sigma: 1.5", "sigmaa: 1.5"))
-    assert message.startswith("p.yaml:10: step 'clean' parameter 'sigmaa': unknown parameter of builtin.denoise")
+    assert message.startswith(
+        "p.yaml:10: step 'clean' parameter 'sigmaa': unknown parameter of builtin.denoise"
+    )
     assert "did you mean 'sigma'?" in message
 
 
@@ -104,7 +113,8 @@ def test_missing_required_parameter() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("abc", "valid number"), ("-1", "greater than 0"), ("[1, 2]", "valid number")]
+    ("value", "expected"),
+    [("abc", "valid number"), ("-1", "greater than 0"), ("[1, 2]", "valid number")],
 )
 def test_wrong_type_or_range(value: str, expected: str) -> None:
     message = one_issue(GOOD.replace("sigma: 1.5", f"sigma: {value}"))
@@ -133,15 +143,29 @@ def test_duplicate_key_in_a_mapping() -> None:
 
 
 def test_unknown_step_key_and_top_level_key() -> None:
-    found = issues(GOOD.replace("    uses: builtin.denoise", "    usse: builtin.denoise\n    uses: builtin.denoise")
-                   + "exeuctor: threads\n")
-    assert any(m.startswith("p.yaml:7: step 'clean': unknown key 'usse'; did you mean 'uses'?") for m in found)
-    assert any(m.startswith("p.yaml:15: unknown top-level key 'exeuctor'; did you mean 'executor'?") for m in found)
+    found = issues(
+        GOOD.replace(
+            "    uses: builtin.denoise", "    usse: builtin.denoise\n    uses: builtin.denoise"
+        )
+        + "exeuctor: threads\n"
+    )
+    assert any(
+        m.startswith("p.yaml:7: step 'clean': unknown key 'usse'; did you mean 'uses'?")
+        for m in found
+    )
+    assert any(
+        m.startswith("p.yaml:15: unknown top-level key 'exeuctor'; did you mean 'executor'?")
+        for m in found
+    )
 
 
 def test_dangling_input() -> None:
-    message = one_issue(GOOD.replace("    uses: builtin.write", "    uses: builtin.write\n    input: clena"))
-    assert message.startswith("p.yaml:13: step 'out': input refers to step 'clena', which does not exist")
+    message = one_issue(
+        GOOD.replace("    uses: builtin.write", "    uses: builtin.write\n    input: clena")
+    )
+    assert message.startswith(
+        "p.yaml:13: step 'out': input refers to step 'clena', which does not exist"
+    )
     assert "did you mean 'clean'?" in message
 
 
@@ -167,30 +191,43 @@ def test_artefact_reference_orders_the_steps() -> None:
 
 def test_dangling_reference() -> None:
     message = one_issue(ARTEFACTS.replace("steps.mk.output", "steps.mkk.output"))
-    assert message.startswith("p.yaml:9: step 'fx' parameter 'model': ${steps.mkk.output} refers to a step that does not exist")
+    assert message.startswith(
+        "p.yaml:9: step 'fx' parameter 'model': ${steps.mkk.output} refers to a step that does not exist"
+    )
     assert "did you mean 'mk'?" in message
 
 
 def test_reference_to_images_is_the_wrong_kind() -> None:
     message = one_issue(ARTEFACTS.replace("steps.mk.output", "steps.src.output"))
-    assert "p.yaml:9: step 'fx' parameter 'model': ${steps.src.output}: step 'src' (builtin.read) produces images" in message
+    assert (
+        "p.yaml:9: step 'fx' parameter 'model': ${steps.src.output}: step 'src' (builtin.read) produces images"
+        in message
+    )
 
 
 def test_step_fed_the_wrong_kind_of_input() -> None:
     text = ARTEFACTS.replace("  - id: src\n    uses: builtin.read\n    with: {path: x.png}\n", "")
     message = one_issue(text)
-    assert message.startswith("p.yaml:4: step 'fx': fake.use consumes images, but the previous step 'mk' (fake.model) produces artefact")
+    assert message.startswith(
+        "p.yaml:4: step 'fx': fake.use consumes images, but the previous step 'mk' (fake.model) produces artefact"
+    )
     assert "input: <id>" in message
 
 
 def test_sink_output_cannot_feed_a_transform() -> None:
     message = one_issue(GOOD + "  - id: more\n    uses: builtin.denoise\n")
-    assert "step 'more': builtin.denoise consumes images, but the previous step 'out' (builtin.write) produces no output" in message
+    assert (
+        "step 'more': builtin.denoise consumes images, but the previous step 'out' (builtin.write) produces no output"
+        in message
+    )
 
 
 def test_first_step_needs_an_input() -> None:
     message = one_issue("steps:\n  - id: a\n    uses: builtin.denoise\n")
-    assert message == "p.yaml:2: step 'a': builtin.denoise needs images as input, but it is the first step"
+    assert (
+        message
+        == "p.yaml:2: step 'a': builtin.denoise needs images as input, but it is the first step"
+    )
 
 
 def test_cycle() -> None:
@@ -211,15 +248,25 @@ def test_source_params_cannot_reference_artefacts() -> None:
 
 def test_set_errors_name_the_option() -> None:
     message = one_issue(GOOD, ("clean.sigma=-2",))
-    assert message.startswith("--set clean.sigma=-2: step 'clean' parameter 'sigma': Input should be greater than 0")
-    assert one_issue(GOOD, ("claen.sigma=2",)).startswith("--set claen.sigma=2: no step with id 'claen'; did you mean 'clean'?")
+    assert message.startswith(
+        "--set clean.sigma=-2: step 'clean' parameter 'sigma': Input should be greater than 0"
+    )
+    assert one_issue(GOOD, ("claen.sigma=2",)).startswith(
+        "--set claen.sigma=2: no step with id 'claen'; did you mean 'clean'?"
+    )
     assert one_issue(GOOD, ("sigma=2",)).startswith("--set sigma=2: expected STEP.PARAM=VALUE")
 
 
 @pytest.mark.parametrize(
     ("executor", "expected"),
-    [("threadz", "executor type: Input should be"), ("{address: localhost}", "should look like tcp://host:8786"),
-     ("{type: processes, workers: 0}", "executor workers: Input should be greater than or equal to 1")],
+    [
+        ("threadz", "executor type: Input should be"),
+        ("{address: localhost}", "should look like tcp://host:8786"),
+        (
+            "{type: processes, workers: 0}",
+            "executor workers: Input should be greater than or equal to 1",
+        ),
+    ],
 )
 def test_bad_executor(executor: str, expected: str) -> None:
     message = one_issue(f"executor: {executor}\n" + GOOD)
@@ -227,8 +274,13 @@ def test_bad_executor(executor: str, expected: str) -> None:
 
 
 def test_executor_shorthands() -> None:
-    assert validate_text("executor: tcp://sched:8786\n" + GOOD).executor.address == "tcp://sched:8786"
-    assert validate_text("executor: {address: 'tcp://h:1', connect_timeout: 2}\n" + GOOD).executor.type == "distributed"
+    assert (
+        validate_text("executor: tcp://sched:8786\n" + GOOD).executor.address == "tcp://sched:8786"
+    )
+    assert (
+        validate_text("executor: {address: 'tcp://h:1', connect_timeout: 2}\n" + GOOD).executor.type
+        == "distributed"
+    )
 
 
 def test_yaml_merge_keys_are_supported() -> None:

@@ -43,12 +43,16 @@ def test_validate_ok(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "ok, 3 steps on threads" in capsys.readouterr().out
 
 
-def test_validate_error_is_one_line_with_exit_2(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_error_is_one_line_with_exit_2(
+    pipeline_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pipeline_file.write_text(pipeline_file.read_text().replace("tile: 0", "tiel: 0"))
     assert main(["validate", str(pipeline_file)]) == EXIT_INVALID
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"pipelines: error: {pipeline_file}:8: step 'sr' parameter 'tiel': unknown parameter")
+    assert err.startswith(
+        f"pipelines: error: {pipeline_file}:8: step 'sr' parameter 'tiel': unknown parameter"
+    )
     assert "did you mean 'tile'?" in err
 
 
@@ -61,12 +65,26 @@ def test_run_writes_and_summarises(pipeline_file: Path, capsys: pytest.CaptureFi
 
 
 def test_run_with_set_and_progress(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", str(pipeline_file), "--set", "sr.outscale=2", "--set", "out.path=" + str(pipeline_file.parent / "half.png")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(pipeline_file),
+                "--set",
+                "sr.outscale=2",
+                "--set",
+                "out.path=" + str(pipeline_file.parent / "half.png"),
+            ]
+        )
+        == 0
+    )
     assert "100% Completed" in capsys.readouterr().err
     assert read_image(pipeline_file.parent / "half.png").shape == (12, 10, 3)
 
 
-def test_run_error_is_one_line_with_exit_1(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_error_is_one_line_with_exit_1(
+    pipeline_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["run", str(pipeline_file), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["run", str(pipeline_file), "--quiet"]) == EXIT_RUN_ERROR  # the output now exists
@@ -80,7 +98,9 @@ def test_debug_shows_the_traceback(pipeline_file: Path) -> None:
         main(["run", str(pipeline_file), "--quiet", "--debug"])
 
 
-def test_missing_file_is_a_validation_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_file_is_a_validation_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["validate", str(tmp_path / "nope.yaml")]) == EXIT_INVALID
     assert "nope.yaml: no such pipeline file" in capsys.readouterr().err
 
@@ -88,7 +108,14 @@ def test_missing_file_is_a_validation_error(tmp_path: Path, capsys: pytest.Captu
 def test_stages_json_lists_every_stage_with_its_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stages", "--json"]) == 0
     stages = {s["id"]: s for s in json.loads(capsys.readouterr().out)}
-    assert {"builtin.read", "builtin.write", "builtin.denoise", "builtin.resize", "esrgan.upscale", "esrgan.interpolate"} <= set(stages)
+    assert {
+        "builtin.read",
+        "builtin.write",
+        "builtin.denoise",
+        "builtin.resize",
+        "esrgan.upscale",
+        "esrgan.interpolate",
+    } <= set(stages)
     upscale = stages["esrgan.upscale"]
     assert upscale["plugin"] == "esrgan" and upscale["consumes"] == "images"
     assert upscale["params"]["properties"]["tile"]["description"]
@@ -107,12 +134,22 @@ def test_plugins_lists_names_versions_and_hooks(capsys: pytest.CaptureFixture[st
 def test_console_script_in_a_subprocess(pipeline_file: Path) -> None:
     broken = pipeline_file.parent / "broken.yaml"
     broken.write_text("steps:\n  - id: a\n    uses: builtin.raed\n")
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "validate", str(broken)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "validate", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == EXIT_INVALID
-    assert done.stderr == (f"pipelines: error: {broken}:3: step 'a': unknown stage 'builtin.raed'; "
-                           "did you mean 'builtin.read'?\n")
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--quiet", str(pipeline_file)],
-                          capture_output=True, text=True, timeout=120)
+    assert done.stderr == (
+        f"pipelines: error: {broken}:3: step 'a': unknown stage 'builtin.raed'; "
+        "did you mean 'builtin.read'?\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--quiet", str(pipeline_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert np.asarray(read_image(pipeline_file.parent / "out" / "in_x4.png")).shape == (24, 20, 3)

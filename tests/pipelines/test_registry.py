@@ -86,7 +86,9 @@ def test_stage_spec_checks_its_fields() -> None:
         StageSpec("test.x", "x", dict, invert)  # type: ignore[arg-type]
     with pytest.raises(StageSpecError, match="consumes"):
         StageSpec("test.x", "x", InvertParams, invert, consumes="pixels")  # type: ignore[arg-type]
-    spec = StageSpec("test.x", "x", InvertParams, invert, halo=lambda p: p.bias + 1, scale=lambda p: None)
+    spec = StageSpec(
+        "test.x", "x", InvertParams, invert, halo=lambda p: p.bias + 1, scale=lambda p: None
+    )
     assert spec.halo_for(InvertParams(bias=2)) == 3 and spec.scale_for(InvertParams()) is None
     with pytest.raises(AttributeError):
         spec.id = "test.y"  # type: ignore[misc]
@@ -121,8 +123,12 @@ def test_plugin_manager_has_builtin_and_installed_plugins() -> None:
     pm = get_plugin_manager()
     assert pm.project_name == PROJECT_NAME == "pipelines"
     registry = build_registry(pm)
-    assert {"builtin.read", "builtin.write", "builtin.denoise", "builtin.resize"} <= set(registry.ids())
-    assert {"esrgan.upscale", "esrgan.interpolate"} <= set(registry.ids())  # through the entry point
+    assert {"builtin.read", "builtin.write", "builtin.denoise", "builtin.resize"} <= set(
+        registry.ids()
+    )
+    assert {"esrgan.upscale", "esrgan.interpolate"} <= set(
+        registry.ids()
+    )  # through the entry point
     assert registry.plugin_of("esrgan.upscale") == "esrgan"
     infos = {info.name: info for info in plugin_infos(pm)}
     assert infos["builtin"].hooks == ("register_stages",)
@@ -131,7 +137,12 @@ def test_plugin_manager_has_builtin_and_installed_plugins() -> None:
 
 def test_plugin_manager_without_entry_points() -> None:
     assert stage_registry(Recorder()).ids() == [
-        "builtin.denoise", "builtin.read", "builtin.resize", "builtin.write", "test.explode", "test.invert"
+        "builtin.denoise",
+        "builtin.read",
+        "builtin.resize",
+        "builtin.write",
+        "test.explode",
+        "test.invert",
     ]
 
 
@@ -156,7 +167,14 @@ def test_every_hook_is_a_documented_spec() -> None:
     from pipelines.docs import hook_functions
 
     hooks = hook_functions(hookspecs)
-    assert set(hooks) == {"register_stages", "before_pipeline", "after_pipeline", "before_step", "after_step", "on_step_error"}
+    assert set(hooks) == {
+        "register_stages",
+        "before_pipeline",
+        "after_pipeline",
+        "before_step",
+        "after_step",
+        "on_step_error",
+    }
     pm = get_plugin_manager(entry_points=False)
     for name, fn in hooks.items():
         assert hasattr(pm.hook, name)
@@ -187,8 +205,12 @@ def test_run_calls_lifecycle_hooks_in_order(tmp_path: Path) -> None:
     )
     assert recorder.calls == [
         ("before_pipeline", "hooks"),
-        ("before_step", "src"), ("before_step", "inv"), ("before_step", "out"),
-        ("after_step", "src:1:0"), ("after_step", "inv:1:0"), ("after_step", "out:0:1"),
+        ("before_step", "src"),
+        ("before_step", "inv"),
+        ("before_step", "out"),
+        ("after_step", "src:1:0"),
+        ("after_step", "inv:1:0"),
+        ("after_step", "out:0:1"),
         ("after_pipeline", "1"),
     ]
     assert summary.written == (str(tmp_path / "out" / "in.png"),)
@@ -217,9 +239,16 @@ def test_host_never_imports_the_plugin_or_torch() -> None:
     for path in PIPELINES_DIR.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not any(n.split(".")[0] in ("esrgan_plugin", "training", "torch") for n in names), path
-    code = ("import sys, pipelines.cli, pipelines.runner, pipelines.plugins, pipelines.validation;"
-            "assert 'esrgan_plugin' not in sys.modules and 'torch' not in sys.modules, 'loaded at import'")
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
+            assert not any(
+                n.split(".")[0] in ("esrgan_plugin", "training", "torch") for n in names
+            ), path
+    code = (
+        "import sys, pipelines.cli, pipelines.runner, pipelines.plugins, pipelines.validation;"
+        "assert 'esrgan_plugin' not in sys.modules and 'torch' not in sys.modules, 'loaded at import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -44,7 +44,14 @@ class CountingPlugin:
     @hookimpl
     def register_stages(self) -> list[StageSpec]:
         return [
-            StageSpec("test.make", "make a number", self.MakeParams, self.make, consumes=None, produces="artefact"),
+            StageSpec(
+                "test.make",
+                "make a number",
+                self.MakeParams,
+                self.make,
+                consumes=None,
+                produces="artefact",
+            ),
             StageSpec("test.add", "add a number to every pixel", self.AddParams, self.add),
         ]
 

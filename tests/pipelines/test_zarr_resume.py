@@ -42,7 +42,11 @@ BLOCKS = 16
 def finished(out: Path) -> int:
     """Chunks the completion record marks as stored."""
     record = out / ".done" / "c"
-    return sum(1 for p in record.rglob("*") if p.is_file() and not p.name.endswith(".partial")) if record.exists() else 0
+    return (
+        sum(1 for p in record.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
+        if record.exists()
+        else 0
+    )
 
 
 def lines(path: Path) -> int:
@@ -52,7 +56,9 @@ def lines(path: Path) -> int:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     save_tiny(tmp_path / "m.safetensors")
-    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=(80, 80, 3), chunks=(20, 20, 3), dtype="uint8")
+    z = zarr.create_array(
+        str(tmp_path / "in.zarr"), shape=(80, 80, 3), chunks=(20, 20, 3), dtype="uint8"
+    )
     z[...] = random_image(80, 80)
     return tmp_path
 
@@ -63,11 +69,17 @@ def test_a_killed_run_resumes_with_only_the_missing_chunks(root: Path) -> None:
     (root / "job.yaml").write_text(job)
     script = root / "run.py"
     script.write_text(RUNNER.format(tests=str(TESTS), here=str(Path(__file__).parent)))
-    proc = subprocess.Popen([sys.executable, str(script), str(root / "job.yaml")], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(root / "job.yaml")],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
-        while finished(root / "out.zarr") < 3 and proc.poll() is None and time.monotonic() < deadline:
+        while (
+            finished(root / "out.zarr") < 3 and proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
@@ -87,20 +99,26 @@ def test_a_killed_run_resumes_with_only_the_missing_chunks(root: Path) -> None:
     np.testing.assert_array_equal(resumed, zarr.open_array(str(root / "ref.zarr"), mode="r")[...])
 
 
-def test_cli_restart_recomputes_and_progress_counts_chunks(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_restart_recomputes_and_progress_counts_chunks(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = root / "copy.yaml"
-    job.write_text(textwrap.dedent(f"""
+    job.write_text(
+        textwrap.dedent(f"""
     steps:
       - {{id: src, uses: builtin.read, with: {{path: "{root}/in.zarr"}}}}
       - {{id: out, uses: builtin.write, with: {{path: "{root}/copy.zarr"}}}}
-    """))
+    """)
+    )
     assert main(["run", str(job)]) == 0
     assert f"{BLOCKS}/{BLOCKS} outputs | 100% Completed" in capsys.readouterr().err
     assert main(["run", str(job)]) == 0  # finished: nothing to compute
     assert "outputs" not in capsys.readouterr().err
     assert main(["run", str(job), "--restart"]) == 0
     assert f"{BLOCKS}/{BLOCKS} outputs" in capsys.readouterr().err
-    np.testing.assert_array_equal(zarr.open_array(str(root / "copy.zarr"))[...], zarr.open_array(str(root / "in.zarr"))[...])
+    np.testing.assert_array_equal(
+        zarr.open_array(str(root / "copy.zarr"))[...], zarr.open_array(str(root / "in.zarr"))[...]
+    )
 
 
 def test_progress_line_shows_count_rate_and_eta() -> None:

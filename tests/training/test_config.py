@@ -31,10 +31,18 @@ def test_paper_defaults_for_each_stage(tmp_path: Path) -> None:
     assert psnr.optim.lr == 2e-4 and psnr.optim.milestones == [200_000, 400_000, 600_000, 800_000]
     assert psnr.optim.betas == (0.9, 0.999) and psnr.optim.gamma == 0.5
     assert (psnr.data.hr_size, psnr.data.batch_size) == (128, 16)
-    assert (psnr.model.num_features, psnr.model.num_blocks, psnr.model.growth_channels) == (64, 23, 32)
+    assert (psnr.model.num_features, psnr.model.num_blocks, psnr.model.growth_channels) == (
+        64,
+        23,
+        32,
+    )
     gan = load_config(write(tmp_path, MINIMAL.format(stage="gan")))
     assert gan.optim.lr == 1e-4 and gan.optim.milestones == [50_000, 100_000, 200_000, 300_000]
-    assert (gan.gan.gan_weight, gan.gan.pixel_weight, gan.gan.perceptual_weight) == (5e-3, 1e-2, 1.0)
+    assert (gan.gan.gan_weight, gan.gan.pixel_weight, gan.gan.perceptual_weight) == (
+        5e-3,
+        1e-2,
+        1.0,
+    )
     assert gan.gan.perceptual_layers == {"conv5_4": 1.0}
     assert psnr.resolve("run") == tmp_path / "run"
 
@@ -42,10 +50,22 @@ def test_paper_defaults_for_each_stage(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (MINIMAL.format(stage="psnr").replace("iterations: 10", "iterations: -1"), r"exp.yaml:7: field optim.iterations: .*greater than or equal to 1"),
-        (MINIMAL.format(stage="psnr").replace("stage: psnr", "stage: warmup"), r"exp.yaml:2: field stage: Input should be 'psnr' or 'gan'"),
-        (MINIMAL.format(stage="psnr") + "learning_rate: 3\n", r"exp.yaml:8: field learning_rate: Extra inputs are not permitted"),
-        (MINIMAL.format(stage="psnr").replace("kind: folder, path: imgs", "kind: folder"), r"exp.yaml:5: field data.train: a folder source needs a path"),
+        (
+            MINIMAL.format(stage="psnr").replace("iterations: 10", "iterations: -1"),
+            r"exp.yaml:7: field optim.iterations: .*greater than or equal to 1",
+        ),
+        (
+            MINIMAL.format(stage="psnr").replace("stage: psnr", "stage: warmup"),
+            r"exp.yaml:2: field stage: Input should be 'psnr' or 'gan'",
+        ),
+        (
+            MINIMAL.format(stage="psnr") + "learning_rate: 3\n",
+            r"exp.yaml:8: field learning_rate: Extra inputs are not permitted",
+        ),
+        (
+            MINIMAL.format(stage="psnr").replace("kind: folder, path: imgs", "kind: folder"),
+            r"exp.yaml:5: field data.train: a folder source needs a path",
+        ),
         (MINIMAL.format(stage="gan") + "data_extra: 1\n", r"field data_extra"),
         ("name: [unclosed\n", r"exp.yaml:2: not valid YAML"),
         ("- a\n- b\n", r"expected a mapping"),
@@ -72,5 +92,7 @@ def test_shipped_configs_validate() -> None:
 
 def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
     text = MINIMAL.format(stage="psnr") + "seed: 1\nseed: 2\n"
-    with pytest.raises(TrainingError, match=r"exp.yaml:9: key 'seed' given twice \(first at line 8\)"):
+    with pytest.raises(
+        TrainingError, match=r"exp.yaml:9: key 'seed' given twice \(first at line 8\)"
+    ):
         load_config(write(tmp_path, text))

@@ -39,7 +39,9 @@ def _write(path: Path, array: np.ndarray) -> Path:
     """Write an RGB(A)/grey array with OpenCV (which expects BGR order)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+        array = cv2.cvtColor(
+            array, cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        )
     assert cv2.imwrite(str(path), array)
     return path
 
@@ -79,13 +81,22 @@ def test_folder_recursive_formats_and_16_bit(tmp_path: Path) -> None:
 
     source = ImageFolderSource(root)
     names = [Path(source.name(i)).relative_to(root).as_posix() for i in range(len(source))]
-    assert names == ["a.png", "grey16.png", "rgba.png", "sub/b.jpg", "sub/deep/c.webp", "sub/deep/d16.tif"]
+    assert names == [
+        "a.png",
+        "grey16.png",
+        "rgba.png",
+        "sub/b.jpg",
+        "sub/deep/c.webp",
+        "sub/deep/d16.tif",
+    ]
     for index in range(len(source)):
         image = source.load(index)
         assert image.dtype == np.float32 and image.ndim == 3 and image.shape[2] == 3
         assert source.shape(index) == image.shape[:2]
         assert image.min() >= 0.0 and image.max() <= 1.0
-    np.testing.assert_array_equal(source.load(1), np.repeat(grey16[..., None], 3, 2).astype(np.float32) / 65535)
+    np.testing.assert_array_equal(
+        source.load(1), np.repeat(grey16[..., None], 3, 2).astype(np.float32) / 65535
+    )
     np.testing.assert_array_equal(source.load(5), deep16.astype(np.float32) / 65535)
     assert len(ImageFolderSource(root, recursive=False)) == 3
 
@@ -108,7 +119,7 @@ def test_paired_lr_folder(tmp_path: Path) -> None:
     whole_hr, whole_lr = dataset.pair(0)
     np.testing.assert_array_equal(whole_lr, lr)
     np.testing.assert_array_equal(whole_hr, hr[:34, :32])
-    (lr_pair, hr_pair), = load_validation_pairs(source, 2)
+    ((lr_pair, hr_pair),) = load_validation_pairs(source, 2)
     np.testing.assert_array_equal(lr_pair, lr)
     assert hr_pair.shape == (34, 32, 3) and hr_pair.dtype == np.uint8
 
@@ -137,11 +148,15 @@ def test_zarr_array_and_group(tmp_path: Path) -> None:
     source = ZarrSource(tmp_path / "g.zarr")
     assert [source.name(i).rsplit("/", 1)[1] for i in range(2)] == ["a", "b"]
     np.testing.assert_array_equal(source.load(0), members["a"][..., :3])
-    np.testing.assert_array_equal(source.load(1), np.repeat(members["b"], 3, 2).astype(np.float32) / 65535)
+    np.testing.assert_array_equal(
+        source.load(1), np.repeat(members["b"], 3, 2).astype(np.float32) / 65535
+    )
 
 
 def test_zarr_errors(tmp_path: Path) -> None:
-    with pytest.raises(TrainingError, match=r"expected a \(N, H, W, C\) array.*got shape \(8, 8, 3\)"):
+    with pytest.raises(
+        TrainingError, match=r"expected a \(N, H, W, C\) array.*got shape \(8, 8, 3\)"
+    ):
         ZarrSource(_zarr_array(tmp_path / "hwc.zarr", _noise((8, 8, 3))))
     with pytest.raises(TrainingError, match="unsupported dtype int32"):
         ZarrSource(_zarr_array(tmp_path / "int.zarr", np.zeros((1, 8, 8, 3), np.int32)))
@@ -176,7 +191,14 @@ def test_shapes_and_range(tmp_path: Path) -> None:
 @pytest.mark.parametrize("augment", [False, True])
 def test_crops_are_aligned(tmp_path: Path, augment: bool) -> None:
     """Inside the crop, imresize of the HR crop reproduces the LR crop (made from the whole image)."""
-    dataset = _dataset(_noise((1, 44, 50, 3), np.uint16), tmp_path, scale=4, hr_size=32, flips=augment, rotations=augment)
+    dataset = _dataset(
+        _noise((1, 44, 50, 3), np.uint16),
+        tmp_path,
+        scale=4,
+        hr_size=32,
+        flips=augment,
+        rotations=augment,
+    )
     for seed in range(6):
         sample = dataset[0, seed]
         hr = sample["hr"].permute(1, 2, 0).numpy().astype(np.float64)
@@ -202,7 +224,8 @@ def test_flips_and_rotations_identical_for_lr_and_hr(tmp_path: Path) -> None:
     for seed in range(24):
         base, aug = plain[0, seed], augmented[0, seed]
         matches = [
-            flags for flags in itertools.product([False, True], repeat=3)
+            flags
+            for flags in itertools.product([False, True], repeat=3)
             if torch.equal(_dihedral(base["hr"], *flags), aug["hr"])
             and torch.equal(_dihedral(base["lr"], *flags), aug["lr"])
         ]
@@ -220,7 +243,7 @@ def test_too_small_image(tmp_path: Path) -> None:
 
 def test_validation_pairs_uint8(tmp_path: Path) -> None:
     hr = _noise((1, 18, 21, 3))
-    (lr, hr_out), = load_validation_pairs(ZarrSource(_zarr_array(tmp_path / "v.zarr", hr)), 4)
+    ((lr, hr_out),) = load_validation_pairs(ZarrSource(_zarr_array(tmp_path / "v.zarr", hr)), 4)
     assert hr_out.dtype == lr.dtype == np.uint8
     np.testing.assert_array_equal(hr_out, hr[0, :16, :20])
     np.testing.assert_array_equal(lr, imresize(hr[0, :16, :20], scale=0.25))
@@ -281,5 +304,5 @@ def test_from_config(tmp_path: Path) -> None:
     config = load_config(tmp_path / "exp.yaml")
     batch = next(make_training_batches(config, start_iteration=1))
     assert batch["hr"].shape == (2, 3, 16, 16) and batch["lr"].shape == (2, 3, 8, 8)
-    (lr, hr), = validation_pairs_from_config(config)
+    ((lr, hr),) = validation_pairs_from_config(config)
     assert lr.shape == (6, 6, 3) and hr.shape == (12, 12, 3)

@@ -80,14 +80,19 @@ def test_gan_stage_updates_generator_and_discriminator(experiment: Path) -> None
     state = load_checkpoint(experiment / "run-gan" / CHECKPOINT_NAME)
     assert "discriminator" in state and "optimizer_d" in state and state["optimizer_d"]["state"]
     after = load_model(result.generator_path)
-    assert not torch.equal(before["conv_last.weight"], after.module.state_dict()["conv_last.weight"])
+    assert not torch.equal(
+        before["conv_last.weight"], after.module.state_dict()["conv_last.weight"]
+    )
     assert after.metadata["vgg_weights"] == "random"
     assert {"l_g", "l_d", "l_percep", "l_g_gan", "l_pix"} <= set(result.last_losses)
 
 
 def test_resume_is_exact(experiment: Path) -> None:
     extra = "optim: {iterations: 6, ema_decay: 0.9, milestones: [3]}\n"
-    text = write_config(experiment, iterations=6).read_text().replace("optim:\n  iterations: 6\n", "") + extra
+    text = (
+        write_config(experiment, iterations=6).read_text().replace("optim:\n  iterations: 6\n", "")
+        + extra
+    )
     (experiment / "a.yaml").write_text(text.replace("output_dir: run-psnr", "output_dir: straight"))
     (experiment / "b.yaml").write_text(text.replace("output_dir: run-psnr", "output_dir: resumed"))
     straight = train(load_config(experiment / "a.yaml"), progress=False)
@@ -111,7 +116,9 @@ def test_existing_experiment_needs_resume(experiment: Path) -> None:
         train(config, progress=False)
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    experiment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = load_config(write_config(experiment, iterations=4))
     train(config, stop_at=2, progress=False)
     good = (experiment / "run-psnr" / CHECKPOINT_NAME).read_bytes()
@@ -129,13 +136,27 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(experiment: Path, monkeyp
     assert (experiment / "run-psnr" / CHECKPOINT_NAME).read_bytes() == good
 
 
-def test_esrgan_train_command_and_upscale_with_result(experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_esrgan_train_command_and_upscale_with_result(
+    experiment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_config(experiment, iterations=2)
     assert esrgan_main(["train", str(path), "--quiet"]) == 0
     assert "trained tiny-psnr to iteration 2" in capsys.readouterr().out
     out = experiment / "up.png"
     generator = experiment / "run-psnr" / "generator.safetensors"
-    assert esrgan_main(["upscale", str(experiment / "val" / "v.png"), "-o", str(out), "--model", str(generator)]) == 0
+    assert (
+        esrgan_main(
+            [
+                "upscale",
+                str(experiment / "val" / "v.png"),
+                "-o",
+                str(out),
+                "--model",
+                str(generator),
+            ]
+        )
+        == 0
+    )
     assert out.is_file()
     bad = experiment / "bad.yaml"
     bad.write_text("name: x\nstage: psnr\n")
@@ -146,9 +167,13 @@ def test_esrgan_train_command_and_upscale_with_result(experiment: Path, capsys: 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_srresnet_ablation_trains_and_loads(experiment: Path, batch_norm: bool) -> None:
-    text = write_config(experiment, iterations=2).read_text().replace(
-        "model: {scale: 4, num_features: 8, num_blocks: 1, growth_channels: 4}",
-        f"model: {{architecture: srresnet, batch_norm: {str(batch_norm).lower()}, scale: 4, num_features: 8, num_blocks: 2}}",
+    text = (
+        write_config(experiment, iterations=2)
+        .read_text()
+        .replace(
+            "model: {scale: 4, num_features: 8, num_blocks: 1, growth_channels: 4}",
+            f"model: {{architecture: srresnet, batch_norm: {str(batch_norm).lower()}, scale: 4, num_features: 8, num_blocks: 2}}",
+        )
     )
     (experiment / "sr.yaml").write_text(text)
     result = train(load_config(experiment / "sr.yaml"), progress=False)
@@ -157,7 +182,11 @@ def test_srresnet_ablation_trains_and_loads(experiment: Path, batch_norm: bool) 
 
 
 def test_batch_norm_is_refused_for_rrdbnet(experiment: Path) -> None:
-    text = write_config(experiment).read_text().replace("num_blocks: 1,", "num_blocks: 1, batch_norm: true,")
+    text = (
+        write_config(experiment)
+        .read_text()
+        .replace("num_blocks: 1,", "num_blocks: 1, batch_norm: true,")
+    )
     (experiment / "bn.yaml").write_text(text)
     with pytest.raises(TrainingError, match="batch_norm applies to the srresnet architecture only"):
         load_config(experiment / "bn.yaml")
@@ -165,7 +194,9 @@ def test_batch_norm_is_refused_for_rrdbnet(experiment: Path) -> None:
 
 def test_tensorboard_events_are_written(experiment: Path) -> None:
     pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is an optional extra")
-    event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    event_file_loader = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
     train(load_config(write_config(experiment, iterations=2)), progress=False)
     folder = experiment / "run-psnr" / "tensorboard"
     accumulator = event_file_loader.EventAccumulator(str(folder))

@@ -50,7 +50,9 @@ def reference() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("metric", sorted(METRICS))
-@pytest.mark.parametrize("pair", params_or_skip(_pair_names(), f"metric reference values not found at {REFERENCE}"))
+@pytest.mark.parametrize(
+    "pair", params_or_skip(_pair_names(), f"metric reference values not found at {REFERENCE}")
+)
 def test_matches_basicsr(reference: dict[str, Any], pair: str, metric: str) -> None:
     entry = reference[pair]
     test = _read_rgb(IMAGES / entry["test"])

@@ -23,19 +23,40 @@ def test_train_interpolate_upscale_example(tmp_path: Path, monkeypatch: pytest.M
     summary = run_text(text, entry_points=True)
     psnr, gan, mix = (tmp_path / summary.artefacts[k] for k in ("psnr", "gan", "mix"))
     assert psnr == tmp_path / "out" / "runs" / "psnr" / "generator.safetensors"
-    assert load_model(gan).metadata["stage"] == "gan" and load_model(gan).metadata["vgg_weights"] == "random"
+    assert (
+        load_model(gan).metadata["stage"] == "gan"
+        and load_model(gan).metadata["vgg_weights"] == "random"
+    )
     assert mix == tmp_path / "out" / "models" / "mix_0.8.safetensors"
-    expected = Upscaler(load_model(mix), UpscaleOptions(tile=0, device="cpu")).upscale(read_image(photo))
+    expected = Upscaler(load_model(mix), UpscaleOptions(tile=0, device="cpu")).upscale(
+        read_image(photo)
+    )
     actual = read_image(tmp_path / "out" / "p_mix.png")
     from esrgan_plugin import stages
     from esrgan_plugin.stages import UpscaleParams
+
     via_stage = stages.upscale(read_image(photo), UpscaleParams(model=str(mix)))
     cached = stages._load(str(mix))
     import torch
-    print("STAGE", np.abs(actual.astype(int) - via_stage).max(), np.abs(expected.astype(int) - via_stage).max(), torch.get_num_threads(), len(stages._MODELS.items), [k for k in stages._MODELS.items])
+
+    print(
+        "STAGE",
+        np.abs(actual.astype(int) - via_stage).max(),
+        np.abs(expected.astype(int) - via_stage).max(),
+        torch.get_num_threads(),
+        len(stages._MODELS.items),
+        [k for k in stages._MODELS.items],
+    )
     fresh = load_model(mix).module.state_dict()
     print("SAMEW", all(torch.equal(v, fresh[k]) for k, v in cached.module.state_dict().items()))
-    print("DIFF", np.abs(actual.astype(int) - expected).max(), actual.mean(), expected.mean(), actual[..., 0].mean(), expected[..., 0].mean())
+    print(
+        "DIFF",
+        np.abs(actual.astype(int) - expected).max(),
+        actual.mean(),
+        expected.mean(),
+        actual[..., 0].mean(),
+        expected[..., 0].mean(),
+    )
     np.testing.assert_array_equal(actual, expected)
 
 
@@ -44,4 +65,10 @@ def test_pretrained_override_is_refused_for_a_psnr_stage(tmp_path: Path) -> None
     from training.stage import TrainParams, train_stage
 
     with pytest.raises(TrainingError, match="pretrained applies to a gan stage"):
-        train_stage(TrainParams(config=str(ROOT / "training/configs/tiny-psnr.yaml"), output_dir=str(tmp_path), pretrained="x"))
+        train_stage(
+            TrainParams(
+                config=str(ROOT / "training/configs/tiny-psnr.yaml"),
+                output_dir=str(tmp_path),
+                pretrained="x",
+            )
+        )
