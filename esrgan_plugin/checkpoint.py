@@ -21,12 +21,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
+from esrgan_plugin.arch.needs import model_needs
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
 from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
 from esrgan_plugin.errors import CheckpointError
+from esrgan_plugin.formats.ncnn import is_ncnn_path
+from esrgan_plugin.formats.ncnn_models import read_ncnn_state_dict
 from pipelines.atomic import atomic_target
 
 StateDict = dict[str, torch.Tensor]
+ModelConfig = RRDBNetConfig | SRResNetConfig | CompactConfig
 
 FORMAT_TAG = "esrgan-pipelines/1"
 """Written into the metadata of every safetensors file this project saves."""
@@ -46,13 +51,15 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found")
-    if path.suffix.lower() == ".safetensors":
+    if is_ncnn_path(path):
+        state, metadata = read_ncnn_state_dict(str(path))
+    elif path.suffix.lower() == ".safetensors":
         state, metadata = _read_safetensors(path)
     elif path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
         state, metadata = _read_torch(path), {}
     else:
         raise CheckpointError(
-            f"{path}: unsupported model file extension {path.suffix!r}; expected .safetensors, .pth or .pt"
+            f"{path}: unsupported model file extension {path.suffix!r}; expected .safetensors, .pth, .pt or an ncnn .param"
         )
     return normalise_state_dict(state, source=str(path)), metadata
 
@@ -212,6 +219,13 @@ LAYOUTS: tuple[Layout, ...] = (
         _identity,
     ),
     Layout(
+        "compact",
+        "SRVGGNetCompact",
+        "Real-ESRGAN SRVGGNetCompact: body.0 conv, body.1 PReLU, ..., body.2n+2 last conv",
+        ("body.0.weight", "body.1.weight", "body.2.weight"),
+        _identity,
+    ),
+    Layout(
         "srresnet",
         "SRResNet",
         "this project's SRResNet: conv_first, body.N.conv1/conv2, upsample.N, conv_hr",
@@ -284,6 +298,38 @@ def infer_rrdbnet_config(
         raise CheckpointError(f"{source}: inconsistent hyperparameters: {exc}") from None
 
 
+def infer_compact_config(
+    state: Mapping[str, torch.Tensor], source: str = "checkpoint", output_scale: int = 0
+) -> CompactConfig:
+    """nf, number of convs and pixel-shuffle factor of an SRVGGNetCompact from its tensors."""
+    convs = [
+        i for i in _indices(state, r"body\.(\d+)\.weight$") if state[f"body.{i}.weight"].ndim == 4
+    ]
+    if not convs or convs != list(range(0, 2 * len(convs), 2)):
+        raise CheckpointError(
+            f"{source}: SRVGGNetCompact convs should be body.0, body.2, ..., found {convs[:8]}"
+        )
+    first, last = state["body.0.weight"], state[f"body.{convs[-1]}.weight"]
+    in_ch = int(first.shape[1])
+    upscale = round((int(last.shape[0]) / in_ch) ** 0.5)
+    if upscale < 1 or in_ch * upscale**2 != int(last.shape[0]):
+        raise CheckpointError(
+            f"{source}: the last conv's {int(last.shape[0])} outputs are not {in_ch} channels x "
+            "a square pixel-shuffle factor"
+        )
+    try:
+        return CompactConfig(
+            in_channels=in_ch,
+            out_channels=in_ch,
+            num_features=int(first.shape[0]),
+            num_convs=len(convs) - 2,
+            upscale=upscale,
+            output_scale=output_scale,
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: inconsistent hyperparameters: {exc}") from None
+
+
 def infer_srresnet_config(
     state: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> SRResNetConfig:
@@ -316,7 +362,7 @@ class LoadedModel:
 
     module: nn.Module
     layout: str
-    config: RRDBNetConfig | SRResNetConfig
+    config: ModelConfig
     metadata: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
@@ -339,7 +385,7 @@ class LoadedModel:
     @property
     def multiple_of(self) -> int:
         """Input sizes the network handles natively (it pads otherwise)."""
-        return getattr(self.config, "unshuffle_factor", 1)
+        return model_needs(self.module).multiple_of
 
     def describe(self) -> dict[str, object]:
         """JSON-ready summary, as printed by ``esrgan info --json``."""
@@ -355,10 +401,34 @@ class LoadedModel:
             "out_channels": cfg.out_channels,
             "num_upsample": getattr(cfg, "num_upsample", None),
             "unshuffle_factor": getattr(cfg, "unshuffle_factor", None),
+            "num_convs": getattr(cfg, "num_convs", None),
+            "upscale": getattr(cfg, "upscale", None),
+            "receptive_radius": model_needs(self.module).receptive_radius,
             "parameters": sum(p.numel() for p in self.module.parameters()),
             "metadata": dict(self.metadata),
             "source": self.source,
         }
+
+
+ARCHITECTURES: dict[str, Callable[[StateDict, str, Mapping[str, str]], ModelConfig]] = {
+    "RRDBNet": lambda state, source, _meta: infer_rrdbnet_config(state, source),
+    "SRResNet": lambda state, source, _meta: infer_srresnet_config(state, source),
+    "SRVGGNetCompact": lambda state, source, meta: infer_compact_config(
+        state, source, _int_meta(meta, "output_scale")
+    ),
+}
+"""Architecture name (of a ``Layout``) -> hyperparameters read off canonical tensors."""
+
+_MODEL_CLASSES: dict[type, type[nn.Module]] = {
+    RRDBNetConfig: RRDBNet,
+    SRResNetConfig: SRResNet,
+    CompactConfig: SRVGGNetCompact,
+}
+
+
+def model_class(config: ModelConfig) -> type[nn.Module]:
+    """The network class a configuration builds."""
+    return _MODEL_CLASSES[type(config)]
 
 
 def build_from_state_dict(
@@ -368,16 +438,20 @@ def build_from_state_dict(
     metadata = dict(metadata or {})
     layout = detect_layout(state, source)
     canonical = layout.to_canonical(state)
-    module: nn.Module
-    if layout.architecture == "SRResNet":
-        config: RRDBNetConfig | SRResNetConfig = infer_srresnet_config(canonical, source)
-        module = SRResNet(config)  # type: ignore[arg-type]
-    else:
-        config = infer_rrdbnet_config(canonical, source)
-        module = RRDBNet(config)  # type: ignore[arg-type]
+    config = ARCHITECTURES[layout.architecture](canonical, source, metadata)
+    module = model_class(config)(config)
     _load_strict(module, canonical, source)
     module.eval().requires_grad_(False)
     return LoadedModel(module, layout.name, config, metadata, source)
+
+
+def _int_meta(metadata: Mapping[str, str], key: str) -> int:
+    """An integer metadata value (0 when absent), or a clear error."""
+    value = metadata.get(key, "0")
+    try:
+        return int(value)
+    except ValueError:
+        raise CheckpointError(f"metadata {key}={value!r} is not a whole number") from None
 
 
 def _load_strict(module: nn.Module, state: StateDict, source: str) -> None:
@@ -416,7 +490,10 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
 
     path = resolve_model_path(path)
     state, metadata = read_state_dict(path)
-    return build_from_state_dict(state, metadata, source=str(path))
+    loaded = build_from_state_dict(state, metadata, source=str(path))
+    if metadata.get("source_format") == "ncnn":
+        loaded.layout = "ncnn"
+    return loaded
 
 
 # --------------------------------------------------------------------------- writing

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from esrgan_plugin.arch.needs import model_needs
 from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.device import (
     Precision,
@@ -76,12 +77,12 @@ class Upscaler:
     ) -> None:
         self.options = options = options or UpscaleOptions()
         module = model.module if isinstance(model, LoadedModel) else model
-        config = module.config  # type: ignore[attr-defined]
-        self.scale = int(config.scale)
-        self.in_channels = int(config.in_channels)
-        self.out_channels = int(config.out_channels)
-        self.multiple = int(getattr(config, "unshuffle_factor", 1))
-        self.num_features = int(config.num_features)
+        self.needs = needs = model_needs(module)
+        self.scale = needs.scale
+        self.in_channels = needs.in_channels
+        self.out_channels = needs.out_channels
+        self.multiple = needs.multiple_of
+        self.num_features = needs.feature_channels
         self.device = resolve_device(options.device)
         self.precision: Precision = resolve_precision(options.precision, self.device)
         module = copy.deepcopy(module).eval().requires_grad_(False)

@@ -226,6 +226,11 @@ def file_key(name_or_path: str) -> tuple[str, int, int]:
     path = resolve_model_path(name_or_path).expanduser()
     try:
         stat = path.stat()
+        if path.suffix.lower() in (".param", ".bin"):  # an ncnn model is two files
+            other = path.with_suffix(".bin" if path.suffix.lower() == ".param" else ".param")
+            weights = other.stat()
+            key = str(path.resolve().with_suffix(".param"))
+            return (key, max(stat.st_mtime_ns, weights.st_mtime_ns), stat.st_size + weights.st_size)
     except OSError:
         return (str(path), -1, -1)  # load_model reports the missing file
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)

@@ -1,0 +1,5 @@
+"""Readers of model files other than PyTorch's own: ncnn ``.param`` + ``.bin`` graphs."""
+
+from esrgan_plugin.formats.ncnn import NcnnGraph, NcnnLayer, is_ncnn_path, read_ncnn
+
+__all__ = ["NcnnGraph", "NcnnLayer", "is_ncnn_path", "read_ncnn"]
