@@ -87,8 +87,8 @@ def warm_up(model: str, halo: int) -> None:
     import distributed  # noqa: F401
     import zarr  # noqa: F401
 
-    import pipelines.zarrio  # noqa: F401
-    import pipelines.zarrwrite  # noqa: F401
+    import pipelines.io.zarr_sink  # noqa: F401
+    import pipelines.io.zarr_source  # noqa: F401
     from esrgan_plugin.stages import UpscaleParams, upscale
 
     upscale(
@@ -98,10 +98,10 @@ def warm_up(model: str, halo: int) -> None:
 
 
 def run_yaml(text: str, workdir: Path) -> float:
-    from pipelines.config import load_config
-    from pipelines.plugins import build_registry, get_plugin_manager
-    from pipelines.runner import run_pipeline
-    from pipelines.validation import validate
+    from pipelines.config.loader import load_config
+    from pipelines.config.validation import validate
+    from pipelines.hooks.manager import build_registry, get_plugin_manager
+    from pipelines.runner.run import run_pipeline
 
     path = workdir / "job.yaml"
     path.write_text(text, encoding="utf-8")
@@ -143,7 +143,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     else:
         from distributed import Client, LocalCluster
 
-        from pipelines.executors import worker_thread_env
+        from pipelines.runner.executors import worker_thread_env
 
         with (
             LocalCluster(

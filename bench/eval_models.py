@@ -17,8 +17,8 @@ import numpy as np
 
 from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
-from pipelines.imageio import read_image
 from pipelines.imresize import imresize
+from pipelines.io.images import read_image
 from training.metrics import mean_gradient_magnitude, psnr, ssim
 
 IMAGES = ("set14_baboon_hr.png", "set14_comic_hr.png")

@@ -28,7 +28,7 @@ from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
 from esrgan_plugin.errors import CheckpointError
 from esrgan_plugin.formats.ncnn import is_ncnn_path
 from esrgan_plugin.formats.ncnn_models import read_ncnn_state_dict
-from pipelines.atomic import atomic_target
+from pipelines.io.atomic import atomic_target
 
 StateDict = dict[str, torch.Tensor]
 ModelConfig = RRDBNetConfig | SRResNetConfig | CompactConfig

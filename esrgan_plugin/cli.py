@@ -17,7 +17,7 @@ from pathlib import Path
 
 from esrgan_plugin.errors import EsrganError
 from pipelines.errors import PipelineError
-from pipelines.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+from pipelines.io.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
 COMMANDS_GROUP = "esrgan.commands"
 """Entry-point group of extra subcommands: each names a ``register(subparsers)`` function."""
@@ -128,7 +128,7 @@ class Job:
 def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bool) -> list[Job]:
     """Pair every input image with its output path; refuse clashes before any work starts."""
     sources: list[tuple[Path, Path]] = []  # (file, name relative to the output folder)
-    from pipelines.imageio import expand_inputs
+    from pipelines.io.images import expand_inputs
 
     for pattern in inputs:
         root = Path(pattern)
@@ -175,7 +175,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     from esrgan_plugin.checkpoint import load_model
     from esrgan_plugin.inference import DEFAULT_HALO, UpscaleOptions, Upscaler
-    from pipelines.imageio import read_image, write_image
+    from pipelines.io.images import read_image, write_image
 
     jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite)
     options = UpscaleOptions(

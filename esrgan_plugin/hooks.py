@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from esrgan_plugin.stages import stage_specs
-from pipelines.markers import hookimpl
-from pipelines.registry import StageSpec
+from pipelines.api import StageSpec, hookimpl
 
 
 @hookimpl

@@ -24,7 +24,7 @@ from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.errors import EsrganError
 from esrgan_plugin.inference import DEFAULT_HALO, MIN_TILE, UpscaleOptions, Upscaler
 from esrgan_plugin.interpolate import interpolate_models
-from pipelines.registry import StageParams, StageSpec
+from pipelines.api import StageParams, StageSpec
 
 TORCH_THREADS_ENV = "ESRGAN_TORCH_THREADS"
 """Environment variable that sets torch's intra-op threads for pipeline inference."""

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import pluggy
 
-from pipelines.config import ValidationError, apply_overrides, load_config
-from pipelines.model import Pipeline
-from pipelines.registry import StageRegistry
+from pipelines.config.loader import ValidationError, apply_overrides, load_config
+from pipelines.config.schema import Pipeline
+from pipelines.runner.registry import StageRegistry
 
 EXIT_RUN_ERROR = 1
 EXIT_INVALID = 2
@@ -116,8 +116,8 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Pipeline, pluggy.PluginManager]:
-    from pipelines.plugins import build_registry, get_plugin_manager
-    from pipelines.validation import validate
+    from pipelines.config.validation import validate
+    from pipelines.hooks.manager import build_registry, get_plugin_manager
 
     pm = get_plugin_manager()
     registry = build_registry(pm)
@@ -146,7 +146,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.runner import run_pipeline
+    from pipelines.runner.run import run_pipeline
 
     pipeline, pm = _load(args)
     summary = run_pipeline(pipeline, pm, progress=None if args.quiet else sys.stderr)
@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_stages(args: argparse.Namespace) -> int:
     from pipelines.docs import param_docs, stage_summary
-    from pipelines.plugins import build_registry, get_plugin_manager
+    from pipelines.hooks.manager import build_registry, get_plugin_manager
 
     registry = build_registry(get_plugin_manager())
     if args.json:
@@ -181,7 +181,7 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from pipelines.plugins import get_plugin_manager, plugin_infos
+    from pipelines.hooks.manager import get_plugin_manager, plugin_infos
 
     infos = plugin_infos(get_plugin_manager())
     if args.json:

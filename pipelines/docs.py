@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from pipelines.registry import StageRegistry, StageSpec
+from pipelines.runner.registry import StageRegistry, StageSpec
 
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m pipelines.docs) -->"
 END = "<!-- END GENERATED REFERENCE -->"
@@ -112,8 +112,8 @@ def render_stage(spec: StageSpec, plugin: str) -> str:
 
 
 def render_hook_reference() -> str:
-    """Markdown for every hook in :mod:`pipelines.hookspecs`, from its signature and docstring."""
-    from pipelines import hookspecs
+    """Markdown for every hook in :mod:`pipelines.hooks.specs`, from its signature and docstring."""
+    from pipelines.hooks import specs as hookspecs
 
     parts = []
     for name, fn in hook_functions(hookspecs).items():
@@ -125,7 +125,7 @@ def render_hook_reference() -> str:
 
 def hook_functions(module: types.ModuleType) -> dict[str, Any]:
     """The hookspec functions of ``module`` (those carrying the pipelines hookspec marker)."""
-    from pipelines.markers import PROJECT_NAME
+    from pipelines.hooks.markers import PROJECT_NAME
 
     marker = f"{PROJECT_NAME}_spec"
     return {name: fn for name, fn in vars(module).items() if callable(fn) and hasattr(fn, marker)}
@@ -134,7 +134,7 @@ def hook_functions(module: types.ModuleType) -> dict[str, Any]:
 def render_stage_reference(registry: StageRegistry | None = None) -> str:
     """The generated reference: every installed stage, then every hook."""
     if registry is None:
-        from pipelines.plugins import build_registry, get_plugin_manager
+        from pipelines.hooks.manager import build_registry, get_plugin_manager
 
         registry = build_registry(get_plugin_manager())
     stages = "\n\n".join(render_stage(spec, registry.plugin_of(spec.id)) for spec in registry)

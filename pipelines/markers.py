@@ -1,14 +1,11 @@
-"""The pluggy markers of the pipeline host; one project name for hooks and the entry-point group."""
+"""Deprecated alias of :mod:`pipelines.hooks.markers` (the host's new layout); removed in the next release."""
 
-from __future__ import annotations
+import warnings
 
-import pluggy
+from pipelines.hooks.markers import *  # noqa: F403
 
-PROJECT_NAME = "pipelines"
-"""Pluggy project name, and the setuptools entry-point group that plugins are found under."""
-
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-"""Marks a function in :mod:`pipelines.hookspecs` as a hook specification."""
-
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-"""Marks a plugin's function as the implementation of a hook (``@hookimpl``)."""
+warnings.warn(
+    "pipelines.markers is deprecated: import from pipelines.hooks.markers (or pipelines.api)",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -23,12 +23,12 @@ from typing import TextIO
 import numpy as np
 import pluggy
 
-from pipelines.config import apply_overrides, parse_config
-from pipelines.images import ImageItem, ImageMeta, channels_of
-from pipelines.model import Pipeline
-from pipelines.plugins import build_registry, get_plugin_manager
-from pipelines.registry import StageRegistry, StageSpec
-from pipelines.summary import RunSummary
+from pipelines.config.loader import apply_overrides, parse_config
+from pipelines.config.schema import Pipeline
+from pipelines.hooks.manager import build_registry, get_plugin_manager
+from pipelines.io.items import ImageItem, ImageMeta, channels_of
+from pipelines.runner.registry import StageRegistry, StageSpec
+from pipelines.runner.summary import RunSummary
 
 
 def plugin_manager(
@@ -53,7 +53,7 @@ def validate_text(
     entry_points: bool = False,
 ) -> Pipeline:
     """Parse and validate a pipeline given as YAML text (dedented)."""
-    from pipelines.validation import validate
+    from pipelines.config.validation import validate
 
     raw = apply_overrides(parse_config(textwrap.dedent(text), file), overrides)
     return validate(raw, stage_registry(*plugins, entry_points=entry_points))
@@ -67,8 +67,8 @@ def run_text(
     progress: TextIO | None = None,
 ) -> RunSummary:
     """Validate and run a pipeline given as YAML text with ``plugins`` registered."""
-    from pipelines.runner import run_pipeline
-    from pipelines.validation import validate
+    from pipelines.config.validation import validate
+    from pipelines.runner.run import run_pipeline
 
     pm = plugin_manager(*plugins, entry_points=entry_points)
     raw = apply_overrides(parse_config(textwrap.dedent(text), "test.yaml"), overrides)

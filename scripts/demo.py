@@ -18,8 +18,8 @@ import numpy as np
 from skimage import data
 
 from pipelines.cli import main as pipelines_main
-from pipelines.imageio import read_image, write_image
 from pipelines.imresize import imresize
+from pipelines.io.images import read_image, write_image
 from training.metrics import psnr
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "pipelines" / "examples" / "denoise-upscale.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import save_tiny
 
-from pipelines.imageio import read_image
+from pipelines.io.images import read_image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "demo.py"
 

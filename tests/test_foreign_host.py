@@ -46,16 +46,49 @@ def test_foreign_host_discovers_lists_and_calls_the_plugin(tmp_path: Path) -> No
     assert upscale.fn(grey16, params).dtype == np.uint16
 
 
-def test_foreign_host_maps_the_stage_over_a_dask_array(tmp_path: Path) -> None:
+def test_foreign_host_maps_the_stage_over_a_dask_array_with_map_stage(tmp_path: Path) -> None:
+    """``pipelines.api.map_stage`` tiles the stage with its halo: real seams are possible here
+    (the image is several chunks wide), yet the result equals the whole-image call."""
     import dask.array as da
+
+    from pipelines.api import StageSpec, map_stage
 
     stages = {s.id: s for specs in _foreign_plugin_manager().hook.register_stages() for s in specs}
     upscale = stages["esrgan.upscale"]
-    params = upscale.params(model=str(save_tiny(tmp_path / "t.safetensors")), tile=0, device="cpu")
-    images = da.from_array(np.stack([random_image(6, 6), random_image(6, 6)]), chunks=(1, 6, 6, 3))
-    scale = int(upscale.scale_for(params))
-    out = images.map_blocks(
-        lambda b: upscale.fn(b[0], params)[None], chunks=(1, 6 * scale, 6 * scale, 3)
-    )
-    result = out.compute(scheduler="threads")
-    np.testing.assert_array_equal(result[1], upscale.fn(random_image(6, 6), params))
+    assert isinstance(upscale, StageSpec)
+    params = {"model": str(save_tiny(tmp_path / "t.safetensors")), "tile": 0, "device": "cpu"}
+    image = random_image(100, 76)
+    lazy = da.from_array(image, chunks=(20, 16, 3))
+    out = map_stage(lazy, upscale, params)
+    assert min(out.numblocks[:2]) >= 3  # blocks grown to the halo, not merged into one
+    whole = map_stage(image, upscale, params)
+    assert whole.shape == (400, 304, 3)
+    diff = np.abs(out.compute(scheduler="threads").astype(int) - whole.astype(int))
+    assert diff.max() <= 1
+
+
+def test_map_stage_without_halo_shows_seams(tmp_path: Path) -> None:
+    """The same map with the halo forced to 0 differs from the whole image: the test above can fail."""
+    import dataclasses
+
+    import dask.array as da
+
+    from pipelines.api import map_stage
+
+    stages = {s.id: s for specs in _foreign_plugin_manager().hook.register_stages() for s in specs}
+    no_halo = dataclasses.replace(stages["esrgan.upscale"], halo=0)
+    params = {"model": str(save_tiny(tmp_path / "t.safetensors")), "tile": 0, "device": "cpu"}
+    image = random_image(70, 52)
+    tiled = map_stage(da.from_array(image, chunks=(20, 16, 3)), no_halo, params).compute()
+    assert np.abs(tiled.astype(int) - map_stage(image, no_halo, params).astype(int)).max() > 1
+
+
+def test_map_stage_refuses_bad_parameters_in_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from pipelines.api import PipelineError, map_stage
+
+    stages = {s.id: s for specs in _foreign_plugin_manager().hook.register_stages() for s in specs}
+    with pytest.raises(PipelineError, match=r"esrgan.upscale: tile") as info:
+        map_stage(random_image(8, 8), stages["esrgan.upscale"], {"tile": "big"})
+    assert "\n" not in str(info.value)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.markers import hookimpl
-from pipelines.registry import StageSpec
+from pipelines.api import StageSpec, hookimpl
 from training.stage import stage_specs
 
 

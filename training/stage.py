@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from pipelines.registry import StageParams, StageSpec
+from pipelines.api import StageParams, StageSpec
 from training.errors import TrainingError
 
 

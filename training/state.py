@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pipelines.atomic import atomic_target
+from pipelines.io.atomic import atomic_target
 from training.errors import TrainingError
 
 CHECKPOINT_NAME = "checkpoint.pt"

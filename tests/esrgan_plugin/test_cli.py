@@ -14,7 +14,7 @@ from helpers import random_image, save_tiny, tiny_rrdbnet, to_layout
 
 from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.cli import main
-from pipelines.imageio import read_image, write_image
+from pipelines.io.images import read_image, write_image
 
 
 @pytest.fixture

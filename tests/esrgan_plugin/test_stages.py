@@ -20,7 +20,7 @@ from esrgan_plugin.stages import (
     upscale,
     upscale_scale,
 )
-from pipelines.registry import StageSpec
+from pipelines.runner.registry import StageSpec
 
 
 @pytest.fixture(autouse=True)
@@ -148,8 +148,8 @@ def _chunked(image: np.ndarray, chunks: tuple[int, ...], params: UpscaleParams) 
     """``esrgan.upscale`` mapped block by block over a Dask array, as the pipeline runner maps it."""
     import dask.array as da
 
-    from pipelines.blocks import BlockPlan, map_image
-    from pipelines.images import ImageItem, ImageMeta
+    from pipelines.io.items import ImageItem, ImageMeta
+    from pipelines.runner.blocks import BlockPlan, map_image
 
     spec = next(s for s in stage_specs() if s.id == "esrgan.upscale")
     plan = BlockPlan(spec.halo_for(params), spec.scale_for(params), spec.multiple_for(params))

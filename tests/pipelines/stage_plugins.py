@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from pipelines.markers import hookimpl
-from pipelines.registry import StageParams, StageSpec
+from pipelines.hooks.markers import hookimpl
+from pipelines.runner.registry import StageParams, StageSpec
 
 
 class SlowParams(StageParams):

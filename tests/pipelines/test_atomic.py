@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.atomic import atomic_target
+from pipelines.io.atomic import atomic_target
 
 
 def test_file_appears_complete_with_umask_permissions(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import stage_plugins
 from helpers import random_image
 from stage_plugins import ZoomParams, box_zoom
 
-from pipelines.blocks import BlockPlan, aligned_axis, map_image, tiled_chunks
-from pipelines.images import ImageItem, ImageMeta
-from pipelines.tasks import StepError
+from pipelines.io.items import ImageItem, ImageMeta
+from pipelines.runner.blocks import BlockPlan, aligned_axis, map_image, tiled_chunks
+from pipelines.runner.tasks import StepError
 
 
 def _item(image: np.ndarray, chunks: tuple[int, ...]) -> ImageItem:

@@ -9,14 +9,14 @@ import pytest
 from helpers import random_image
 from PIL import Image
 
-from pipelines.denoise import DenoiseParams, denoise, denoise_halo
+from pipelines.builtin.denoise import DenoiseParams, denoise, denoise_halo
+from pipelines.builtin.files import ReadParams, WriteParams, read_images, write_images
+from pipelines.builtin.resize import ResizeParams, resize, resize_halo
 from pipelines.errors import ImageIOError
-from pipelines.files import ReadParams, WriteParams, read_images, write_images
-from pipelines.imageio import read_image, write_image
 from pipelines.imresize import imresize
-from pipelines.probe import probe_image
-from pipelines.resample import ResizeParams, resize, resize_halo
-from pipelines.tasks import StepError
+from pipelines.io.images import read_image, write_image
+from pipelines.io.probe import probe_image
+from pipelines.runner.tasks import StepError
 from pipelines.testing import image_item, run_text
 
 

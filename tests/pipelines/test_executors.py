@@ -12,8 +12,8 @@ import pytest
 import stage_plugins
 from helpers import random_image, save_tiny
 
-from pipelines.executors import ExecutorError, worker_thread_env
-from pipelines.imageio import read_image, write_image
+from pipelines.io.images import read_image, write_image
+from pipelines.runner.executors import ExecutorError, worker_thread_env
 from pipelines.testing import run_text
 
 PIPELINE = """
@@ -131,7 +131,7 @@ def test_a_worker_killed_mid_job_costs_only_its_tasks(zarr_root: Path) -> None:
 def test_remote_workers_get_their_share_of_their_hosts_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pipelines import executors
+    from pipelines.runner import executors
 
     class FakeClient:
         def __init__(self) -> None:
@@ -164,7 +164,7 @@ def test_remote_workers_get_their_share_of_their_hosts_cores(
 def test_threaded_runs_return_freed_memory_to_the_os() -> None:
     import sys
 
-    from pipelines.memory import return_freed_memory
+    from pipelines.runner.memory import return_freed_memory
 
     assert return_freed_memory() is sys.platform.startswith(
         "linux"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from pipelines.errors import ImageIOError
-from pipelines.imageio import expand_inputs, read_image, write_image
+from pipelines.io.images import expand_inputs, read_image, write_image
 
 
 def test_sixteen_bit_rgba_png_is_read_at_16_bits(shared_images: Path) -> None:

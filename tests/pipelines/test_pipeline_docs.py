@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines import hookspecs
 from pipelines.docs import (
     BEGIN,
     DOC_PATH,
@@ -12,7 +11,8 @@ from pipelines.docs import (
     render_stage_reference,
     splice,
 )
-from pipelines.plugins import build_registry, get_plugin_manager
+from pipelines.hooks import specs as hookspecs
+from pipelines.hooks.manager import build_registry, get_plugin_manager
 from pipelines.testing import documentation_problems
 
 

@@ -11,9 +11,9 @@ import torch
 from helpers import random_image, save_tiny
 
 from esrgan_plugin import UpscaleOptions, Upscaler, load_model
-from pipelines.denoise import DenoiseParams, denoise
-from pipelines.imageio import read_image, write_image
-from pipelines.summary import RunSummary
+from pipelines.builtin.denoise import DenoiseParams, denoise
+from pipelines.io.images import read_image, write_image
+from pipelines.runner.summary import RunSummary
 from pipelines.testing import run_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "pipelines" / "examples"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import Field
 
-from pipelines.config import ValidationError
-from pipelines.markers import hookimpl
-from pipelines.registry import StageParams, StageSpec
+from pipelines.config.loader import ValidationError
+from pipelines.hooks.markers import hookimpl
+from pipelines.runner.registry import StageParams, StageSpec
 from pipelines.testing import validate_text
 
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import random_image, save_tiny
 
 from pipelines.cli import EXIT_INVALID, EXIT_RUN_ERROR, main
-from pipelines.imageio import read_image, write_image
+from pipelines.io.images import read_image, write_image
 
 PIPELINE = """\
 pipeline: cli-test

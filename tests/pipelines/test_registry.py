@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from pipelines import hookspecs
-from pipelines.imageio import read_image, write_image
-from pipelines.markers import PROJECT_NAME, hookimpl
-from pipelines.model import Pipeline, Step
-from pipelines.plugins import PluginLoadError, build_registry, get_plugin_manager, plugin_infos
-from pipelines.registry import (
+from pipelines.config.schema import Pipeline, Step
+from pipelines.hooks import specs as hookspecs
+from pipelines.hooks.manager import (
+    PluginLoadError,
+    build_registry,
+    get_plugin_manager,
+    plugin_infos,
+)
+from pipelines.hooks.markers import PROJECT_NAME, hookimpl
+from pipelines.io.images import read_image, write_image
+from pipelines.runner.registry import (
     DuplicateStageError,
     StageParams,
     StageRegistry,
@@ -24,8 +29,8 @@ from pipelines.registry import (
     StageSpecError,
     UnknownStageError,
 )
-from pipelines.summary import RunSummary, StepOutput
-from pipelines.tasks import StepError
+from pipelines.runner.summary import RunSummary, StepOutput
+from pipelines.runner.tasks import StepError
 from pipelines.testing import plugin_manager, run_text, stage_registry
 
 PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
@@ -248,7 +253,7 @@ def test_host_never_imports_the_plugin_or_torch() -> None:
                 n.split(".")[0] in ("esrgan_plugin", "training", "torch") for n in names
             ), path
     code = (
-        "import sys, pipelines.cli, pipelines.runner, pipelines.plugins, pipelines.validation;"
+        "import sys, pipelines.cli, pipelines.runner.run, pipelines.hooks.manager, pipelines.config.validation;"
         "assert 'esrgan_plugin' not in sys.modules and 'torch' not in sys.modules, 'loaded at import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from pipelines.imageio import read_image, write_image
-from pipelines.markers import hookimpl
-from pipelines.registry import StageParams, StageSpec
+from pipelines.hooks.markers import hookimpl
+from pipelines.io.images import read_image, write_image
+from pipelines.runner.registry import StageParams, StageSpec
 from pipelines.testing import run_text
 
 

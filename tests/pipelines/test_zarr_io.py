@@ -11,14 +11,14 @@ import zarr
 from helpers import random_image
 from stage_plugins import ZoomParams, box_zoom
 
-from pipelines.denoise import DenoiseParams, denoise
+from pipelines.builtin.denoise import DenoiseParams, denoise
+from pipelines.builtin.files import ReadParams, WriteParams, read_images
 from pipelines.errors import ImageIOError
-from pipelines.files import ReadParams, WriteParams, read_images
-from pipelines.imageio import write_image
-from pipelines.summary import RunSummary
-from pipelines.tasks import StepError
+from pipelines.io.images import write_image
+from pipelines.io.zarr_store import RECORD
+from pipelines.runner.summary import RunSummary
+from pipelines.runner.tasks import StepError
 from pipelines.testing import run_text
-from pipelines.zarrstore import RECORD
 
 
 def make_zarr(
@@ -328,7 +328,7 @@ def test_fsspec_urls_are_read_written_and_resumed(tmp_path: Path) -> None:
 
 
 def test_preparing_the_output_twice_in_one_run_keeps_its_chunks(tmp_path: Path) -> None:
-    from pipelines.zarrstore import RUN_ATTR, OutputSpec, prepare_output, store_block
+    from pipelines.io.zarr_store import RUN_ATTR, OutputSpec, prepare_output, store_block
 
     spec = OutputSpec(
         str(tmp_path / "o.zarr"),

@@ -17,7 +17,7 @@ import zarr
 from helpers import random_image, save_tiny
 
 from pipelines.cli import main
-from pipelines.progress import ProgressLine
+from pipelines.runner.progress import ProgressLine
 from pipelines.testing import run_text
 
 TESTS = Path(__file__).resolve().parents[1]

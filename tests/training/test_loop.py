@@ -11,7 +11,7 @@ import torch
 
 from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.cli import main as esrgan_main
-from pipelines.imageio import write_image
+from pipelines.io.images import write_image
 from training.config import load_config
 from training.errors import TrainingError
 from training.loop import train

@@ -9,7 +9,7 @@ import pytest
 from helpers import random_image
 
 from esrgan_plugin import UpscaleOptions, Upscaler, load_model
-from pipelines.imageio import read_image, write_image
+from pipelines.io.images import read_image, write_image
 from pipelines.testing import run_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ImageIOError
-from pipelines.imageio import IMAGE_SUFFIXES, read_image
+from pipelines.io.images import IMAGE_SUFFIXES, read_image
 from training.data.pixels import to_float32, to_rgb
 from training.errors import TrainingError
 

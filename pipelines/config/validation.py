@@ -12,7 +12,7 @@ from typing import Any
 
 import pydantic
 
-from pipelines.config import (
+from pipelines.config.loader import (
     STEP_KEYS,
     TOP_LEVEL_KEYS,
     Issue,
@@ -21,8 +21,8 @@ from pipelines.config import (
     RawStep,
     ValidationError,
 )
-from pipelines.model import ExecutorConfig, Pipeline, Step, references_in
-from pipelines.registry import StageParams, StageRegistry, StageSpec, suggest
+from pipelines.config.schema import ExecutorConfig, Pipeline, Step, references_in
+from pipelines.runner.registry import StageParams, StageRegistry, StageSpec, suggest
 
 STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 

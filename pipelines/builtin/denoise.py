@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from pipelines.registry import StageParams
+from pipelines.runner.registry import StageParams
 
 Method = Literal["gaussian", "median", "bilateral", "nl_means", "tv"]
 

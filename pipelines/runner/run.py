@@ -10,14 +10,14 @@ from typing import Any, TextIO
 
 import pluggy
 
-from pipelines.blocks import BlockPlan, map_image
+from pipelines.config.schema import Pipeline, Step, substitute
 from pipelines.errors import PipelineError
-from pipelines.executors import session
-from pipelines.images import ImageItem
-from pipelines.model import Pipeline, Step, substitute
-from pipelines.registry import StageParams
-from pipelines.summary import RunSummary, StepOutput
-from pipelines.tasks import StepError, building, task
+from pipelines.io.items import ImageItem
+from pipelines.runner.blocks import BlockPlan, block_plan, map_image
+from pipelines.runner.executors import session
+from pipelines.runner.registry import StageParams
+from pipelines.runner.summary import RunSummary, StepOutput
+from pipelines.runner.tasks import StepError, building, task
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,7 @@ def _concrete(step: Step, params: Any) -> StageParams:
 def _block_plan(step: Step, params: Any) -> BlockPlan:
     if not isinstance(params, StageParams):
         return BlockPlan(halo=None, scale=None)  # depends on an artefact made during the run
-    spec = step.spec
-    return BlockPlan(
-        halo=spec.halo_for(params), scale=spec.scale_for(params), multiple=spec.multiple_for(params)
-    )
+    return block_plan(step.spec, params)
 
 
 def step_record(step: Step, params: Any, plan: BlockPlan) -> dict[str, Any]:

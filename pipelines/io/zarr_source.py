@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ImageIOError
-from pipelines.images import ImageItem, ImageMeta
+from pipelines.io.items import ImageItem, ImageMeta
 
 DTYPES = ("uint8", "uint16", "float32", "float64")
 """Sample types accepted in Zarr inputs and written to Zarr outputs."""

@@ -1,7 +1,7 @@
 """The built-in source and sink, ``builtin.read`` and ``builtin.write``: image files or Zarr arrays.
 
 Both work at the Dask level (a source returns lazy images, a sink returns write tasks). A path
-with a ``.zarr`` component goes to :mod:`pipelines.zarrio` / :mod:`pipelines.zarrwrite`;
+with a ``.zarr`` component goes to :mod:`pipelines.io.zarr_source` / :mod:`pipelines.io.zarr_sink`;
 anything else is image files.
 """
 
@@ -15,19 +15,19 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from pipelines.errors import ImageIOError
-from pipelines.imageio import (
+from pipelines.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     expand_inputs,
     read_image,
     write_image,
 )
-from pipelines.images import ImageItem, ImageMeta, channels_of
-from pipelines.probe import probe_image
-from pipelines.registry import StageParams
-from pipelines.tasks import task
-from pipelines.zarrio import is_zarr_path, read_zarr
-from pipelines.zarrwrite import write_zarr
+from pipelines.io.items import ImageItem, ImageMeta, channels_of
+from pipelines.io.probe import probe_image
+from pipelines.io.zarr_sink import write_zarr
+from pipelines.io.zarr_source import is_zarr_path, read_zarr
+from pipelines.runner.registry import StageParams
+from pipelines.runner.tasks import task
 
 NAME_FIELDS = ("name", "index", "parent", "ext")
 """Placeholders of ``builtin.write``'s path pattern."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.imageio import read_checked_header, read_image
+from pipelines.io.images import read_checked_header, read_image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 4, 6: 4}  # grey, RGB, grey+alpha (decoded as RGBA), RGBA

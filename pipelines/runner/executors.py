@@ -8,10 +8,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
+from pipelines.config.schema import ExecutorConfig
 from pipelines.errors import PipelineError
-from pipelines.memory import return_freed_memory
-from pipelines.model import ExecutorConfig
-from pipelines.progress import ProgressLine, follow_futures, target_keys, threads_callback
+from pipelines.runner.memory import return_freed_memory
+from pipelines.runner.progress import ProgressLine, follow_futures, target_keys, threads_callback
 
 
 class ExecutorError(PipelineError):

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.config import Location
-from pipelines.registry import StageParams, StageSpec
+from pipelines.config.loader import Location
+from pipelines.runner.registry import StageParams, StageSpec
 
 REFERENCE = re.compile(r"\$\{\s*steps\.([A-Za-z0-9_\-]+)\.output\s*\}")
 """``${steps.<id>.output}``: the artefact value produced by step ``<id>``."""

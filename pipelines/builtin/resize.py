@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from pipelines.imresize import imresize
-from pipelines.registry import StageParams
+from pipelines.runner.registry import StageParams
 
 
 class ResizeParams(StageParams):

@@ -16,12 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.images import ImageItem, channels_of
-from pipelines.tasks import StepError
+from pipelines.io.items import ImageItem, channels_of
+from pipelines.runner.tasks import StepError
+
+if TYPE_CHECKING:
+    from pipelines.runner.registry import StageParams, StageSpec
 
 Chunks = tuple[tuple[int, ...], ...]
 
@@ -35,6 +38,13 @@ class BlockPlan:
     multiple: int = 1
 
 
+def block_plan(spec: StageSpec, params: StageParams) -> BlockPlan:
+    """How ``spec`` tiles for ``params``: halo (input pixels), scale and block multiple."""
+    return BlockPlan(
+        halo=spec.halo_for(params), scale=spec.scale_for(params), multiple=spec.multiple_for(params)
+    )
+
+
 def map_image(
     item: ImageItem,
     step_id: str,
@@ -45,12 +55,23 @@ def map_image(
     record: Mapping[str, Any] | None = None,
 ) -> ImageItem:
     """``fn`` mapped over ``item`` block by block with the plan's halo; whole-image when it cannot tile."""
+    return item.with_data(map_array(item.data, step_id, stage_id, fn, params, plan), record)
+
+
+def map_array(
+    data: Any,
+    step_id: str,
+    stage_id: str,
+    fn: Callable[..., Any],
+    params: Any,
+    plan: BlockPlan,
+) -> Any:
+    """``fn`` mapped over the Dask array ``data`` (H, W[, C]) block by block with the plan's halo."""
     import dask.array as da
 
-    data = item.data
     chunks = tiled_chunks(data.chunks, plan)
     if chunks is None:
-        return map_whole_image(item, step_id, stage_id, fn, params, plan, record)
+        return map_whole_array(data, step_id, stage_id, fn, params, plan)
     assert plan.halo is not None and plan.scale is not None
     halo = round_up(plan.halo, plan.multiple)
     data = data.rechunk(chunks)
@@ -64,7 +85,7 @@ def map_image(
     )
     trim = int(halo * plan.scale)
     out_chunks = tuple(tuple(int(c * plan.scale) for c in axis) for axis in chunks[:2]) + chunks[2:]
-    out = da.map_blocks(
+    return da.map_blocks(
         run_trimmed,
         padded,
         step_id,
@@ -79,27 +100,24 @@ def map_image(
         meta=_meta(data),
         token=step_id,
     )
-    return item.with_data(out, record)
 
 
-def map_whole_image(
-    item: ImageItem,
+def map_whole_array(
+    data: Any,
     step_id: str,
     stage_id: str,
     fn: Callable[..., Any],
     params: Any,
     plan: BlockPlan,
-    record: Mapping[str, Any] | None = None,
-) -> ImageItem:
-    """``fn`` applied to the whole image as one block; output size predicted from ``plan.scale``."""
+) -> Any:
+    """``fn`` applied to the whole array as one block; output size predicted from ``plan.scale``."""
     import dask.array as da
 
-    data = item.data
     data = data.rechunk(tuple(-1 for _ in range(data.ndim)))
     chunks = tuple((_scaled(n, plan.scale),) for n in data.shape[:2]) + tuple(
         (c,) for c in data.shape[2:]
     )
-    out = da.map_blocks(
+    return da.map_blocks(
         run_block,
         data,
         step_id,
@@ -111,7 +129,6 @@ def map_whole_image(
         meta=_meta(data),
         token=step_id,
     )
-    return item.with_data(out, record)
 
 
 def tiled_chunks(chunks: Chunks, plan: BlockPlan) -> Chunks | None:

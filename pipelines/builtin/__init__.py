@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pipelines.denoise import DenoiseParams, denoise, denoise_halo
-from pipelines.files import ReadParams, WriteParams, read_images, write_images
-from pipelines.markers import hookimpl
-from pipelines.registry import StageSpec
-from pipelines.resample import ResizeParams, resize, resize_halo, resize_scale
+from pipelines.builtin.denoise import DenoiseParams, denoise, denoise_halo
+from pipelines.builtin.files import ReadParams, WriteParams, read_images, write_images
+from pipelines.builtin.resize import ResizeParams, resize, resize_halo, resize_scale
+from pipelines.hooks.markers import hookimpl
+from pipelines.runner.registry import StageSpec
 
 
 def stage_specs() -> list[StageSpec]:

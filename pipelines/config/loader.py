@@ -2,7 +2,7 @@
 
 The YAML is composed with the safe loader so every key keeps its line; values are then built
 with the same safe constructor. Checking the content against the registry is the job of
-:mod:`pipelines.validation`; this module only refuses what is not a pipeline file at all.
+:mod:`pipelines.config.validation`; this module only refuses what is not a pipeline file at all.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
             raise ValidationError([Issue(where, "expected STEP.PARAM=VALUE (or executor=VALUE)")])
         matches = [i for i, step in enumerate(steps) if step.id == step_id]
         if not matches:
-            from pipelines.registry import suggest
+            from pipelines.runner.registry import suggest
 
             ids = [step.id for step in steps if step.id]
             raise ValidationError(

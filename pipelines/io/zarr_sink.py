@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import ImageIOError
-from pipelines.images import ImageItem
-from pipelines.tasks import task
-from pipelines.zarrio import DEFAULT_CHANNEL_NAMES, DTYPES
-from pipelines.zarrstore import (
+from pipelines.io.items import ImageItem
+from pipelines.io.zarr_source import DEFAULT_CHANNEL_NAMES, DTYPES
+from pipelines.io.zarr_store import (
     JOB_ATTR,
     RECORD,
     RUN_ATTR,
@@ -36,6 +35,7 @@ from pipelines.zarrstore import (
     remove_orphans,
     store_block,
 )
+from pipelines.runner.tasks import task
 
 
 def write_zarr(items: Sequence[ImageItem], path: str, overwrite: bool, restart: bool) -> list[Any]:

@@ -1,0 +1,1 @@
+"""Configuration: the YAML loader with locations (``loader``), the pipeline schema (``schema``) and validation."""

@@ -1,0 +1,78 @@
+"""The packages' shape: imports flow training -> esrgan_plugin -> pipelines, and old paths still work."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"pipelines": {"esrgan_plugin", "training"}, "esrgan_plugin": {"training"}}
+DEPRECATED = {
+    "pipelines.registry": "pipelines.runner.registry",
+    "pipelines.markers": "pipelines.hooks.markers",
+    "pipelines.hookspecs": "pipelines.hooks.specs",
+    "pipelines.plugins": "pipelines.hooks.manager",
+    "pipelines.images": "pipelines.io.items",
+    "pipelines.imageio": "pipelines.io.images",
+}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_flow_one_way(package: str) -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in sorted(_imported_modules(path))
+        if name.split(".")[0] in FORBIDDEN[package]
+    ]
+    assert not offenders, offenders
+
+
+def test_no_project_module_uses_a_deprecated_path() -> None:
+    shims = {ROOT / (name.replace(".", "/") + ".py") for name in DEPRECATED}
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package in ("pipelines", "esrgan_plugin", "training", "tests", "bench", "scripts")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path not in shims and path != Path(__file__).resolve()
+        for name in _imported_modules(path)
+        if name in DEPRECATED
+    ]
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize("old", sorted(DEPRECATED))
+def test_deprecated_paths_re_export_with_a_warning(old: str) -> None:
+    sys.modules.pop(old, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module(old)
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    new = importlib.import_module(DEPRECATED[old])
+    public = [name for name in vars(new) if not name.startswith("_")]
+    assert public and all(getattr(module, name) is getattr(new, name) for name in public)
+
+
+def test_the_folders_name_the_concerns() -> None:
+    for folder in ("hooks", "config", "runner", "io", "builtin"):
+        assert (ROOT / "pipelines" / folder / "__init__.py").is_file()
+    import pipelines.api as api
+
+    assert {"hookimpl", "StageSpec", "StageParams", "ImageItem", "map_stage"} <= set(api.__all__)
