@@ -24,7 +24,6 @@ from esrgan_plugin.errors import EsrganError
 from pipelines.errors import PipelineError
 from pipelines.imageio import DEFAULT_MAX_PIXELS, read_image
 from pipelines.imresize import imresize
-from training.errors import TrainingError
 from training.evaluation.evaluate import Evaluation, Sample, score
 from training.evaluation.measures import DEFAULT_MEASURES, MEASURES, MeasureContext, parse_measures
 from training.evaluation.niqe import load_niqe_model
@@ -159,16 +158,19 @@ def make_lr(hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return imresize(hr, 1 / scale), hr
 
 
-def input_pairs(
-    args: argparse.Namespace, scale: int
-) -> list[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray | None, str, str]]]]:
-    """(name, loader of (LR, HR or None, LR label, HR label)) for the modes that run a model."""
-    read = _reader(args.max_pixels)
-    if args.lr:
-        lr_files = find_images([args.lr])
-        hr_index = PartnerIndex(find_images([args.hr]), "HR") if args.hr else None
+LoadPair = Callable[[], tuple[np.ndarray, "np.ndarray | None", str, str]]
+"""Loads (LR, HR or None, LR label, HR label) for one input of a model run."""
 
-        def from_lr(found: Found) -> Callable[[], tuple[np.ndarray, np.ndarray | None, str, str]]:
+
+def input_pairs(
+    lr_dir: str | None, hr_dir: str | None, scale: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[tuple[str, LoadPair]]:
+    """(name, loader) per LR image (HR paired by the rules), or per HR image (LR made from it)."""
+    read = _reader(max_pixels)
+    if lr_dir:
+        hr_index = PartnerIndex(find_images([hr_dir]), "HR") if hr_dir else None
+
+        def from_lr(found: Found) -> LoadPair:
             def load() -> tuple[np.ndarray, np.ndarray | None, str, str]:
                 hr_path = hr_index.partner(found.relative, found.path) if hr_index else None
                 hr = None if hr_path is None else read(hr_path)
@@ -176,17 +178,18 @@ def input_pairs(
 
             return load
 
-        return [(str(f.relative), from_lr(f)) for f in lr_files]
-    hr_files = find_images([args.hr])
+        return [(str(f.relative), from_lr(f)) for f in find_images([lr_dir])]
+    if not hr_dir:
+        raise EvalUsageError("give --lr LR_DIR, --hr HR_DIR or both")
 
-    def from_hr(found: Found) -> Callable[[], tuple[np.ndarray, np.ndarray | None, str, str]]:
+    def from_hr(found: Found) -> LoadPair:
         def load() -> tuple[np.ndarray, np.ndarray | None, str, str]:
             lr, hr = make_lr(read(found.path), scale)
             return lr, hr, f"{found.path} (bicubic x1/{scale})", str(found.path)
 
         return load
 
-    return [(str(f.relative), from_hr(f)) for f in hr_files]
+    return [(str(f.relative), from_hr(f)) for f in find_images([hr_dir])]
 
 
 def plan_model(args: argparse.Namespace) -> tuple[Plan, int]:
@@ -202,11 +205,11 @@ def plan_model(args: argparse.Namespace) -> tuple[Plan, int]:
     upscaler = Upscaler(
         model, UpscaleOptions(tile=args.tile, precision=args.precision, device=args.device)
     )
-    pairs = input_pairs(args, model.scale)
+    pairs = input_pairs(args.lr, args.hr, model.scale, args.max_pixels)
     if not pairs:
         raise EvalUsageError(f"no images found in {args.lr or args.hr}")
 
-    def job(load: Callable[[], tuple[np.ndarray, np.ndarray | None, str, str]], name: str) -> Job:
+    def job(load: LoadPair, name: str) -> Job:
         def build() -> Sample:
             lr, hr, lr_label, hr_label = load()
             return Sample(

@@ -1,0 +1,229 @@
+"""The perception-distortion sweep (paper section 3.4, Fig. 10): network interpolation at every
+alpha between a PSNR-oriented and a GAN model, each upscaling every image, scored.
+
+Models are interpolated in memory (no files written). Bicubic upscaling and (with HR images)
+the HR images themselves are scored as reference points. The result holds per-image and mean
+values per method, and small crops for the report's side-by-side view.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from pipelines.registry import StageParams
+from training.evaluation.evaluate import Evaluation, Sample, score
+from training.evaluation.measures import MeasureContext, to_8bit_colour
+
+_RANGE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
+
+
+def parse_alphas(text: str) -> list[float]:
+    """``"0:1:0.1"`` (start:stop:step, stop included) or ``"0,0.5,1"`` as sorted alphas in [0, 1]."""
+    match = _RANGE.match(text)
+    try:
+        if match:
+            start, stop, step = (float(g) for g in match.groups())
+            if not step > 0:
+                raise ValueError(f"alphas {text!r}: the step must be positive")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            values = [round(start + i * step, 10) for i in range(max(count, 0))]
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        if "step" in str(exc):
+            raise
+        raise ValueError(
+            f"alphas {text!r}: expected start:stop:step (e.g. 0:1:0.1) or a list (0,0.5,1)"
+        ) from None
+    if not values:
+        raise ValueError(f"alphas {text!r}: no alpha in it")
+    bad = [v for v in values if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
+    if bad:
+        raise ValueError(f"alphas {text!r}: {bad[0]} is outside [0, 1]")
+    return sorted(set(values))
+
+
+class SweepParams(StageParams):
+    """What a sweep runs: the two models, the alphas, the images, the metrics and the report."""
+
+    psnr_model: str = Field(description="the PSNR-oriented model (alpha 0): a file or model name")
+    gan_model: str = Field(description="the GAN model (alpha 1), of the same architecture")
+    alphas: str = Field(
+        "0:1:0.1", description="start:stop:step (stop included) or a comma-separated list"
+    )
+    hr: str | None = Field(None, description="folder of HR images (LR made with MATLAB bicubic)")
+    lr: str | None = Field(None, description="folder of LR images (paired with hr if both given)")
+    output: str = Field(
+        description="report folder: results.csv/json, perception-distortion.png, index.html"
+    )
+    metrics: str | None = Field(
+        None, description="comma-separated metrics (default psnr,ssim,niqe,lr-psnr)"
+    )
+    crop_border: int | None = Field(None, ge=0, description="border crop (default: the scale)")
+    niqe_params: str | None = Field(None, description="NIQE pristine model file (default: shipped)")
+    ma_model: str | None = Field(None, description="Ma's model file for the perceptual index")
+    crop_size: int = Field(96, ge=16, le=512, description="side of the report's crops (SR pixels)")
+    crops_per_image: int = Field(3, ge=1, le=8, description="crops offered per image in the report")
+    tile: int | None = Field(None, ge=0, description="tile size in LR pixels (0 = whole image)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("fp32", description="precision")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    overwrite: bool = Field(False, description="replace an existing report in the folder")
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, value: str) -> str:
+        parse_alphas(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop window in SR pixels: top, left, side."""
+
+    top: int
+    left: int
+    size: int
+
+
+@dataclass
+class ImageCrops:
+    """The crop windows of one image and each method's pixels inside them (8-bit)."""
+
+    name: str
+    windows: list[Crop]
+    pixels: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class SweepResult:
+    """Everything a report shows: methods in order with their evaluations, crops, context."""
+
+    psnr_model: str
+    gan_model: str
+    alphas: list[float]
+    scale: int
+    has_hr: bool
+    methods: dict[str, Evaluation]
+    crops: list[ImageCrops]
+    notes: list[str]
+    metrics: tuple[str, ...]
+
+
+def alpha_label(alpha: float) -> str:
+    """The method name of one interpolation weight, e.g. ``alpha 0.3``."""
+    return f"alpha {alpha:g}"
+
+
+def crop_windows(reference: np.ndarray, size: int, count: int) -> list[Crop]:
+    """The image centre and the most detailed non-overlapping squares (Sobel energy), ``count`` in all."""
+    import cv2
+
+    h, w = reference.shape[:2]
+    side = min(size, h, w)
+    grey = reference if reference.ndim == 2 else reference[..., :3].mean(axis=2)
+    energy = np.hypot(
+        cv2.Sobel(grey.astype(np.float64), cv2.CV_64F, 1, 0),
+        cv2.Sobel(grey.astype(np.float64), cv2.CV_64F, 0, 1),
+    )
+    windows = [Crop((h - side) // 2, (w - side) // 2, side)]
+    cells = [
+        (float(energy[t : t + side, left : left + side].mean()), t, left)
+        for t in range(0, h - side + 1, side)
+        for left in range(0, w - side + 1, side)
+    ]
+    for _, top, left in sorted(cells, reverse=True):
+        if len(windows) >= count:
+            break
+        if all(abs(top - c.top) >= side or abs(left - c.left) >= side for c in windows):
+            windows.append(Crop(top, left, side))
+    return windows
+
+
+def cut(image: np.ndarray, window: Crop) -> np.ndarray:
+    """The 8-bit pixels of ``image`` inside ``window``."""
+    return to_8bit_colour(image)[
+        window.top : window.top + window.size, window.left : window.left + window.size
+    ].copy()
+
+
+Progress = Callable[[int, int], None]
+
+
+def run_sweep(
+    params: SweepParams,
+    metrics: tuple[str, ...],
+    context: MeasureContext,
+    notes: list[str],
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Upscale every image at every alpha (models interpolated in memory) and score it."""
+    from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.inference import UpscaleOptions, Upscaler
+    from esrgan_plugin.interpolate import interpolate_models
+    from pipelines.imresize import imresize
+    from training.evaluation.run_eval import EvalUsageError, input_pairs
+
+    alphas = parse_alphas(params.alphas)
+    model_a, model_b = load_model(params.psnr_model), load_model(params.gan_model)
+    interpolate_models(model_a, model_b, 0.0)  # same architecture, or a one-line error now
+    inputs = [(name, load()) for name, load in input_pairs(params.lr, params.hr, model_a.scale)]
+    if not inputs:
+        raise EvalUsageError(f"no images found in {params.lr or params.hr}")
+    has_hr = params.hr is not None
+    options = UpscaleOptions(tile=params.tile, precision=params.precision, device=params.device)
+    methods: dict[str, Evaluation] = {}
+    crops = [
+        ImageCrops(
+            name,
+            crop_windows(
+                hr if hr is not None else imresize(lr, model_a.scale),
+                params.crop_size,
+                params.crops_per_image,
+            ),
+        )
+        for name, (lr, hr, _, _) in inputs
+    ]
+    total, done = (len(alphas) + 1) * len(inputs), 0
+
+    def record(method: str, outputs: Callable[[np.ndarray], np.ndarray]) -> None:
+        nonlocal done
+        evaluation = methods.setdefault(method, Evaluation(metrics))
+        for (name, (lr, hr, lr_label, hr_label)), image_crops in zip(inputs, crops, strict=True):
+            sr = outputs(lr)
+            sample = Sample(name, sr, hr, lr, f"{name} ({method})", hr_label, lr_label)
+            evaluation.rows.append((name, score(sample, metrics, context)))
+            image_crops.pixels[method] = [cut(sr, w) for w in image_crops.windows]
+            done += 1
+            if progress:
+                progress(done, total)
+
+    record("bicubic", lambda lr: imresize(lr, model_a.scale))
+    for alpha in alphas:
+        upscaler = Upscaler(interpolate_models(model_a, model_b, alpha), options)
+        record(alpha_label(alpha), upscaler.upscale)
+    if has_hr:
+        reference = Evaluation(metrics)
+        hr_metrics = tuple(m for m in metrics if m in ("niqe", "pi"))
+        for (name, (_, hr, _, _)), image_crops in zip(inputs, crops, strict=True):
+            assert hr is not None
+            reference.rows.append((name, score(Sample(name, hr), hr_metrics, context)))
+            image_crops.pixels["HR"] = [cut(hr, w) for w in image_crops.windows]
+        methods["HR"] = reference
+    return SweepResult(
+        params.psnr_model,
+        params.gan_model,
+        alphas,
+        model_a.scale,
+        has_hr,
+        methods,
+        crops,
+        notes,
+        metrics,
+    )
