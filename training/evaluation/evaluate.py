@@ -106,5 +106,8 @@ def score(sample: Sample, metrics: Sequence[str], context: MeasureContext) -> di
         needs = MEASURES[name].needs
         if (needs == "hr" and hr is None) or (needs == "lr" and lr is None):
             continue
-        values[name] = compute(name, sr, context, hr=hr, lr=lr)
+        try:
+            values[name] = compute(name, sr, context, hr=hr, lr=lr)
+        except ValueError as exc:
+            raise ValueError(f"{sample.sr_label or sample.name}: {name}: {exc}") from None
     return values

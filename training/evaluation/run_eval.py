@@ -231,7 +231,10 @@ def choose_metrics(
 ) -> tuple[tuple[str, ...], list[str]]:
     """The metrics this run computes, and notes on what was left out and why."""
     explicit = requested is not None
-    metrics = parse_measures(requested) if explicit else DEFAULT_MEASURES
+    try:
+        metrics = parse_measures(requested) if requested is not None else DEFAULT_MEASURES
+    except ValueError as exc:
+        raise EvalUsageError(f"--metrics: {exc}") from None
     notes: list[str] = []
     kept: list[str] = []
     for name in metrics:
