@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -205,7 +206,8 @@ def _aggd(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _distance(feats: np.ndarray, model: NiqeModel) -> float:
     """Distance between the image's feature Gaussian and the pristine one (NIQE's score)."""
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: refused just below
         mu = np.nanmean(feats, axis=0)
     complete = feats[~np.isnan(feats).any(axis=1)]
     if len(complete) < 2:
