@@ -14,8 +14,8 @@ from helpers import save_tiny
 from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
-from pipelines.imageio import read_image, write_image
 from pipelines.imresize import imresize
+from pipelines.io.images import read_image, write_image
 from training.evaluation.measures import lr_psnr
 from training.evaluation.niqe import niqe
 from training.metrics import psnr, ssim

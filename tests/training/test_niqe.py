@@ -11,7 +11,7 @@ import pytest
 from helpers import params_or_skip
 from scipy.io import savemat
 
-from pipelines.imageio import read_image
+from pipelines.io.images import read_image
 from training.errors import TrainingError
 from training.evaluation import niqe as niqe_module
 from training.evaluation.niqe import gaussian_window, load_niqe_model, niqe

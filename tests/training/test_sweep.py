@@ -18,8 +18,8 @@ from esrgan_plugin.checkpoint import load_model, save_model
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.interpolate import interpolate_models
-from pipelines.imageio import read_image, write_image
 from pipelines.imresize import imresize
+from pipelines.io.images import read_image, write_image
 from pipelines.testing import run_text
 from training.evaluation.niqe import niqe
 from training.evaluation.plot import choose_axes, draw

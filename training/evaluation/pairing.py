@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipelines.imageio import expand_inputs
+from pipelines.io.images import expand_inputs
 
 SEPARATORS = ("_", "-", ".")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.registry import StageSpec
+from pipelines.api import StageSpec
 from training.evaluation.sweep import SweepParams
 
 

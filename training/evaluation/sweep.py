@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipelines.registry import StageParams
+from pipelines.api import StageParams
 from training.evaluation.evaluate import Evaluation, Sample, score
 from training.evaluation.measures import MeasureContext, to_8bit_colour
 
