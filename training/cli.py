@@ -7,41 +7,52 @@ and this module's :func:`register` adds the subcommand.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
     """Add the ``train`` subcommand to the ``esrgan`` argument parser."""
-    parser = subparsers.add_parser("train", help="train a model from an experiment YAML file")
+    from training.overrides import add_override_arguments
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from an experiment YAML file (under torchrun: one rank per process)",
+    )
     parser.add_argument("config", metavar="CONFIG", help="experiment YAML file")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the experiment's checkpoint"
     )
-    parser.add_argument("--iterations", type=int, default=None, help="override optim.iterations")
-    parser.add_argument(
-        "--output-dir", default=None, help="override output_dir (relative to the current folder)"
-    )
+    add_override_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import load_config
+    """Train; exit 130/143 after writing a checkpoint when SIGINT/SIGTERM stopped the run."""
     from training.loop import train
+    from training.overrides import load_with_overrides, overrides_from_args
 
-    overrides: dict[str, object] = {}
-    if args.output_dir:
-        overrides["output_dir"] = str(Path(args.output_dir).resolve())
-    config = load_config(args.config, overrides)
-    if args.iterations:
-        config = config.model_copy(
-            update={"optim": config.optim.model_copy(update={"iterations": args.iterations})}
-        )
+    config = load_with_overrides(args.config, overrides_from_args(args))
     result = train(config, resume=args.resume, progress=not args.quiet)
+    if result.interrupted_by is not None:
+        print(
+            f"esrgan: {config.name} stopped by {result.interrupted_by} at iteration "
+            f"{result.iteration}; checkpoint written, continue with --resume",
+            file=sys.stderr,
+        )
+        return 143 if result.interrupted_by == "SIGTERM" else 130
     figures = ", ".join(
         f"{k} {v:.4f}" for k, v in {**result.last_losses, **result.validation}.items()
     )
-    print(f"trained {config.name} to iteration {result.iteration}: {figures}")
-    print(f"generator: {result.generator_path}")
+    if _is_main_rank():
+        print(f"trained {config.name} to iteration {result.iteration}: {figures}")
+        print(f"generator: {result.generator_path}")
     return 0
+
+
+def _is_main_rank() -> bool:
+    """Whether this process prints the summary (rank 0 of a torchrun job, or a lone process)."""
+    from training.distributed import from_environment
+
+    return from_environment().is_main

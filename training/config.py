@@ -73,8 +73,10 @@ class DataSection(_Strict):
         None, description="HR images for PSNR/SSIM during training"
     )
     hr_size: int = Field(128, ge=8, description="HR crop side (LR = hr_size / scale)")
-    batch_size: int = Field(16, ge=1)
-    num_workers: int = Field(0, ge=0, description="data loading worker processes")
+    batch_size: int = Field(
+        16, ge=1, description="the global batch: split evenly over the ranks of a torchrun job"
+    )
+    num_workers: int = Field(0, ge=0, description="data loading worker processes (per rank)")
 
 
 class OptimSection(_Strict):
@@ -124,8 +126,20 @@ class TrainConfig(_Strict):
     optim: OptimSection
     gan: GanSection = GanSection()
     checkpoint_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(
+        1, ge=1, description="also keep the last K checkpoints in checkpoints/ (1: only the newest)"
+    )
+    snapshot_every: int | None = Field(
+        None, ge=1, description="export the generator to snapshots/ every M iterations"
+    )
     validate_every: int = Field(500, ge=1)
-    log_every: int = Field(10, ge=1)
+    log_every: int = Field(
+        10, ge=1, description="iterations between log rows (the only device syncs)"
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch threads per process; default: host cores / local ranks"
+    )
+    compile: bool = Field(False, description="torch.compile the generator's forward pass")
     base_dir: str = Field(
         ".", description="folder that relative paths are resolved against (set by load_config)"
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,31 @@ from torch.nn import functional as F
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
 from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
 from esrgan_plugin.checkpoint import load_model, save_model
-from esrgan_plugin.device import resolve_device
 from training.config import TrainConfig
 from training.discriminator import VGGStyleDiscriminator
+from training.distributed import (
+    DistContext,
+    barrier,
+    check_batch,
+    default_threads,
+    device_for,
+    from_environment,
+)
+from training.distributed import start as start_distributed
+from training.distributed import stop as stop_distributed
 from training.errors import TrainingError
+from training.instruments import Window, peak_memory_mb
+from training.interrupt import stop_on_signals
 from training.logs import MetricsLog
-from training.losses import PerceptualLoss, ragan_discriminator_loss, ragan_generator_loss
-from training.state import CHECKPOINT_NAME, load_checkpoint, lr_at, save_checkpoint
+from training.losses import PerceptualLoss, ragan_discriminator_terms, ragan_generator_loss
+from training.state import (
+    CHECKPOINT_NAME,
+    keep_checkpoint,
+    load_checkpoint,
+    lr_at,
+    save_checkpoint,
+    snapshot_path,
+)
 from training.validation import Validator
 
 log = logging.getLogger(__name__)
@@ -51,6 +68,14 @@ class Networks:
     perceptual: PerceptualLoss | None = None
     ema: Generator | None = None
     scaler: torch.amp.GradScaler | None = None
+    train_g: Any = None
+    """What the steps call to run G: its DDP wrapper and/or compiled form (default: G itself)."""
+    train_d: Any = None
+    """What D's update calls: its DDP wrapper (default: D itself; G's update calls D directly)."""
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        self.train_g = self.train_g or self.generator
 
     def exported(self) -> Generator:
         """The generator to publish: the EMA copy when there is one."""
@@ -59,10 +84,13 @@ class Networks:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """Where the generator went, the iteration reached, the last figures; why it stopped early."""
+
     generator_path: Path
     iteration: int
     last_losses: dict[str, float] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
+    interrupted_by: str | None = None
 
 
 def build_networks(config: TrainConfig, device: torch.device) -> Networks:
@@ -101,7 +129,31 @@ def build_networks(config: TrainConfig, device: torch.device) -> Networks:
                 f"precision fp16 needs a CUDA device (got {device}); use bf16 or fp32"
             )
         nets.scaler = torch.amp.GradScaler("cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop shapes: autotune once
+        nets.channels_last = True
+        for net in (nets.generator, nets.discriminator, nets.ema):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
     return nets
+
+
+def wrap_for_training(nets: Networks, config: TrainConfig, ctx: DistContext) -> None:
+    """DDP wrappers for G and D when there are several ranks; torch.compile of G when asked.
+
+    D's BN layers stay per-rank BatchNorm (no SyncBatchNorm), as in BasicSR and Real-ESRGAN:
+    SyncBatchNorm runs only on GPUs, and per-rank statistics are what the authors trained with.
+    """
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        nets.train_g = DistributedDataParallel(nets.generator)
+        if nets.discriminator is not None:
+            nets.train_d = DistributedDataParallel(nets.discriminator)
+    if nets.discriminator is not None and nets.train_d is None:
+        nets.train_d = nets.discriminator
+    if config.compile:
+        nets.train_g = torch.compile(nets.train_g)
 
 
 def build_generator(config: TrainConfig) -> Generator:
@@ -177,7 +229,7 @@ def psnr_step(
 ) -> dict[str, torch.Tensor]:
     """Stage 1: L1 between the SR output and the HR crop."""
     with _autocast(config, device):
-        l_pix = F.l1_loss(nets.generator(lr).float(), hr)
+        l_pix = F.l1_loss(nets.train_g(lr).float(), hr)
     _backward_step(
         l_pix, nets.optimizer_g, nets, nets.generator.parameters(), config.optim.grad_clip
     )
@@ -196,7 +248,7 @@ def gan_step(
     g = config.gan
     nets.discriminator.requires_grad_(False)
     with _autocast(config, device):
-        sr = nets.generator(lr).float()
+        sr = nets.train_g(lr).float()
         l_pix = F.l1_loss(sr, hr)
         l_percep = nets.perceptual(sr, hr)
         real_logits = nets.discriminator(hr).detach().float()
@@ -206,9 +258,10 @@ def gan_step(
 
     nets.discriminator.requires_grad_(True)
     with _autocast(config, device):
-        l_d = ragan_discriminator_loss(
-            nets.discriminator(hr).float(), nets.discriminator(sr.detach()).float()
-        )
+        real_d = nets.train_d(hr).float()
+        fake_d = nets.train_d(sr.detach()).float()
+        l_d_real, l_d_fake = ragan_discriminator_terms(real_d, fake_d)
+        l_d = l_d_real + l_d_fake
     _backward_step(
         l_d, nets.optimizer_d, nets, nets.discriminator.parameters(), config.optim.grad_clip
     )
@@ -220,6 +273,10 @@ def gan_step(
         "l_percep": l_percep.detach(),
         "l_g_gan": l_g_gan.detach(),
         "l_d": l_d.detach(),
+        "l_d_real": l_d_real.detach(),
+        "l_d_fake": l_d_fake.detach(),
+        "out_d_real": real_d.detach().mean(),
+        "out_d_fake": fake_d.detach().mean(),
     }
 
 
@@ -232,9 +289,11 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def training_state(nets: Networks, iteration: int) -> dict[str, Any]:
+def training_state(nets: Networks, iteration: int, world_size: int = 1) -> dict[str, Any]:
+    """Everything a resumed run needs (tensors and plain containers), and the world size."""
     state: dict[str, Any] = {
         "iteration": iteration,
+        "world_size": world_size,
         "generator": nets.generator.state_dict(),
         "optimizer_g": nets.optimizer_g.state_dict(),
         "torch_rng": torch.get_rng_state(),
@@ -268,7 +327,14 @@ def restore_state(nets: Networks, state: dict[str, Any]) -> int:
     return int(state["iteration"])
 
 
-def export_generator(nets: Networks, run_dir: Path, config: TrainConfig, iteration: int) -> Path:
+def export_generator(
+    nets: Networks,
+    run_dir: Path,
+    config: TrainConfig,
+    iteration: int,
+    world_size: int = 1,
+    path: Path | None = None,
+) -> Path:
     """The generator (EMA if enabled) as canonical safetensors, loadable by ``esrgan upscale``."""
     metadata: dict[str, object] = {
         "name": config.name,
@@ -276,6 +342,8 @@ def export_generator(nets: Networks, run_dir: Path, config: TrainConfig, iterati
         "iteration": iteration,
         "ema": nets.ema is not None,
         "seed": config.seed,
+        "world_size": world_size,
+        "batch_size": config.data.batch_size,
     }
     if nets.perceptual is not None:
         metadata["vgg_weights"] = nets.perceptual.weights_source
@@ -285,74 +353,179 @@ def export_generator(nets: Networks, run_dir: Path, config: TrainConfig, iterati
         )
     else:
         metadata["losses"] = "L1"
-    return save_model(run_dir / GENERATOR_NAME, nets.exported(), metadata)
+    target = path or run_dir / GENERATOR_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return save_model(target, nets.exported(), metadata)
 
 
 # --------------------------------------------------------------------------- the run
 
 
+@dataclass
+class _Run:
+    """The state of one run that the per-iteration helpers share."""
+
+    config: TrainConfig
+    ctx: DistContext
+    device: torch.device
+    run_dir: Path
+    nets: Networks
+    metrics: MetricsLog | None
+    validator: Validator | None
+    losses: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    window_start: int = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+
 def train(
     config: TrainConfig, resume: bool = False, stop_at: int | None = None, progress: bool = True
 ) -> TrainResult:
-    """Run (or resume) an experiment; ``stop_at`` ends early, as an interruption would."""
+    """Run (or resume) an experiment; ``stop_at`` ends early, as an interruption would.
+
+    Under ``torchrun`` every rank calls this; rank 0 alone writes files and validates.
+    """
+    ctx = from_environment()
+    device = device_for(ctx, config.device)
+    created = start_distributed(ctx, device)
+    try:
+        return _train(config, ctx, device, resume, stop_at, progress)
+    finally:
+        stop_distributed(created)
+
+
+def _train(
+    config: TrainConfig,
+    ctx: DistContext,
+    device: torch.device,
+    resume: bool,
+    stop_at: int | None,
+    progress: bool,
+) -> TrainResult:
     from training.data import make_training_batches
 
-    device = resolve_device(config.device)
+    check_batch(config.data.batch_size, ctx)
+    torch.set_num_threads(config.threads or default_threads(ctx))
     run_dir = config.resolve(config.output_dir)
-    checkpoint = run_dir / CHECKPOINT_NAME
-    if checkpoint.exists() and not resume:
+    if (run_dir / CHECKPOINT_NAME).exists() and not resume:
         raise TrainingError(
             f"{run_dir}: experiment already has a checkpoint; pass --resume to continue it or choose a new output_dir"
         )
+    barrier(ctx)  # every rank has checked before rank 0 writes anything
     nets = build_networks(config, device)
-    start = restore_state(nets, load_checkpoint(checkpoint)) if resume else 0
+    start = restore_state(nets, load_checkpoint(run_dir / CHECKPOINT_NAME)) if resume else 0
+    wrap_for_training(nets, config, ctx)
     end = config.optim.iterations if stop_at is None else min(stop_at, config.optim.iterations)
-    if start >= config.optim.iterations:
+    if start >= config.optim.iterations and ctx.is_main:
         log.warning("%s: already trained for %d iterations", run_dir, start)
-    validator = Validator.from_config(config, device)
-    metrics = MetricsLog(run_dir, resume_from=start)
+    run = _Run(
+        config,
+        ctx,
+        device,
+        run_dir,
+        nets,
+        MetricsLog(run_dir, resume_from=start) if ctx.is_main else None,
+        Validator.from_config(config, device) if ctx.is_main else None,
+        window_start=start,
+    )
     step = gan_step if config.stage == "gan" else psnr_step
-    losses: dict[str, float] = {}
-    scores: dict[str, float] = {}
-    batches = make_training_batches(config, start_iteration=start)
-    bar = _progress_bar(start, config.optim.iterations, enabled=progress)
-    started = time.perf_counter()
+    batches = make_training_batches(config, start, ctx.rank, ctx.world_size)
+    bar = _progress_bar(start, config.optim.iterations, enabled=progress and ctx.is_main)
+    window = Window(device)
+    reached, stopped_by = start, None
     try:
-        for iteration, batch in zip(range(start + 1, end + 1), batches, strict=False):
-            _set_learning_rates(nets, config, iteration - 1)
-            lr_img = batch["lr"].to(device, non_blocking=True)
-            hr_img = batch["hr"].to(device, non_blocking=True)
-            raw = step(nets, lr_img, hr_img, config, device)
-            losses = {k: float(v) for k, v in raw.items()}
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
-            if bad:
-                raise TrainingError(
-                    f"non-finite loss {bad[0]}={losses[bad[0]]} at iteration {iteration}; stopped, the last good "
-                    f"checkpoint {checkpoint} is kept (lower optim.lr or set optim.grad_clip)"
-                )
-            if nets.ema is not None:
-                update_ema(nets.ema, nets.generator, config.optim.ema_decay or 0.0)
-            row: dict[str, float] = {}
-            if iteration % config.validate_every == 0 or iteration == end:
-                scores = validator.evaluate(nets.exported()) if validator else {}
-                row.update(scores)
-            if iteration % config.log_every == 0 or row:
-                row.update(losses)
-                row["lr"] = nets.optimizer_g.param_groups[0]["lr"]
-                row["seconds"] = time.perf_counter() - started
-                metrics.write(iteration, row)
-            if iteration % config.checkpoint_every == 0 or iteration == end:
-                save_checkpoint(checkpoint, training_state(nets, iteration))
-                export_generator(nets, run_dir, config, iteration)
-            bar.set_postfix(
-                {k: f"{v:.4g}" for k, v in losses.items()}
-                | {k: f"{v:.3f}" for k, v in scores.items()}
-            )
-            bar.update(1)
+        with stop_on_signals() as stop:
+            for iteration in range(start + 1, end + 1):
+                waited = time.perf_counter()
+                batch = next(batches)
+                lr_img, hr_img = _to_device(batch, device, nets.channels_last)
+                _set_learning_rates(nets, config, iteration - 1)
+                window.add(step(nets, lr_img, hr_img, config, device), time.perf_counter() - waited)
+                if nets.ema is not None:
+                    update_ema(nets.ema, nets.generator, config.optim.ema_decay or 0.0)
+                reached = iteration
+                if _after_iteration(run, window, iteration, end, bool(stop)):
+                    stopped_by = stop.signal.name if stop.signal else "a signal on another rank"
+                    break
+                bar.update(1)
+                if iteration % config.log_every == 0:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in run.losses.items()})
     finally:
         bar.close()
-        metrics.close()
-    return TrainResult(run_dir / GENERATOR_NAME, max(end, start), losses, scores)
+        if run.metrics is not None:
+            run.metrics.close()
+    barrier(ctx)  # rank 0's files are complete when any rank returns
+    return TrainResult(
+        run_dir / GENERATOR_NAME, max(reached, start), run.losses, run.scores, stopped_by
+    )
+
+
+def _to_device(
+    batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return tuple(  # type: ignore[return-value]
+        batch[k].to(device, non_blocking=True).contiguous(memory_format=fmt) for k in ("lr", "hr")
+    )
+
+
+def _after_iteration(
+    run: _Run, window: Window, iteration: int, end: int, stop_requested: bool
+) -> bool:
+    """Log, validate, checkpoint and snapshot where due; True when the run must stop now.
+
+    Losses are reduced (one device sync, across ranks too) only at log, validation, checkpoint
+    and snapshot iterations, at the end, and, in a single process, when a signal arrived; a
+    non-finite mean stops the run before anything is written.
+    """
+    config, ctx = run.config, run.ctx
+    due_validation = iteration % config.validate_every == 0 or iteration == end
+    due_checkpoint = iteration % config.checkpoint_every == 0 or iteration == end
+    due_snapshot = config.snapshot_every is not None and iteration % config.snapshot_every == 0
+    due_log = iteration % config.log_every == 0
+    local_stop = stop_requested and not ctx.enabled
+    if not (due_log or due_validation or due_checkpoint or due_snapshot or local_stop):
+        return False
+    summary = window.reduce(ctx, stop_requested)
+    bad = summary.non_finite()
+    if bad is not None:
+        span = (
+            f"at iteration {iteration}"
+            if iteration == run.window_start + 1
+            else f"in iterations {run.window_start + 1}-{iteration}"
+        )
+        raise TrainingError(
+            f"non-finite loss {bad}={summary.losses[bad]} {span}; stopped, the last good "
+            f"checkpoint {run.checkpoint} is kept (lower optim.lr or set optim.grad_clip)"
+        )
+    run.window_start = iteration
+    run.losses = summary.losses
+    stopping = summary.stop_requested
+    if ctx.is_main:
+        row: dict[str, float] = {}
+        if due_validation and run.validator:
+            run.scores = run.validator.evaluate(run.nets.exported())
+            row.update(run.scores)
+        row.update(summary.losses)
+        row["lr"] = run.nets.optimizer_g.param_groups[0]["lr"]
+        if run.nets.optimizer_d is not None:
+            row["lr_d"] = run.nets.optimizer_d.param_groups[0]["lr"]
+        row.update(summary.figures(config.data.batch_size))
+        row["peak_memory_mb"] = peak_memory_mb(run.device)
+        row["world_size"] = ctx.world_size
+        assert run.metrics is not None
+        run.metrics.write(iteration, row)
+        if due_checkpoint or stopping:
+            save_checkpoint(run.checkpoint, training_state(run.nets, iteration, ctx.world_size))
+            keep_checkpoint(run.run_dir, iteration, config.keep_checkpoints)
+            export_generator(run.nets, run.run_dir, config, iteration, ctx.world_size)
+        if due_snapshot:
+            path = snapshot_path(run.run_dir, iteration)
+            export_generator(run.nets, run.run_dir, config, iteration, ctx.world_size, path)
+    return stopping
 
 
 def _set_learning_rates(nets: Networks, config: TrainConfig, iteration: int) -> None:

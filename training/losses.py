@@ -1,7 +1,8 @@
 """Training losses of ESRGAN (Wang et al. 2018, sections 3.2-3.3).
 
 - ``ragan_discriminator_loss`` / ``ragan_generator_loss``: the relativistic average GAN losses of
-  Eq. 1-2 (with the paper's typo fixed: ``log(1 - D)``), on raw discriminator logits.
+  Eq. 1-2 (with the paper's typo fixed: ``log(1 - D)``), on raw discriminator logits, weighted as
+  the authors' code (the ESRGAN release, BasicSR) computes them: terms averaged, not summed.
 - ``PerceptualLoss``: L1 (or L2) between VGG19 features taken *before* the activation
   (conv5_4 by default), or between the outputs of any frozen feature network (e.g. MINC).
 - ``l1_loss``: the pixel loss, torch's own.
@@ -69,31 +70,38 @@ def _bce(logits: Tensor, target: float) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def ragan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """RaGAN discriminator loss, Eq. 1: ``-E[log D_Ra(x_r, x_f)] - E[log(1 - D_Ra(x_f, x_r))]``.
+def ragan_discriminator_terms(real_logits: Tensor, fake_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """The real and fake halves of the RaGAN discriminator loss (see ``ragan_discriminator_loss``)."""
+    real_rel, _ = _relativistic_logits(real_logits, fake_logits.detach())
+    _, fake_rel = _relativistic_logits(real_logits.detach(), fake_logits)
+    return 0.5 * _bce(real_rel, 1.0), 0.5 * _bce(fake_rel, 0.0)
 
-    ``D_Ra(a, b) = sigmoid(C(a) - mean_batch C(b))``. Both logit tensors have shape ``(N, ...)``
-    (``(N, 1)`` for the VGG-style discriminator); the mean is over the batch dimension only, so for
-    ``(N, 1)`` logits it is one number and for patch logits ``(N, 1, H, W)`` one per location. Each
-    expectation is a mean over its elements and the two terms are *summed*, as in the paper (the
-    authors' code averages them, i.e. halves this value). In practice the fake images are detached
-    from the generator (``D(G(x).detach())``) when computing ``fake_logits`` for this loss.
-    Pure function: logits in, scalar out.
+
+def ragan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """RaGAN discriminator loss as the authors' code computes it (Eq. 1, halved, detached means).
+
+    ``0.5 * BCE(C(x_r) - mean C(x_f), 1) + 0.5 * BCE(C(x_f) - mean C(x_r), 0)`` where each mean is
+    *detached*: the real term's gradient reaches D only through ``C(x_r)`` and the fake term's only
+    through ``C(x_f)``, as in BasicSR's ``ESRGANModel`` (which splits the two backward passes for
+    distributed training). The value is half of Eq. 1's sum. Means are over the batch dimension
+    (one number for ``(N, 1)`` logits, one per location for patch logits); the fake images are
+    detached from the generator by the caller. Pure function: logits in, scalar out.
     """
-    real_rel, fake_rel = _relativistic_logits(real_logits, fake_logits)
-    return _bce(real_rel, 1.0) + _bce(fake_rel, 0.0)
+    real_term, fake_term = ragan_discriminator_terms(real_logits, fake_logits)
+    return real_term + fake_term
 
 
 def ragan_generator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """RaGAN generator loss, Eq. 2: ``-E[log(1 - D_Ra(x_r, x_f))] - E[log D_Ra(x_f, x_r)]``.
+    """RaGAN generator loss as the authors compute it: the *mean* of Eq. 2's two terms.
 
-    Same conventions as ``ragan_discriminator_loss`` (batch-dimension means, two terms summed).
-    Unlike a standard GAN both the real and the fake terms carry gradient to the generator. In
-    practice D is frozen for this step and ``real_logits = D(hr).detach()``, while ``fake_logits =
-    D(G(lr))`` keeps its graph. Note ``ragan_generator_loss(r, f) == ragan_discriminator_loss(f, r)``.
+    ``(BCE(C(x_r) - mean C(x_f), 0) + BCE(C(x_f) - mean C(x_r), 1)) / 2``: the ESRGAN release and
+    BasicSR average the two terms, so the paper's lambda = 5e-3 applies to this mean (summing them
+    doubles the adversarial weight). Unlike a standard GAN both terms carry gradient to the
+    generator (the real term through ``mean C(x_f)``). In practice D is frozen for this step and
+    ``real_logits = D(hr).detach()``, while ``fake_logits = D(G(lr))`` keeps its graph.
     """
     real_rel, fake_rel = _relativistic_logits(real_logits, fake_logits)
-    return _bce(real_rel, 0.0) + _bce(fake_rel, 1.0)
+    return (_bce(real_rel, 0.0) + _bce(fake_rel, 1.0)) / 2
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ saved; RNG state is stored as a tensor. Everything else is tensors and plain con
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 from bisect import bisect_right
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,3 +49,31 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "iteration" not in state:
         raise TrainingError(f"{path}: not a training checkpoint of this project")
     return state
+
+
+CHECKPOINTS_DIR = "checkpoints"
+"""Folder of the last ``keep_checkpoints`` checkpoints (hard links of ``checkpoint.pt``)."""
+
+SNAPSHOTS_DIR = "snapshots"
+"""Folder of generator snapshots written every ``snapshot_every`` iterations."""
+
+
+def keep_checkpoint(run_dir: Path, iteration: int, keep: int) -> None:
+    """Keep ``checkpoint.pt`` of ``iteration`` in ``checkpoints/`` and prune all but the last ``keep``."""
+    if keep <= 1:
+        return
+    folder = run_dir / CHECKPOINTS_DIR
+    folder.mkdir(exist_ok=True)
+    kept = folder / f"checkpoint_{iteration:08d}.pt"
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(run_dir / CHECKPOINT_NAME, kept)  # no second copy on disk
+    except OSError:
+        shutil.copyfile(run_dir / CHECKPOINT_NAME, kept)
+    for old in sorted(folder.glob("checkpoint_*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def snapshot_path(run_dir: Path, iteration: int) -> Path:
+    """Where the generator snapshot of ``iteration`` goes."""
+    return run_dir / SNAPSHOTS_DIR / f"generator_{iteration:08d}.safetensors"

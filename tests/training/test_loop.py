@@ -203,3 +203,96 @@ def test_tensorboard_events_are_written(experiment: Path) -> None:
     accumulator.Reload()
     assert {"l_pix", "lr", "val_psnr_y"} <= set(accumulator.Tags()["scalars"])
     assert [e.step for e in accumulator.Scalars("l_pix")] == [1, 2]
+
+
+def test_gan_stage_resume_is_exact(experiment: Path) -> None:
+    train(load_config(write_config(experiment, iterations=2)), progress=False)
+    extra = (
+        "gan: {pretrained: run-psnr, vgg_weights: random, discriminator_features: 4, "
+        "perceptual_layers: {conv2_2: 1.0}}\n"
+    )
+    text = write_config(experiment, "gan", iterations=3, extra=extra).read_text()
+    (experiment / "a.yaml").write_text(text.replace("output_dir: run-gan", "output_dir: straight"))
+    (experiment / "b.yaml").write_text(text.replace("output_dir: run-gan", "output_dir: resumed"))
+    straight = train(load_config(experiment / "a.yaml"), progress=False)
+    train(load_config(experiment / "b.yaml"), stop_at=2, progress=False)
+    resumed = train(load_config(experiment / "b.yaml"), resume=True, progress=False)
+    assert resumed.last_losses == straight.last_losses and "l_d_real" in straight.last_losses
+    a = load_checkpoint(experiment / "straight" / CHECKPOINT_NAME)
+    b = load_checkpoint(experiment / "resumed" / CHECKPOINT_NAME)
+    for key in ("generator", "discriminator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name}"
+    assert a["optimizer_d"]["state"][0]["exp_avg"].abs().sum() > 0
+    assert torch.equal(
+        a["optimizer_d"]["state"][0]["exp_avg"], b["optimizer_d"]["state"][0]["exp_avg"]
+    )
+
+
+def test_log_rows_only_every_n_and_instrumented(
+    experiment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.instruments import Window
+
+    calls: list[int] = []
+    real = Window.reduce
+
+    def counting(self: Window, *args: object) -> object:
+        calls.append(self.iterations)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Window, "reduce", counting)
+    text = write_config(experiment, iterations=6).read_text()
+    text = text.replace("log_every: 1", "log_every: 3").replace(
+        "checkpoint_every: 2", "checkpoint_every: 6"
+    )
+    text = text.replace("validate_every: 2", "validate_every: 6")
+    path = experiment / "every3.yaml"
+    path.write_text(text + "keep_checkpoints: 2\nsnapshot_every: 2\n")
+    train(load_config(path), progress=False)
+    assert calls == [2, 1, 1, 2]  # syncs at 2 (snapshot), 3 (log), 4 (snapshot), 6: none in between
+    run = experiment / "run-psnr"
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    columns = header.split(",")
+    for column in ("l_pix", "lr", "iterations_per_s", "samples_per_s", "data_wait"):
+        assert column in columns
+    assert {"peak_memory_mb", "world_size", "val_psnr_y"} <= set(columns)
+    assert [int(r.split(",")[0]) for r in rows] == [2, 3, 4, 6]
+    snapshots = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert snapshots == [f"generator_{i:08d}.safetensors" for i in (2, 4, 6)]
+    assert load_model(run / "snapshots" / snapshots[0]).metadata["iteration"] == "2"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["checkpoint_00000006.pt"]
+
+
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes(experiment: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = write_config(experiment, iterations=100000).read_text()
+    text = text.replace("checkpoint_every: 2", "checkpoint_every: 100000")
+    path = experiment / "long.yaml"
+    path.write_text(text.replace("validate_every: 2", "validate_every: 100000"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "esrgan_plugin", "train", str(path), "--quiet"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    log = experiment / "run-psnr" / "log.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.is_file() or log.read_text().count("\n") < 3):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    state = load_checkpoint(experiment / "run-psnr" / CHECKPOINT_NAME)
+    assert 2 <= state["iteration"] < 100000
+    config = load_config(path).model_copy(
+        update={
+            "optim": load_config(path).optim.model_copy(
+                update={"iterations": state["iteration"] + 1}
+            )
+        }
+    )
+    assert train(config, resume=True, progress=False).iteration == state["iteration"] + 1

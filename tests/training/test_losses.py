@@ -1,4 +1,4 @@
-"""RaGAN losses (Eq. 1-2) against hand-computed values, and the pre-activation perceptual loss."""
+"""RaGAN losses (Eq. 1-2) against hand-computed values and BasicSR's procedure, and the pre-activation perceptual loss."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from training.errors import TrainingError
 from training.losses import (
@@ -17,6 +18,7 @@ from training.losses import (
     PerceptualLoss,
     build_vgg19_features,
     ragan_discriminator_loss,
+    ragan_discriminator_terms,
     ragan_generator_loss,
 )
 
@@ -42,25 +44,109 @@ def _hand_rel() -> tuple[list[float], list[float]]:
     return [r - _mean(FAKE) for r in REAL], [f - _mean(REAL) for f in FAKE]
 
 
-def test_discriminator_loss_matches_eq1_by_hand() -> None:
+def test_discriminator_loss_is_half_of_eq1_by_hand() -> None:
     real_rel, fake_rel = _hand_rel()
-    expected = _mean([-math.log(_sigmoid(v)) for v in real_rel]) + _mean(
+    eq1 = _mean([-math.log(_sigmoid(v)) for v in real_rel]) + _mean(
         [-math.log(1.0 - _sigmoid(v)) for v in fake_rel]
     )
     got = ragan_discriminator_loss(torch.tensor(REAL).view(2, 1), torch.tensor(FAKE).view(2, 1))
     assert got.ndim == 0
-    assert got.item() == pytest.approx(expected, rel=1e-6)
+    assert got.item() == pytest.approx(eq1 / 2, rel=1e-6)
 
 
-def test_generator_loss_matches_eq2_by_hand() -> None:
+def test_generator_loss_is_the_mean_of_eq2s_terms_by_hand() -> None:
     real_rel, fake_rel = _hand_rel()
-    expected = _mean([-math.log(1.0 - _sigmoid(v)) for v in real_rel]) + _mean(
+    eq2 = _mean([-math.log(1.0 - _sigmoid(v)) for v in real_rel]) + _mean(
         [-math.log(_sigmoid(v)) for v in fake_rel]
     )
     got = ragan_generator_loss(torch.tensor(REAL), torch.tensor(FAKE))
-    assert got.item() == pytest.approx(expected, rel=1e-6)
+    assert got.item() == pytest.approx(eq2 / 2, rel=1e-6)  # the authors average, not sum
     swapped = ragan_discriminator_loss(torch.tensor(FAKE), torch.tensor(REAL))
     assert got.item() == pytest.approx(swapped.item(), rel=1e-6)
+
+
+# ---- RaGAN against BasicSR's ESRGANModel.optimize_parameters --------------------------------
+# basicsr 1.4.2 installs but does not import with torchvision >= 0.17 (it imports the removed
+# torchvision.transforms.functional_tensor), so its procedure is re-derived here from its
+# published formulas, independently of training.losses: GANLoss('vanilla') is BCE-with-logits
+# against all-ones/all-zeros labels, scaled by loss_weight for G only; G's adversarial loss is
+# (l_g_real + l_g_fake) / 2; D's real and fake halves are separate forward and backward passes,
+# each relative to the *detached* mean of the other, D re-evaluated on the detached fake.
+
+GAN_WEIGHT = 5e-3
+
+
+def _basicsr_gan_loss(pred: Tensor, target_is_real: bool, is_disc: bool) -> Tensor:
+    """BasicSR's vanilla GANLoss: BCEWithLogitsLoss(pred, 1 or 0), times loss_weight for G only."""
+    target = torch.ones_like(pred) if target_is_real else torch.zeros_like(pred)
+    loss = nn.BCEWithLogitsLoss()(pred, target)
+    return loss if is_disc else loss * GAN_WEIGHT
+
+
+def _fixed_batch() -> tuple[nn.Module, Tensor, Tensor]:
+    """A tiny VGG-style D with BN, 3 HR crops and 3 'generator outputs' (a leaf with gradient)."""
+    from training.discriminator import VGGStyleDiscriminator
+
+    torch.manual_seed(0)
+    disc = VGGStyleDiscriminator(3, 4, 128).train()
+    gt = torch.rand(3, 3, 128, 128)
+    output = (gt + 0.2 * torch.randn_like(gt)).clamp(0, 1).requires_grad_(True)
+    return disc, gt, output
+
+
+def _d_grads(disc: nn.Module) -> Tensor:
+    return torch.cat([p.grad.flatten() for p in disc.parameters() if p.grad is not None])
+
+
+def test_generator_loss_matches_basicsr_value_and_gradient() -> None:
+    disc, gt, output = _fixed_batch()
+    disc.requires_grad_(False)
+    fake_g_pred = disc(output)
+    real_d_pred = disc(gt).detach()
+    l_g_real = _basicsr_gan_loss(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
+    l_g_fake = _basicsr_gan_loss(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
+    reference = (l_g_real + l_g_fake) / 2
+    (reference_grad,) = torch.autograd.grad(reference, output)
+
+    ours = GAN_WEIGHT * ragan_generator_loss(disc(gt).detach(), disc(output))
+    (ours_grad,) = torch.autograd.grad(ours, output)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-6)
+    torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-5, atol=1e-12)
+    assert reference_grad.abs().sum() > 0
+
+
+def test_discriminator_loss_matches_basicsr_values_and_gradients() -> None:
+    disc, gt, output = _fixed_batch()
+    state = {k: v.clone() for k, v in disc.state_dict().items()}
+    disc.zero_grad()
+    fake_d_pred = disc(output).detach()
+    real_d_pred = disc(gt)
+    l_d_real = _basicsr_gan_loss(real_d_pred - torch.mean(fake_d_pred), True, is_disc=True) * 0.5
+    l_d_real.backward()
+    fake_d_pred = disc(output.detach())
+    l_d_fake = (
+        _basicsr_gan_loss(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
+    )
+    l_d_fake.backward()
+    reference_grads = _d_grads(disc)
+
+    disc.load_state_dict(state)  # same BN running statistics; train mode uses batch statistics
+    disc.zero_grad()
+    real_term, fake_term = ragan_discriminator_terms(disc(gt), disc(output.detach()))
+    (real_term + fake_term).backward()
+    assert real_term.item() == pytest.approx(l_d_real.item(), rel=1e-6)
+    assert fake_term.item() == pytest.approx(l_d_fake.item(), rel=1e-6)
+    torch.testing.assert_close(_d_grads(disc), reference_grads, rtol=1e-5, atol=1e-10)
+
+    # the detached means matter: letting gradient through them gives a different update
+    disc.load_state_dict(state)
+    disc.zero_grad()
+    real, fake = disc(gt), disc(output.detach())
+    undetached = 0.5 * F.binary_cross_entropy_with_logits(
+        real - fake.mean(), torch.ones_like(real)
+    ) + 0.5 * F.binary_cross_entropy_with_logits(fake - real.mean(), torch.zeros_like(fake))
+    undetached.backward()
+    assert not torch.allclose(_d_grads(disc), reference_grads, rtol=1e-3, atol=0)
 
 
 def test_generator_loss_uses_the_real_term() -> None:

@@ -48,13 +48,19 @@ def source_from_config(section: SourceSection, config: TrainConfig) -> ImageSour
 
 
 def make_training_batches(
-    config: TrainConfig, start_iteration: int = 0
+    config: TrainConfig, start_iteration: int = 0, rank: int = 0, world_size: int = 1
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """``training_batches`` for an experiment's data section, seed and scale."""
+    """``training_batches`` for an experiment's data section, seed and scale (this rank's share)."""
     crops = CropConfig(scale=config.model.scale, hr_size=config.data.hr_size)
     dataset = SRDataset(source_from_config(config.data.train, config), crops)
     return training_batches(
-        dataset, config.data.batch_size, config.seed, start_iteration, config.data.num_workers
+        dataset,
+        config.data.batch_size,
+        config.seed,
+        start_iteration,
+        config.data.num_workers,
+        rank=rank,
+        world_size=world_size,
     )
 
 

@@ -54,24 +54,33 @@ def training_batches(
     start_iteration: int = 0,
     num_workers: int = 0,
     pin_memory: bool | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless collated batches {"lr", "hr"} for iterations start_iteration, start_iteration + 1, ...
 
     ``num_workers`` > 0 loads in that many persistent worker processes; the batches are the same
-    either way. ``pin_memory`` defaults to whether CUDA is available.
+    either way (each worker runs one torch thread). ``pin_memory`` defaults to whether CUDA is
+    available. With ``world_size`` ranks this rank gets its share of every global batch.
     """
     if num_workers < 0:
         raise TrainingError(f"num_workers must be >= 0, got {num_workers}")
-    schedule = BatchSchedule(len(dataset), batch_size, seed, start_iteration)
+    schedule = BatchSchedule(len(dataset), batch_size, seed, start_iteration, rank, world_size)
     loader = DataLoader(
         _SafeDataset(dataset),
         batch_sampler=schedule,
         num_workers=num_workers,
         collate_fn=_collate,
         persistent_workers=num_workers > 0,
+        worker_init_fn=_one_thread if num_workers > 0 else None,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
     )
     return _raise_failures(iter(loader))
+
+
+def _one_thread(worker_id: int) -> None:
+    """A loader worker uses one torch thread: the training process owns the cores."""
+    torch.set_num_threads(1)
 
 
 def _raise_failures(batches: Iterator[Any]) -> Iterator[dict[str, torch.Tensor]]:

@@ -25,11 +25,19 @@ class BatchSchedule:
 
     Sample ``j`` of iteration ``i`` is the ``(i * batch_size + j)``-th draw of an endless walk
     through per-epoch permutations, so any iteration's keys can be computed directly: a resumed
-    run draws exactly what an uninterrupted one would.
+    run draws exactly what an uninterrupted one would. ``batch_size`` is the global batch: with
+    ``world_size`` ranks, rank ``r`` draws slots ``[r * b, (r + 1) * b)`` (``b = batch_size /
+    world_size``), so the ranks' shares are disjoint and together make the 1-rank batch.
     """
 
     def __init__(
-        self, num_images: int, batch_size: int, seed: int, start_iteration: int = 0
+        self,
+        num_images: int,
+        batch_size: int,
+        seed: int,
+        start_iteration: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if num_images < 1:
             raise TrainingError("the training source holds no images")
@@ -39,6 +47,12 @@ class BatchSchedule:
             raise TrainingError(
                 f"seed and start_iteration must be >= 0, got {seed} and {start_iteration}"
             )
+        if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+            raise TrainingError(
+                f"batch_size {batch_size} must split evenly over {world_size} ranks (rank {rank})"
+            )
+        self.rank = rank
+        self.world_size = world_size
         self.num_images = num_images
         self.batch_size = batch_size
         self.seed = seed
@@ -46,11 +60,13 @@ class BatchSchedule:
         self._permutation: tuple[int, np.ndarray] | None = None
 
     def keys(self, iteration: int) -> list[Key]:
-        """The (image index, sample seed) pairs of ``iteration``'s batch."""
+        """The (image index, sample seed) pairs of this rank's share of ``iteration``'s batch."""
         first = iteration * self.batch_size
+        per_rank = self.batch_size // self.world_size
+        slots = range(self.rank * per_rank, (self.rank + 1) * per_rank)
         return [
             (self._image_at(first + slot), sample_seed(self.seed, iteration, slot))
-            for slot in range(self.batch_size)
+            for slot in slots
         ]
 
     def _image_at(self, position: int) -> int:
