@@ -21,17 +21,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
+from esrgan_plugin.arch.compact import CompactConfig
 from esrgan_plugin.arch.needs import model_needs
-from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
+from esrgan_plugin.arch.registry import ModelConfig, build_network
+from esrgan_plugin.arch.rrdbnet import RRDBNetConfig
+from esrgan_plugin.arch.srresnet import SRResNetConfig
 from esrgan_plugin.errors import CheckpointError
 from esrgan_plugin.formats.ncnn import is_ncnn_path
 from esrgan_plugin.formats.ncnn_models import read_ncnn_state_dict
+from esrgan_plugin.model_cache import cached_conversion
 from pipelines.io.atomic import atomic_target
 
 StateDict = dict[str, torch.Tensor]
-ModelConfig = RRDBNetConfig | SRResNetConfig | CompactConfig
 
 FORMAT_TAG = "esrgan-pipelines/1"
 """Written into the metadata of every safetensors file this project saves."""
@@ -52,7 +53,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     if not path.is_file():
         raise CheckpointError(f"{path}: model file not found")
     if is_ncnn_path(path):
-        state, metadata = read_ncnn_state_dict(str(path))
+        state, metadata = _read_ncnn(path)
     elif path.suffix.lower() == ".safetensors":
         state, metadata = _read_safetensors(path)
     elif path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
@@ -62,6 +63,14 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
             f"{path}: unsupported model file extension {path.suffix!r}; expected .safetensors, .pth, .pt or an ncnn .param"
         )
     return normalise_state_dict(state, source=str(path)), metadata
+
+
+def _read_ncnn(path: Path) -> tuple[StateDict, dict[str, str]]:
+    """An ncnn model's canonical tensors, converted once and then read from the model cache."""
+    sources = [path.with_suffix(".param"), path.with_suffix(".bin")]
+    if not all(p.is_file() for p in sources):
+        return read_ncnn_state_dict(str(path))  # reports which file is missing
+    return cached_conversion(sources, lambda: read_ncnn_state_dict(str(path)))
 
 
 def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
@@ -419,17 +428,6 @@ ARCHITECTURES: dict[str, Callable[[StateDict, str, Mapping[str, str]], ModelConf
 }
 """Architecture name (of a ``Layout``) -> hyperparameters read off canonical tensors."""
 
-_MODEL_CLASSES: dict[type, type[nn.Module]] = {
-    RRDBNetConfig: RRDBNet,
-    SRResNetConfig: SRResNet,
-    CompactConfig: SRVGGNetCompact,
-}
-
-
-def model_class(config: ModelConfig) -> type[nn.Module]:
-    """The network class a configuration builds."""
-    return _MODEL_CLASSES[type(config)]
-
 
 def build_from_state_dict(
     state: StateDict, metadata: Mapping[str, str] | None = None, source: str = "checkpoint"
@@ -439,7 +437,7 @@ def build_from_state_dict(
     layout = detect_layout(state, source)
     canonical = layout.to_canonical(state)
     config = ARCHITECTURES[layout.architecture](canonical, source, metadata)
-    module = model_class(config)(config)
+    module = build_network(config)
     _load_strict(module, canonical, source)
     module.eval().requires_grad_(False)
     return LoadedModel(module, layout.name, config, metadata, source)

