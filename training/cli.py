@@ -56,3 +56,56 @@ def _is_main_rank() -> bool:
     from training.distributed import from_environment
 
     return from_environment().is_main
+
+
+def register_prepare(subparsers: Any) -> None:
+    """Add the ``prepare-data`` subcommand: HR folder -> Zarr of HR/LR sub-image pairs."""
+    from training.prepare_options import PrepareOptions
+
+    parser = subparsers.add_parser(
+        "prepare-data",
+        help="cut HR images into sub-images with MATLAB-bicubic LR pairs, into one Zarr store",
+    )
+    parser.add_argument("hr_dir", metavar="HR_DIR", help="folder of HR images (recursive)")
+    parser.add_argument("-o", "--output", required=True, help="output DATA.zarr")
+    for name, field in PrepareOptions.model_fields.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=int,
+            default=field.default,
+            help=f"{field.description} (default {field.default})",
+        )
+    parser.add_argument(
+        "--executor",
+        default="threads",
+        help="threads (default), processes (a LocalCluster) or a scheduler tcp://host:8786",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a store prepared differently"
+    )
+    parser.set_defaults(func=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Prepare (or resume) the store and print what it holds."""
+    from pydantic import ValidationError
+
+    from training.errors import TrainingError
+    from training.prepare import prepare_dataset
+    from training.prepare_options import PrepareOptions
+
+    try:
+        options = PrepareOptions(
+            **{name: getattr(args, name) for name in PrepareOptions.model_fields}
+        )
+    except ValidationError as exc:
+        raise TrainingError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    manifest = prepare_dataset(
+        args.hr_dir, args.output, options, args.executor, args.overwrite, sys.stderr
+    )
+    print(
+        f"{args.output}: {manifest['count']} sub-image pairs from {len(manifest['images'])} images "
+        f"(crop {options.crop}, step {options.step}, x{options.scale})"
+    )
+    return 0

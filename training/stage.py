@@ -7,6 +7,7 @@ from pydantic import Field
 from pipelines.api import StageParams, StageSpec
 from training.errors import TrainingError
 from training.overrides import TrainOverrides
+from training.prepare_options import PrepareOptions
 
 
 class TrainParams(StageParams, TrainOverrides):
@@ -33,6 +34,26 @@ def train_stage(params: TrainParams) -> str:
     return str(result.generator_path)
 
 
+class PrepareDataParams(StageParams, PrepareOptions):
+    """Parameters of ``esrgan.prepare_data``: the HR folder, the output store, how to cut."""
+
+    hr_dir: str = Field(description="folder of HR images (searched recursively)")
+    output: str = Field(description="the Zarr store to write (DATA.zarr)")
+    executor: str = Field(
+        "threads", description="threads, processes (a LocalCluster) or tcp://host:8786"
+    )
+    overwrite: bool = Field(False, description="replace a store prepared differently")
+
+
+def prepare_data_stage(params: PrepareDataParams) -> str:
+    """Prepare (or resume) the store and return its path (an artefact a train step can use)."""
+    from training.prepare import prepare_dataset
+
+    options = PrepareOptions(**{k: getattr(params, k) for k in PrepareOptions.model_fields})
+    prepare_dataset(params.hr_dir, params.output, options, params.executor, params.overwrite)
+    return params.output
+
+
 def stage_specs() -> list[StageSpec]:
     """The training stage, as the ``register_stages`` hook returns it."""
     return [
@@ -44,5 +65,15 @@ def stage_specs() -> list[StageSpec]:
             fn=train_stage,
             consumes=None,
             produces="artefact",
-        )
+        ),
+        StageSpec(
+            id="esrgan.prepare_data",
+            description="Cut HR images into sub-images (BasicSR's extract_subimages: crop, step, "
+            "thresh_size) with MATLAB-bicubic LR counterparts into one checksummed, resumable Zarr "
+            "store for training (kind: zarr); one Dask task per image.",
+            params=PrepareDataParams,
+            fn=prepare_data_stage,
+            consumes=None,
+            produces="artefact",
+        ),
     ]

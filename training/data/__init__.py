@@ -27,7 +27,7 @@ from training.data.sources import (
     ImageSource,
     SkimageSource,
 )
-from training.data.zarr_source import ZarrSource
+from training.data.zarr_source import PreparedZarrSource, ZarrSource, is_prepared
 
 __all__ = [
     "DEFAULT_SKIMAGE_PHOTOS",
@@ -36,12 +36,14 @@ __all__ = [
     "CropConfig",
     "ImageFolderSource",
     "ImageSource",
+    "PreparedZarrSource",
     "Key",
     "SRDataset",
     "SkimageSource",
     "ZarrSource",
     "check_lr_shape",
     "downscale",
+    "is_prepared",
     "epoch_permutation",
     "load_validation_pairs",
     "make_training_batches",

@@ -11,7 +11,7 @@ import torch
 from training.data.dataset import CropConfig, SRDataset, whole_pair
 from training.data.loader import training_batches
 from training.data.sources import ImageFolderSource, ImageSource, SkimageSource
-from training.data.zarr_source import ZarrSource
+from training.data.zarr_source import PreparedZarrSource, ZarrSource, is_prepared
 from training.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ def source_from_config(section: SourceSection, config: TrainConfig) -> ImageSour
         return SkimageSource(section.names)
     assert section.path is not None  # the config validates this
     if section.kind == "zarr":
-        return ZarrSource(config.resolve(section.path))
+        path = config.resolve(section.path)
+        return PreparedZarrSource(path) if is_prepared(path) else ZarrSource(path)
     lr_root = None if section.lr_path is None else config.resolve(section.lr_path)
     return ImageFolderSource(config.resolve(section.path), lr_root=lr_root)
 

@@ -104,7 +104,7 @@ class ImageSource(ABC):
         raise TrainingError(f"{self.name(index)}: this source has no paired LR images")
 
 
-def _image_files(root: Path, recursive: bool) -> list[Path]:
+def image_files(root: Path, recursive: bool) -> list[Path]:
     """Image files under ``root`` (hidden ones skipped), sorted by relative path."""
     candidates = root.rglob("*") if recursive else root.iterdir()
     found = [
@@ -123,7 +123,7 @@ def _existing_folder(root: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
-def _header_shape(path: Path) -> tuple[int, int]:
+def header_shape(path: Path) -> tuple[int, int]:
     """(height, width) of an image file as displayed (EXIF orientation applied), from its header."""
     from PIL import Image, UnidentifiedImageError
 
@@ -136,7 +136,7 @@ def _header_shape(path: Path) -> tuple[int, int]:
     return (width, height) if orientation in _SWAPPING_ORIENTATIONS else (height, width)
 
 
-def _read_file(path: Path) -> np.ndarray:
+def read_file(path: Path) -> np.ndarray:
     """An image file as (H, W, 3) RGB of its own bit depth, with one-line errors."""
     try:
         return to_rgb(read_image(path), str(path))
@@ -149,7 +149,7 @@ def _pair_lr_files(
 ) -> list[Path]:
     """For each HR file, the LR file under ``lr_root`` with the same relative path stem."""
     by_stem: dict[str, list[Path]] = {}
-    for path in _image_files(lr_root, recursive):
+    for path in image_files(lr_root, recursive):
         by_stem.setdefault(path.relative_to(lr_root).with_suffix("").as_posix(), []).append(path)
     paired = []
     for hr in hr_files:
@@ -176,7 +176,7 @@ class ImageFolderSource(ImageSource):
         lr_root: str | os.PathLike[str] | None = None,
     ) -> None:
         self.root = _existing_folder(root, "HR image")
-        self.files = _image_files(self.root, recursive)
+        self.files = image_files(self.root, recursive)
         if not self.files:
             kinds = ", ".join(IMAGE_SUFFIXES)
             raise TrainingError(
@@ -199,11 +199,11 @@ class ImageFolderSource(ImageSource):
 
     def shape(self, index: int) -> tuple[int, int]:
         """(height, width) from the file header."""
-        return _header_shape(self.files[index])
+        return header_shape(self.files[index])
 
     def read(self, index: int) -> np.ndarray:
         """The decoded HR file."""
-        return _read_file(self.files[index])
+        return read_file(self.files[index])
 
     @property
     def has_lr(self) -> bool:
@@ -216,11 +216,11 @@ class ImageFolderSource(ImageSource):
 
     def lr_shape(self, index: int) -> tuple[int, int]:
         """(height, width) of the paired LR file, from its header."""
-        return _header_shape(self._lr_file(index))
+        return header_shape(self._lr_file(index))
 
     def read_lr(self, index: int) -> np.ndarray:
         """The decoded paired LR file."""
-        return _read_file(self._lr_file(index))
+        return read_file(self._lr_file(index))
 
     def _lr_file(self, index: int) -> Path:
         if self.lr_files is None:

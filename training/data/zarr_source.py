@@ -93,3 +93,84 @@ class ZarrSource(ImageSource):
         node = self._open()
         array = node[index] if self.keys is None else node[self.keys[index]][...]
         return to_rgb(np.asarray(array), self.name(index))
+
+
+PREPARED_FORMAT = "esrgan-prepared-pairs/1"
+"""``format`` attribute of a store made by ``esrgan prepare-data`` (``training.prepare``)."""
+
+
+def is_prepared(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a Zarr group made by ``esrgan prepare-data``."""
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception:
+        return False
+    return isinstance(node, zarr.Group) and node.attrs.get("format") == PREPARED_FORMAT
+
+
+class PreparedZarrSource(ImageSource):
+    """HR/LR sub-image pairs made by ``esrgan prepare-data``: each read is one chunk of each."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import zarr
+
+        self.path = Path(path)
+        self._group: Any = None
+        group = self._open()
+        if not bool(np.all(np.asarray(group["done"][...]) == 1)):
+            raise TrainingError(
+                f"{self.path}: preparation is unfinished; run esrgan prepare-data again to complete it"
+            )
+        self._count = int(group["hr"].shape[0])
+        self._lr_side = int(group["lr"].shape[1])
+        self._hr_side = int(group["hr"].shape[1])
+        assert isinstance(group, zarr.Group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the open store; each worker process reopens it."""
+        return {**self.__dict__, "_group": None}
+
+    def _open(self) -> Any:
+        if self._group is None:
+            import zarr
+
+            try:
+                self._group = zarr.open_group(str(self.path), mode="r")
+            except Exception as exc:
+                raise TrainingError(f"{self.path}: cannot open as Zarr ({exc})") from None
+        return self._group
+
+    def __len__(self) -> int:
+        """Number of sub-image pairs."""
+        return self._count
+
+    def name(self, index: int) -> str:
+        """``path/hr[index]``."""
+        return f"{self.path}/hr[{index}]"
+
+    def shape(self, index: int) -> tuple[int, int]:
+        """(crop, crop)."""
+        return self._hr_side, self._hr_side
+
+    def read(self, index: int) -> np.ndarray:
+        """HR sub-image ``index`` (one chunk)."""
+        return to_rgb(np.asarray(self._open()["hr"][index]), self.name(index))
+
+    @property
+    def has_lr(self) -> bool:
+        """Always: the LR sub-images were made when the data was prepared."""
+        return True
+
+    def lr_name(self, index: int) -> str:
+        """``path/lr[index]``."""
+        return f"{self.path}/lr[{index}]"
+
+    def lr_shape(self, index: int) -> tuple[int, int]:
+        """(crop / scale, crop / scale)."""
+        return self._lr_side, self._lr_side
+
+    def read_lr(self, index: int) -> np.ndarray:
+        """LR sub-image ``index`` (one chunk)."""
+        return to_rgb(np.asarray(self._open()["lr"][index]), self.lr_name(index))
