@@ -133,6 +133,9 @@ class TrainConfig(_Strict):
         None, ge=1, description="export the generator to snapshots/ every M iterations"
     )
     validate_every: int = Field(500, ge=1)
+    validate_niqe: bool = Field(
+        False, description="also report NIQE (Y, crop = scale) of the validation outputs"
+    )
     log_every: int = Field(
         10, ge=1, description="iterations between log rows (the only device syncs)"
     )
