@@ -126,3 +126,18 @@ def test_bad_parameter_files(tmp_path: Path, content: object, message: str) -> N
     with pytest.raises(TrainingError, match=message) as info:
         load_niqe_model(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_grid_search_equals_brute_force_argmin() -> None:
+    grid = niqe_module._r_gamma()
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [
+            rng.uniform(0.0, 1.0, 5000),
+            grid[[0, 1, 500, -2, -1]],  # exactly on the grid
+            (grid[[10, 20]] + grid[[11, 21]]) / 2,  # half-way: ties
+            [-1.0, 5.0, np.nan],  # outside the grid, and NaN
+        ]
+    )
+    brute = np.array([np.argmin((grid - v) ** 2) for v in values])
+    np.testing.assert_array_equal(niqe_module.nearest_on_grid(grid, values), brute)
