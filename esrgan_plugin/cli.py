@@ -53,8 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--halo", type=int, default=None, help="LR pixels of context around each tile (default 24)"
     )
-    up.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    up.add_argument("--precision", default="auto", choices=["fp32", "bf16", "fp16", "auto"])
+    up.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="tiles per forward pass (default: 1 on the CPU, 4 on GPUs)",
+    )
+    up.add_argument(
+        "--precision",
+        default="auto",
+        choices=["fp32", "bf16", "fp16", "int8", "auto"],
+        help="auto = fp16 on CUDA, fp32 elsewhere; int8 = quantised, CPU only",
+    )
+    up.add_argument(
+        "--calibration",
+        default=None,
+        help="int8: folder or image file to calibrate on (default: built-in photo crops)",
+    )
     up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     up.add_argument("--outscale", type=float, default=None, help="final scale (model, then resize)")
     up.add_argument(
@@ -188,6 +203,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         halo=DEFAULT_HALO if args.halo is None else args.halo,
         batch_size=args.batch_size,
         precision=args.precision,
+        calibration=args.calibration,
         device=args.device,
         outscale=args.outscale,
         alpha_mode=args.alpha_mode,

@@ -10,8 +10,13 @@ import torch
 
 from esrgan_plugin.errors import InferenceError
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
+_DTYPES = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "int8": torch.int8,  # statically quantised convolutions (esrgan_plugin.int8), CPU only
+}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -54,7 +59,7 @@ class Precision:
 
     @property
     def autocast(self) -> bool:
-        return self.dtype != torch.float32
+        return self.dtype in (torch.bfloat16, torch.float16)
 
     def context(self, device: torch.device) -> contextlib.AbstractContextManager[None]:
         """Autocast for bf16/fp16 (weights stay fp32, convs run in low precision)."""
@@ -72,9 +77,57 @@ def resolve_precision(name: str, device: torch.device, supports_half: bool = Tru
         name = "fp16" if device.type == "cuda" and supports_half else "fp32"
     if name == "fp16" and device.type == "cpu":
         raise InferenceError("precision fp16 is not supported on the CPU; use bf16 or fp32")
+    if name == "int8" and device.type != "cpu":
+        raise InferenceError(
+            f"precision int8 runs on the CPU only, not on {device}; use fp16 there"
+        )
     if name == "bf16" and device.type == "mps":
         raise InferenceError("precision bf16 is not supported on MPS; use fp16 or fp32")
     return Precision(name, _DTYPES[name])
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """What a benchmark table must say about the CPU it ran on."""
+
+    model: str
+    flags: frozenset[str]
+    cores: int
+
+    @property
+    def relevant_flags(self) -> dict[str, bool]:
+        """avx512_bf16 / AMX / AVX512-VNNI: what decides bf16 and int8 speed here."""
+        return {
+            "avx512_bf16": "avx512_bf16" in self.flags,
+            "amx": bool({"amx_bf16", "amx_tile"} & self.flags),
+            "avx512_vnni": "avx512_vnni" in self.flags,
+        }
+
+
+def cpu_info() -> CpuInfo:
+    """Model name and feature flags from /proc/cpuinfo (Linux); platform name elsewhere."""
+    import os
+    import platform
+
+    model, flags = "", frozenset[str]()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = frozenset(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine()
+    return CpuInfo(model, flags, os.cpu_count() or 1)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 arithmetic (AVX512-BF16 or AMX), so bf16 convs beat fp32."""
+    info = cpu_info().relevant_flags
+    return info["avx512_bf16"] or info["amx"]
 
 
 def free_memory_bytes(device: torch.device) -> int:

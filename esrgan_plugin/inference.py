@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,12 +46,15 @@ class UpscaleOptions:
 
     tile: int | None = None
     halo: int = DEFAULT_HALO
-    batch_size: int = 4
+    batch_size: int | None = None
+    """Tiles per forward pass; None = 1 on the CPU (batching buys no speed there), 4 elsewhere."""
     precision: str = "auto"
     device: str = "auto"
     outscale: float | None = None
     alpha_mode: str = "bicubic"
     channels_last: bool = True
+    calibration: str | None = None
+    """int8 only: a folder or image file to calibrate on; None = the built-in set."""
 
     def __post_init__(self) -> None:
         if self.tile is not None and self.tile < 0:
@@ -59,7 +63,7 @@ class UpscaleOptions:
             raise InferenceError(f"tile must be 0 or at least {MIN_TILE} pixels, got {self.tile}")
         if self.halo < 0:
             raise InferenceError(f"halo must be >= 0, got {self.halo}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise InferenceError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
             raise InferenceError(f"outscale must be a positive number, got {self.outscale}")
@@ -91,6 +95,8 @@ class Upscaler:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
         self._fp16_fallback = False
+        self._engine = cpu_engine(module, self.device, self.precision, options.calibration)
+        self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
 
     # ------------------------------------------------------------------ public API
 
@@ -132,7 +138,7 @@ class Upscaler:
                     tile,
                     self.options.halo,
                     self.multiple,
-                    self.options.batch_size,
+                    self.batch_size,
                     self.device,
                     progress,
                 )
@@ -160,6 +166,8 @@ class Upscaler:
             torch.channels_last if self.options.channels_last else torch.contiguous_format
         )
         batch = batch.to(self.device, torch.float32).contiguous(memory_format=memory_format)
+        if self._engine is not None:
+            return self._engine(batch)
         with torch.no_grad(), self.precision.context(self.device):
             out = self.module(batch)
         if self.precision.name == "fp16" and not torch.isfinite(out).all():
@@ -257,6 +265,39 @@ class Upscaler:
         if resized.ndim == 2:
             resized = resized[..., None]
         return np.clip(resized, 0.0, 1.0)
+
+
+def cpu_engine(
+    module: nn.Module, device: torch.device, precision: Precision, calibration: str | None
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The fused oneDNN engine for an RRDBNet on the CPU (fp32, bf16, int8), else None.
+
+    None means the module itself runs (other architectures, GPUs, PyTorch builds without
+    oneDNN); int8 has no such fallback and says why.
+    """
+    from esrgan_plugin.arch.rrdbnet import RRDBNet
+    from esrgan_plugin.arch.rrdbnet_fused import BF16, FP32, FusedRRDBNet, fused_ops_available
+
+    usable = device.type == "cpu" and isinstance(module, RRDBNet) and fused_ops_available()
+    if precision.name == "int8":
+        from esrgan_plugin.int8 import int8_available
+
+        if not (usable and int8_available()):
+            raise InferenceError(
+                "precision int8 needs an RRDBNet (ESRGAN) model on a CPU with PyTorch's oneDNN "
+                f"int8 kernels; got {type(module).__name__} on {device}"
+            )
+        from esrgan_plugin.calibration import calibration_for
+        from esrgan_plugin.int8 import default_int8_options, quantize_rrdbnet
+
+        assert isinstance(module, RRDBNet)
+        return quantize_rrdbnet(
+            module, calibration_for(module, calibration), default_int8_options()
+        )
+    if not usable or precision.name not in ("fp32", "bf16"):
+        return None
+    assert isinstance(module, RRDBNet)
+    return FusedRRDBNet(module, FP32 if precision.name == "fp32" else BF16)
 
 
 def auto_tile(

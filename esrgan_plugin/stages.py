@@ -52,10 +52,16 @@ class UpscaleParams(StageParams):
         ge=0,
         description="input pixels of context around each tile, cropped after upscaling",
     )
-    batch_size: int = Field(4, ge=1, description="tiles per forward pass")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+    batch_size: int | None = Field(
+        None, ge=1, description="tiles per forward pass (default: 1 on the CPU, 4 on GPUs)"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
         "auto",
-        description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA",
+        description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA; int8 = quantised, CPU only",
+    )
+    calibration: str | None = Field(
+        None,
+        description="int8: folder or image file to calibrate on (default: built-in photo crops)",
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     outscale: float | None = Field(
@@ -250,6 +256,7 @@ def _upscaler(params: UpscaleParams) -> Upscaler:
         halo=params.halo,
         batch_size=params.batch_size,
         precision=params.precision,
+        calibration=params.calibration,
         device=params.device,
         outscale=params.outscale,
         alpha_mode=params.alpha_mode,

@@ -34,3 +34,19 @@ def test_matches_spandrel(tmp_path: Path, layout: str, scale: int) -> None:
         actual = ours.module(x)
     assert actual.shape == expected.shape
     assert (actual - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_fused_cpu_engine_matches_spandrel(tmp_path: Path, scale: int) -> None:
+    from esrgan_plugin.arch.rrdbnet_fused import FP32, FusedRRDBNet, fused_ops_available
+
+    if not fused_ops_available():
+        pytest.skip("no oneDNN in this PyTorch")
+    path = tmp_path / "model.pth"
+    torch.save(tiny_rrdbnet(scale=scale, nf=16, nb=2, gc=32).state_dict(), path)
+    reference = spandrel.ModelLoader().load_from_file(path)
+    x = torch.rand(1, 3, 18, 14)
+    with torch.no_grad():
+        expected = reference.model.eval()(x)
+    actual = FusedRRDBNet(load_model(path).module, FP32)(x)  # type: ignore[arg-type]
+    assert (actual - expected).abs().max().item() <= 1e-5

@@ -1,0 +1,82 @@
+"""The fused CPU engine (fp32, bf16) against the canonical RRDBNet it is built from."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import tiny_rrdbnet
+from torch import nn
+from torch.nn import functional as F
+
+from esrgan_plugin.arch.rrdbnet_fused import (
+    BF16,
+    FP32,
+    FusedRRDBNet,
+    FusedUpConv,
+    PrecisionPolicy,
+    fused_ops_available,
+)
+from esrgan_plugin.inference import UpscaleOptions, Upscaler
+
+pytestmark = pytest.mark.skipif(not fused_ops_available(), reason="no oneDNN in this PyTorch")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.double() - b.double()) ** 2).item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
+def test_fp32_matches_module(scale: int) -> None:
+    net = tiny_rrdbnet(scale=scale, nf=16, nb=2, gc=8)
+    x = torch.rand(1, 3, 18, 14)
+    with torch.no_grad():
+        expected = net(x)
+    actual = FusedRRDBNet(net, FP32)(x)
+    assert actual.shape == expected.shape and actual.dtype == torch.float32
+    assert (actual - expected).abs().max().item() <= 1e-5
+
+
+def test_state_dict_untouched() -> None:
+    net = tiny_rrdbnet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    FusedRRDBNet(net, BF16)
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_up_conv_equals_upsample_then_conv() -> None:
+    conv = nn.Conv2d(8, 5, 3, 1, 1)
+    x = torch.randn(2, 8, 7, 9)
+    with torch.no_grad():
+        expected = F.leaky_relu(conv(F.interpolate(x, scale_factor=2, mode="nearest")), 0.2)
+    actual = FusedUpConv(conv, torch.float32)(x)
+    assert actual.shape == expected.shape
+    assert (actual - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [BF16, PrecisionPolicy(torch.bfloat16, residual_fp32=False, head_fp32=False, tail_fp32=False)],
+)
+def test_bf16_close_to_fp32(policy: PrecisionPolicy) -> None:
+    net = tiny_rrdbnet(nf=16, nb=2, gc=8)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+    actual = FusedRRDBNet(net, policy)(x).clamp(0, 1)
+    assert 35 < psnr(actual, expected) < math.inf  # rounded, but close
+
+
+def test_upscaler_uses_the_engine_on_cpu() -> None:
+    net = tiny_rrdbnet()
+    up = Upscaler(net, UpscaleOptions(device="cpu", precision="fp32", tile=0))
+    assert isinstance(up._engine, FusedRRDBNet)
+    assert up.batch_size == 1  # batching buys no throughput on the CPU
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        expected = net(x)
+    assert (up.upscale_tensor(x) - expected).abs().max().item() <= 1e-5
