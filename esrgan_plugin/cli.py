@@ -1,4 +1,4 @@
-"""The ``esrgan`` command: upscale, info, interpolate, convert.
+"""The ``esrgan`` command: upscale, info, interpolate, convert, export.
 
 Every user error is printed as one line on stderr with a non-zero exit code; ``--debug`` shows
 the traceback instead.
@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("-o", "--output", required=True, help="output .safetensors file")
     conv.add_argument("--overwrite", action="store_true")
     conv.set_defaults(func=cmd_convert)
+    from esrgan_plugin.export_cli import register as register_export
+
+    register_export(sub)
     for command in entry_points(group=COMMANDS_GROUP):
         command.load()(sub)
     return parser
