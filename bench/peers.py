@@ -9,7 +9,8 @@ API
 ``prepare_peers(model, input_shape, threads, calibration=None, kinds=PEER_KINDS)``
     -> ``(peers, skipped)``: a list of :class:`Peer`, one per kind whose engine is installed,
     and a list of one-line reasons for the kinds left out (package missing, no calibration).
-    ``model`` is a ``LoadedModel`` or an image-to-image ``nn.Module`` with a ``config``;
+    ``model`` is a ``LoadedModel`` or a network of a registered architecture (RRDBNet,
+    SRVGGNetCompact, SRResNet);
     ``input_shape`` is (N, C, H, W) of the benchmark input (OpenVINO compiles that static
     shape); ``calibration`` is a list of (1, C, h, w) float32 crops in [0, 1] for the int8
     kinds (:func:`calibration_crops` makes them from an image).
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from esrgan_plugin.arch.needs import model_needs
 from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.export import OnnxExportOptions, export_graph, write_graph
 
@@ -95,13 +97,8 @@ class _Net:
 def _net(model: LoadedModel | nn.Module) -> _Net:
     if isinstance(model, LoadedModel):
         return _Net(model.module, model.in_channels, model.scale, model.multiple_of)
-    config: Any = getattr(model, "config")  # noqa: B009 (any architecture's config object)
-    return _Net(
-        model,
-        int(config.in_channels),
-        int(config.scale),
-        int(getattr(config, "unshuffle_factor", 1)),
-    )
+    needs = model_needs(model)
+    return _Net(model, needs.in_channels, needs.scale, needs.multiple_of)
 
 
 def onnx_fp32_graph(model: LoadedModel | nn.Module) -> Any:

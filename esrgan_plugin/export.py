@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from esrgan_plugin.errors import EsrganError
-from pipelines.atomic import atomic_target
+from pipelines.io.atomic import atomic_target
 
 if TYPE_CHECKING:
     import onnx

@@ -181,3 +181,26 @@ def test_missing_exporter_package_is_named(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "onnxscript", None)
     with pytest.raises(ExportError, match=r"needs the onnxscript package.*\[onnx\]"):
         export_onnx(loaded(4), Path("unused.onnx"))
+
+
+@pytest.mark.parametrize("output_scale", [0, 3])
+def test_compact_exports_dynamic(tmp_path: Path, output_scale: int) -> None:
+    from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
+
+    net = SRVGGNetCompact(
+        CompactConfig(num_features=8, num_convs=2, upscale=4, output_scale=output_scale)
+    ).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model = build_from_state_dict(net.state_dict())
+    if output_scale:  # the bicubic tail is not in the state dict: it comes from the config
+        model = LoadedModel(net, "compact", net.config, {}, "compact-x3")
+    path = tmp_path / "compact.onnx"
+    result = export_onnx(model, path, OnnxExportOptions(dynamic=True))
+    assert result.max_abs_error is not None and result.max_abs_error <= FP32_TOLERANCE
+    x = np.random.default_rng(7).random((1, 3, 13, 10), dtype=np.float32)
+    out = run_ort(path, x)
+    scale = output_scale or 4
+    assert out.shape == (1, 3, 13 * scale, 10 * scale)
+    assert np.abs(out - torch_out(model, x)).max() <= FP32_TOLERANCE
