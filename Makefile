@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test test-fast bench eval lint default-models clean
+.PHONY: setup run test test-fast bench bench-gpu eval lint default-models clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ test-fast: setup
 bench: setup
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_zarr.py
+
+# GPU check (bench/bench_gpu.py): on a machine without CUDA it prints one line and exits 0.
+bench-gpu: setup
+	$(PY) bench/bench_gpu.py
 
 eval: setup
 	$(PY) bench/eval_models.py
