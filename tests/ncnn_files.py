@@ -18,15 +18,24 @@ import torch
 from torch import nn
 
 from esrgan_plugin.arch.compact import SRVGGNetCompact
-from esrgan_plugin.arch.rrdbnet import RRDBNet
+from esrgan_plugin.arch.rrdbnet import RRDB, RRDBNet
 
 FP16_TAG = struct.pack("<I", 0x01306B47)
 
 
 @dataclass
+class _Layer:
+    kind: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    params: str
+
+
+@dataclass
 class _Graph:
     fp16: bool = True
-    layers: list[list[str]] = field(default_factory=list)  # kind, name, inputs, outputs, params
+    layers: list[_Layer] = field(default_factory=list)
     data: bytearray = field(default_factory=bytearray)
     count: int = 0
 
@@ -36,7 +45,9 @@ class _Graph:
 
     def add(self, kind: str, inputs: list[str], params: str = "", output: str = "") -> str:
         out = output or self.blob()
-        self.layers.append([kind, f"{kind.lower()}_{len(self.layers)}", inputs, [out], params])
+        self.layers.append(
+            _Layer(kind, f"{kind.lower()}_{len(self.layers)}", inputs, [out], params)
+        )
         return out
 
     def conv(self, x: str, conv: nn.Conv2d, leaky: bool = False, output: str = "") -> str:
@@ -61,27 +72,28 @@ class _Graph:
 
     def write(self, path: Path) -> Path:
         """Insert Split layers for blobs used more than once, then write ``.param`` and ``.bin``."""
-        uses = Counter(b for layer in self.layers for b in layer[2])
-        lines: list[list[str]] = [["Input", "input", [], ["data"], ""]]
+        uses = Counter(b for layer in self.layers for b in layer.inputs)
+        lines: list[_Layer] = []
         seen: Counter[str] = Counter()
-        for layer in [lines.pop(), *self.layers]:
+        for layer in [_Layer("Input", "input", [], ["data"], ""), *self.layers]:
             renamed = []
-            for b in layer[2]:
+            for b in layer.inputs:
                 if uses[b] > 1:
                     renamed.append(f"{b}_splitncnn_{seen[b]}")
                     seen[b] += 1
                 else:
                     renamed.append(b)
-            lines.append([layer[0], layer[1], renamed, layer[3], layer[4]])
-            out = layer[3][0]
+            lines.append(_Layer(layer.kind, layer.name, renamed, layer.outputs, layer.params))
+            out = layer.outputs[0]
             if uses[out] > 1:
                 splits = [f"{out}_splitncnn_{i}" for i in range(uses[out])]
-                lines.append(["Split", f"split_{out}", [out], splits, ""])
-        blobs = sum(len(layer[3]) for layer in lines)
+                lines.append(_Layer("Split", f"split_{out}", [out], splits, ""))
+        blobs = sum(len(layer.outputs) for layer in lines)
         text = ["7767517", f"{len(lines)} {blobs}"]
-        for kind, name, ins, outs, params in lines:
+        for x in lines:
+            blob_names = " ".join([*x.inputs, *x.outputs])
             text.append(
-                f"{kind:<24} {name:<24} {len(ins)} {len(outs)} {' '.join([*ins, *outs])} {params}".rstrip()
+                f"{x.kind:<24} {x.name:<24} {len(x.inputs)} {len(x.outputs)} {blob_names} {x.params}".rstrip()
             )
         param = path.with_suffix(".param")
         param.write_text("\n".join(text) + "\n")
@@ -96,6 +108,7 @@ def write_rrdbnet(model: RRDBNet, path: Path, fp16: bool = True) -> Path:
     feat = g.conv("data", model.conv_first)
     h = feat
     for block in model.body:
+        assert isinstance(block, RRDB)
         block_in = h
         for rdb in (block.rdb1, block.rdb2, block.rdb3):
             parts = [h]
@@ -121,7 +134,11 @@ def write_compact(model: SRVGGNetCompact, path: Path, fp16: bool = True) -> Path
     layers = list(model.body)
     h = "data"
     for layer in layers:
-        h = g.conv(h, layer) if isinstance(layer, nn.Conv2d) else g.prelu(h, layer)
+        if isinstance(layer, nn.Conv2d):
+            h = g.conv(h, layer)
+        else:
+            assert isinstance(layer, nn.PReLU)
+            h = g.prelu(h, layer)
     shuffled = g.add("PixelShuffle", [h], f"0={cfg.upscale}")
     base = g.add("Interp", ["data"], f"0=1 1={cfg.upscale:.6e} 2={cfg.upscale:.6e}")
     resize = cfg.output_scale and cfg.output_scale != cfg.upscale

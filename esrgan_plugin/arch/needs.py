@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -33,8 +34,8 @@ class ModelNeeds:
     """Channels of the widest LR-resolution activation (memory estimates)."""
 
 
-def _rrdbnet(module: nn.Module) -> ModelNeeds:
-    cfg = module.config  # type: ignore[attr-defined]
+def _rrdbnet(module: RRDBNet) -> ModelNeeds:
+    cfg = module.config
     return ModelNeeds(
         cfg.scale,
         cfg.in_channels,
@@ -45,8 +46,8 @@ def _rrdbnet(module: nn.Module) -> ModelNeeds:
     )
 
 
-def _compact(module: nn.Module) -> ModelNeeds:
-    cfg = module.config  # type: ignore[attr-defined]
+def _compact(module: SRVGGNetCompact) -> ModelNeeds:
+    cfg = module.config
     return ModelNeeds(
         cfg.scale,
         cfg.in_channels,
@@ -57,14 +58,14 @@ def _compact(module: nn.Module) -> ModelNeeds:
     )
 
 
-def _srresnet(module: nn.Module) -> ModelNeeds:
-    cfg = module.config  # type: ignore[attr-defined]
+def _srresnet(module: SRResNet) -> ModelNeeds:
+    cfg = module.config
     return ModelNeeds(
         cfg.scale, cfg.in_channels, cfg.out_channels, 1, 2 * cfg.num_blocks + 4, cfg.num_features
     )
 
 
-NEEDS: dict[type[nn.Module], Callable[[nn.Module], ModelNeeds]] = {
+NEEDS: dict[type[nn.Module], Callable[[Any], ModelNeeds]] = {
     RRDBNet: _rrdbnet,
     SRVGGNetCompact: _compact,
     SRResNet: _srresnet,

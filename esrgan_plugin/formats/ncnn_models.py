@@ -98,8 +98,8 @@ def _signature(layer: NcnnLayer) -> str:
         corners = " align_corners" if layer.int_param(6, 0) else ""
         return f"Interp {mode} x{hs:g}" + (f",{ws:g}" if ws != hs else "") + corners
     if kind == "PixelShuffle":
-        mode = layer.int_param(1, 0)
-        return f"PixelShuffle {layer.int_param(0, 1)}" + (f" mode {mode}" if mode else "")
+        order = layer.int_param(1, 0)
+        return f"PixelShuffle {layer.int_param(0, 1)}" + (f" mode {order}" if order else "")
     if kind == "Concat":
         axis = layer.int_param(0, 0)
         return "Concat" + (f" axis {axis}" if axis else "")

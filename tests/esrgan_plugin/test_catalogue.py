@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ REAL_NAMES = sorted(SR_VULKAN_MODELS)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_catalogue() -> None:
+def _fresh_catalogue() -> Iterator[None]:
     catalogue.cache_clear()
     clear_caches()
     yield
