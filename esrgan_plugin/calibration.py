@@ -22,6 +22,7 @@ import torch
 from esrgan_plugin.arch.rrdbnet import RRDBNet
 from esrgan_plugin.errors import InferenceError
 from esrgan_plugin.int8 import CALIBRATION_VERSION, Calibration, calibrate, weights_digest
+from esrgan_plugin.model_cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,6 @@ _DEFAULT_CROPS = (  # (scikit-image photo, top, left): none of them is the bench
 )
 
 
-def cache_dir() -> Path:
-    """Where calibration results live (``$ESRGAN_CACHE_DIR`` overrides the XDG default)."""
-    explicit = os.environ.get("ESRGAN_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "esrgan-pipelines"
-
-
 def default_images() -> list[np.ndarray]:
     """The built-in calibration set: four natural-photo crops (uint8 RGB)."""
     from skimage import data
@@ -61,7 +53,7 @@ def user_images(
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
 ) -> list[np.ndarray]:
     """Central crops of the images in a folder, or of a list of image files."""
-    from pipelines.imageio import read_image
+    from pipelines.io.images import read_image
 
     paths: list[Path]
     if isinstance(source, (str, os.PathLike)):
@@ -144,7 +136,7 @@ def calibration_for(
 
 
 def _store(path: Path, calibration: Calibration) -> None:
-    from pipelines.atomic import atomic_target
+    from pipelines.io.atomic import atomic_target
 
     try:
         with atomic_target(path) as tmp:

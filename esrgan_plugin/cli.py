@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from esrgan_plugin.errors import EsrganError
+from esrgan_plugin.runtime import quiet_openmp_waits
 from pipelines.errors import PipelineError
 from pipelines.io.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_openmp_waits()  # before anything imports torch: sleeping, not spinning, OpenMP threads
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

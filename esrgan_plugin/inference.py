@@ -28,6 +28,7 @@ from esrgan_plugin.device import (
     resolve_precision,
 )
 from esrgan_plugin.errors import InferenceError
+from esrgan_plugin.runtime import reuse_freed_memory
 from esrgan_plugin.tiling import Progress, round_up, run_tiled
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class Upscaler:
         self.module = module
         self._fp16_fallback = False
         self._engine = cpu_engine(module, self.device, self.precision, options.calibration)
+        if self.device.type == "cpu":
+            reuse_freed_memory()  # large activations stay mapped across tiles and calls
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
 
     # ------------------------------------------------------------------ public API

@@ -25,7 +25,7 @@ from esrgan_plugin.int8 import (
     int8_available,
     quantize_rrdbnet,
 )
-from pipelines.imageio import read_image, write_image
+from pipelines.io.images import read_image, write_image
 
 pytestmark = pytest.mark.skipif(not int8_available(), reason="no oneDNN int8 in this PyTorch")
 
