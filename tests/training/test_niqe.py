@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import params_or_skip
+from scipy import ndimage
 from scipy.io import savemat
 
 from pipelines.io.images import read_image
@@ -141,3 +142,24 @@ def test_grid_search_equals_brute_force_argmin() -> None:
     )
     brute = np.array([np.argmin((grid - v) ** 2) for v in values])
     np.testing.assert_array_equal(niqe_module.nearest_on_grid(grid, values), brute)
+
+
+def test_separable_smoothing_equals_the_2d_window() -> None:
+    rng = np.random.default_rng(1)
+    plane = np.round(rng.uniform(0, 255, (50, 61))).astype(np.float32)
+    window = gaussian_window()
+    rows, cols = niqe_module._separate(window)
+    assert rows is not None and cols is not None
+    separable = niqe_module._smooth(plane, window)
+    full = ndimage.convolve(plane.astype(np.float64), window, mode="nearest")
+    np.testing.assert_allclose(separable, full, rtol=1e-6)
+    flat = np.full((20, 20), 77.0, dtype=np.float32)
+    np.testing.assert_array_equal(niqe_module._smooth(flat, window), flat)  # exact, no residue
+    skewed = window.copy()
+    skewed[0, 1] += 1e-3  # not separable: the 2-D path
+    assert niqe_module._separate(skewed) == (None, None)
+    np.testing.assert_allclose(
+        niqe_module._smooth(plane, skewed),
+        ndimage.convolve(plane.astype(np.float64), skewed, mode="nearest"),
+        rtol=1e-6,
+    )

@@ -148,9 +148,30 @@ def _mscn(img: np.ndarray, window: np.ndarray) -> np.ndarray:
     signs would count in the AGGD fits, where float32 gives exact zeros.
     """
     img = img.astype(np.float32)
-    mu = ndimage.convolve(img, window, mode="nearest")
-    sigma = np.sqrt(np.abs(ndimage.convolve(img * img, window, mode="nearest") - mu * mu))
+    mu = _smooth(img, window)
+    sigma = np.sqrt(np.abs(_smooth(img * img, window) - mu * mu))
     return ((img - mu) / (sigma + np.float32(1.0))).astype(np.float64)
+
+
+def _smooth(plane: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """``plane`` convolved with ``window`` (replicate border), summed in float64, as float32.
+
+    A separable window (the standard Gaussian) runs as two 1-D passes, 3.5x fewer operations.
+    """
+    rows, cols = _separate(window)
+    if rows is None or cols is None:
+        return ndimage.convolve(plane, window, mode="nearest", output=np.float64).astype(np.float32)
+    once = ndimage.convolve1d(plane, rows, axis=0, mode="nearest", output=np.float64)
+    return ndimage.convolve1d(once, cols, axis=1, mode="nearest").astype(np.float32)
+
+
+def _separate(window: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """1-D factors (column, row) whose outer product is ``window``, or (None, None)."""
+    u, s, vt = np.linalg.svd(window)
+    rows, cols = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+    if np.abs(np.outer(rows, cols) - window).max() > 1e-15:
+        return None, None
+    return rows, cols
 
 
 def _blocks(plane: np.ndarray, side: int) -> np.ndarray:

@@ -101,7 +101,10 @@ def draw(result: SweepResult, axes: Axes) -> Any:
 
 
 def _draw_panel(ax: Any, pts: list[Point], axes: Axes, with_hr: bool) -> None:
-    """One panel: the curve through the alphas in order, the reference points, labels."""
+    """One panel: the curve through the alphas in order, the reference points, labels.
+
+    With HR on the panel the curve is small, so only its ends are labelled there.
+    """
     curve = [p for p in pts if p.method.startswith("alpha ")]
     ax.plot(
         [p.x for p in curve],
@@ -111,12 +114,13 @@ def _draw_panel(ax: Any, pts: list[Point], axes: Axes, with_hr: bool) -> None:
         label="network interpolation",
         gid="alphas",
     )
-    for p in curve:
+    labelled = curve if not with_hr or len(curve) <= 3 else [curve[0], curve[-1]]
+    for i, p in enumerate(labelled):
         ax.annotate(
             f"α={p.method.split()[1]}",
             (p.x, p.y),
             textcoords="offset points",
-            xytext=(5, 4),
+            xytext=(6, 2) if i % 2 == 0 else (-34, 2),  # alternate sides where points crowd
             fontsize=8,
         )
     references = (("bicubic", "s", "tab:gray"), ("HR", "*", "tab:green"))
