@@ -146,3 +146,25 @@ def test_chunked_stage_equals_the_whole_image(
     result = out.compute(scheduler="threads")
     assert result.shape == whole.shape
     assert np.abs(result.astype(int) - whole.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        CompactConfig(num_features=8, num_convs=3, upscale=3),
+        CompactConfig(num_features=5, num_convs=0, upscale=1, output_scale=0),
+    ],
+)
+def test_parameter_count_formula_matches_the_module(config: CompactConfig) -> None:
+    from esrgan_plugin.arch.registry import build_network, parameter_count
+
+    assert parameter_count(config) == sum(p.numel() for p in build_network(config).parameters())
+
+
+@pytest.mark.parametrize(("scale", "nb"), [(1, 1), (2, 0), (4, 2), (8, 1)])
+def test_rrdbnet_parameter_count_formula_matches_the_module(scale: int, nb: int) -> None:
+    from esrgan_plugin.arch import RRDBNetConfig
+    from esrgan_plugin.arch.registry import build_network, parameter_count
+
+    config = RRDBNetConfig.for_scale(scale, num_features=8, num_blocks=nb, growth_channels=4)
+    assert parameter_count(config) == sum(p.numel() for p in build_network(config).parameters())

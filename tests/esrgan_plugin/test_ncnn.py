@@ -224,3 +224,25 @@ def test_real_models_match_ncnn(stem: str) -> None:
     ours = run_ours(loaded.module, x)
     assert ours.shape == ref.shape == (3, 16 * scale, 20 * scale)
     np.testing.assert_allclose(ours, ref, atol=5e-5)
+
+
+def test_cli_upscale_and_interpolate_take_ncnn_files(tmp_path: Path) -> None:
+    from helpers import random_image
+
+    from pipelines.io.images import read_image, write_image
+
+    a = write_compact(_tiny_compact(2, seed=1), tmp_path / "a", fp16=False)
+    b = write_compact(_tiny_compact(2, seed=2), tmp_path / "b", fp16=False)
+    image = tmp_path / "in.png"
+    write_image(image, random_image(9, 7))
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(image), "-o", str(out), "--model", str(a), "--device", "cpu"]) == 0
+    assert read_image(out).shape == (18, 14, 3)
+    mix = tmp_path / "mix.safetensors"
+    assert main(["interpolate", str(a), str(b), "--alpha", "0.5", "-o", str(mix)]) == 0
+    expected = {
+        k: 0.5 * v + 0.5 * load_model(b).module.state_dict()[k]
+        for k, v in load_model(a).module.state_dict().items()
+    }
+    for key, value in load_model(mix).module.state_dict().items():
+        torch.testing.assert_close(value, expected[key])
