@@ -55,6 +55,8 @@ SECTIONS = ("precision", "layout", "tiles", "oom", "compile", "dask")
 DEFAULT_MODEL = "realesrgan-x4plus"
 MAX_PROBE_SIDE = 8192
 """The OOM probe stops doubling here (a 32k x 32k x4 output would not fit in host memory)."""
+BACKOFF_SIDE = 4096
+"""Largest whole image the back-off run asks for (with 4 GiB free it cannot fit at x4)."""
 
 
 @dataclass(frozen=True)
@@ -539,7 +541,7 @@ def oom_section(bench: Bench) -> Table:
             ]
         )
     # A whole image that needs several times the memory left free: the engine must back off.
-    side = max(4 * cfg.tile, fitted) if simulated else max(fitted, cfg.tile)
+    side = max(4 * cfg.tile, fitted) if simulated else min(max(fitted, cfg.tile), BACKOFF_SIDE)
     x = test_image(side, bench.model.in_channels)
     engine = upscaler(bench, precision=precision, tile=0, halo=cfg.halo)
     handler = TileLog()

