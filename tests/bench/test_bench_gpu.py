@@ -73,3 +73,19 @@ def test_a_failing_section_is_reported_and_fails_the_run(
     assert "#### Precision on cpu" in out and "(dask: skipped)" in out
     with pytest.raises(SystemExit, match="unknown sections"):
         bench.main(["--device", "cpu", "--smoke", "--skip", "warp"])
+
+
+def test_cluster_without_dask_cuda_pins_one_gpu_per_worker() -> None:
+    """The fallback for GPUs without dask-cuda: one Nanny per GPU with CUDA_VISIBLE_DEVICES."""
+    import os
+
+    bench = load_bench()
+    with bench.worker_cluster(2) as (address, kind, client):
+        assert address.startswith("tcp://")
+        if kind.startswith("dask-cuda"):
+            pytest.skip("dask-cuda is installed; its LocalCUDACluster is used instead")
+        assert kind == "Nanny per GPU with CUDA_VISIBLE_DEVICES"
+        visible = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        assert sorted(visible.values()) == ["0", "1"]
+        threads = client.run(lambda dask_worker: dask_worker.state.nthreads)
+        assert set(threads.values()) == {1}
