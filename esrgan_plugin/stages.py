@@ -128,10 +128,84 @@ class InterpolateParams(StageParams):
 
 
 def upscale(image: np.ndarray, params: UpscaleParams) -> np.ndarray:
-    """Upscale one (H, W) or (H, W, C) image (uint8, uint16 or float); same dtype and channels."""
+    """Upscale one (H, W) or (H, W, C) image (uint8, uint16 or float); same dtype and channels.
+
+    Grey, RGB and RGBA go through the model as they are; any other channel count (2, 5, ...:
+    scientific channels, not colours) is upscaled channel by channel through the grey path.
+    """
     upscaler = _upscaler(params)
+    image = np.asarray(image)
     with _device_lock(str(upscaler.device)):
-        return upscaler.upscale(np.asarray(image))
+        if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+            planes = [upscaler.upscale(image[..., c]) for c in range(image.shape[2])]
+            return np.stack(planes, axis=-1)
+        return upscaler.upscale(image)
+
+
+def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
+    """What these parameters resolve to: each model's name, file, SHA-256 and architecture, and
+    the scale, halo, tile, precision and device used (resolved here, where the job is planned).
+    Part of the job fingerprint: a model file replaced between a crash and its re-run is a new job."""
+    import torch
+
+    from esrgan_plugin.device import resolve_device, resolve_precision
+
+    if _REFERENCE in params.model:
+        return {"model": {"name": params.model}}
+    model = _load(params.model)
+    device = resolve_device(params.device)
+    out: dict[str, object] = {
+        "model": _model_facts(params.model, model),
+        "scale": params.outscale if params.outscale is not None else model.scale,
+        "halo": params.halo,
+        "tile": params.tile if params.tile is not None else "auto (per block, from free memory)",
+        "precision": resolve_precision(params.precision, device).name,
+        "device": str(device),
+        "torch": torch.__version__,
+        "esrgan_plugin": _version(),
+    }
+    if params.interpolate_with is not None:
+        out["interpolate_with"] = _model_facts(
+            params.interpolate_with, _load(params.interpolate_with)
+        )
+        out["alpha"] = params.alpha
+    return out
+
+
+def _model_facts(name: str, model: LoadedModel) -> dict[str, object]:
+    key = file_key(name)
+    return {
+        "name": name,
+        "file": key[0],
+        "sha256": _HASHES.get(key, lambda: _file_hash(key[0])),
+        "architecture": model.architecture,
+        "layout": model.layout,
+        "scale": model.scale,
+    }
+
+
+def _file_hash(path: str) -> str:
+    """SHA-256 of a model file (an ncnn model: of its .param and .bin together)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [Path(path)]
+    if files[0].suffix.lower() == ".param":
+        files.append(files[0].with_suffix(".bin"))
+    for file in files:
+        with open(file, "rb") as f:
+            for part in iter(lambda: f.read(1 << 20), b""):
+                digest.update(part)
+    return digest.hexdigest()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("esrgan-pipelines")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def upscale_scale(params: UpscaleParams) -> float | None:
@@ -177,6 +251,7 @@ def stage_specs() -> list[StageSpec]:
             halo=upscale_halo,
             scale=upscale_scale,
             multiple=upscale_multiple,
+            provenance=upscale_provenance,
         ),
         StageSpec(
             id="esrgan.interpolate",
@@ -222,6 +297,7 @@ class _LRU:
 
 _MODELS = _LRU(_CACHE_SIZE)
 _UPSCALERS = _LRU(_CACHE_SIZE)
+_HASHES = _LRU(16)
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_ENVS = (TORCH_THREADS_ENV, "OMP_NUM_THREADS")
 
@@ -306,3 +382,4 @@ def clear_caches() -> None:
     """Forget every cached model and upscaler (tests, or to free memory)."""
     _MODELS.clear()
     _UPSCALERS.clear()
+    _HASHES.clear()

@@ -150,11 +150,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline, pm = _load(args)
     summary = run_pipeline(pipeline, pm, progress=None if args.quiet else sys.stderr)
-    written = summary.written
-    print(
-        f"{pipeline.name}: wrote {len(written)} file(s) in {summary.seconds:.1f} s on {summary.executor}"
-    )
+    written, complete = summary.written, summary.complete
+    if complete and not written:
+        print(f"{pipeline.name}: nothing to do, already complete:")
+    else:
+        print(
+            f"{pipeline.name}: wrote {len(written)} file(s) in {summary.seconds:.1f} s on {summary.executor}"
+        )
     for path in written:
+        print(f"  {path}")
+    if complete and written:
+        print("already complete (nothing written):")
+    for path in complete:
         print(f"  {path}")
     for step_id, value in summary.artefacts.items():
         print(f"  {step_id}: {value}")

@@ -15,7 +15,9 @@ def stage_specs() -> list[StageSpec]:
         StageSpec(
             id="builtin.read",
             description="Read image files (a file, a glob or a folder), 8/16-bit, grey/RGB/RGBA, EXIF-upright; "
-            "or Zarr arrays (v3 or v2) holding one image or an (N, H, W, C) dataset, lazily by chunk.",
+            "or Zarr arrays (v3 or v2) holding one image or an (N, H, W, C) dataset, lazily by chunk; or an "
+            "OME-Zarr image (NGFF 0.4/0.5): one level, chosen channels, t and z, as (y, x) planes "
+            "(3 channels together, other counts channel by channel) in per-channel intensity windows.",
             params=ReadParams,
             fn=read_images,
             consumes=None,
@@ -26,7 +28,8 @@ def stage_specs() -> list[StageSpec]:
             description="Write each image to a file named by a pattern, keeping bit depth and alpha; "
             "atomic (temporary file + rename), and existing files are refused unless overwrite is set. "
             "A .zarr path writes a checksummed Zarr v3 array chunked like the computed blocks, resumable "
-            "chunk by chunk after a crash.",
+            "chunk by chunk after a crash; images read from OME-Zarr are written as an OME-Zarr (NGFF 0.5) "
+            "image with a pyramid, physical scale, omero metadata and provenance, in the input's units and dtype.",
             params=WriteParams,
             fn=write_images,
             consumes="images",

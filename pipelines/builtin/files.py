@@ -8,8 +8,9 @@ anything else is image files.
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -22,7 +23,10 @@ from pipelines.io.images import (
     read_image,
     write_image,
 )
+from pipelines.io.intensity import restore
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
+from pipelines.io.ome_sink import write_ome
+from pipelines.io.ome_source import OmeOptions, open_ome, read_ome
 from pipelines.io.probe import probe_image
 from pipelines.io.zarr_sink import write_zarr
 from pipelines.io.zarr_source import is_zarr_path, read_zarr
@@ -54,6 +58,50 @@ class ReadParams(StageParams):
         description="block side in pixels for chunked processing; default: a Zarr array's own chunks, "
         "and one block per image file",
     )
+    level: int = Field(
+        0, ge=0, description="OME-Zarr: the pyramid level to read (0 = full resolution)"
+    )
+    channels: list[int] | None = Field(
+        None, description="OME-Zarr: the channels to read, e.g. [0, 2] (default: all)"
+    )
+    t: int | str | None = Field(
+        None, description='OME-Zarr: the time points to read, an index (0) or a range ("0:5")'
+    )
+    z: int | str | None = Field(
+        None, description="OME-Zarr: the z planes to read, an index (5) or a range (5:10)"
+    )
+    intensity_range: (
+        Literal["auto", "dtype", "omero", "data"] | tuple[float, float] | list[tuple[float, float]]
+    ) = Field(
+        "auto",
+        description="OME-Zarr: the per-channel window mapped to [0, 1] for the stages and back on writing: "
+        "auto (omero.window min/max, else the integer dtype's range, else the data's min/max), dtype, "
+        "omero (the display window start/end; values outside clip), data, [low, high] or one pair per channel",
+    )
+
+    def ome_options(self) -> OmeOptions:
+        """The OME-Zarr selection these parameters ask for."""
+        ranges = {
+            name: value for name, value in (("t", self.t), ("z", self.z)) if value is not None
+        }
+        intensity = self.intensity_range
+        return OmeOptions(
+            level=self.level,
+            channels=None if self.channels is None else tuple(self.channels),
+            ranges=ranges,
+            intensity=intensity if isinstance(intensity, str) else tuple(intensity),  # type: ignore[arg-type]
+            chunk=self.chunk,
+        )
+
+    def asks_ome(self) -> bool:
+        """True when an OME-Zarr-only parameter is set."""
+        return (
+            self.level != 0
+            or self.channels is not None
+            or self.t is not None
+            or self.z is not None
+            or self.intensity_range != "auto"
+        )
 
 
 class WriteParams(StageParams):
@@ -72,6 +120,20 @@ class WriteParams(StageParams):
     restart: bool = Field(
         False,
         description="Zarr: recompute every chunk instead of resuming an unfinished run of the same job",
+    )
+    format: Literal["auto", "files", "zarr", "ome-zarr"] = Field(
+        "auto",
+        description="auto: ome-zarr for a .zarr path when the images were read from OME-Zarr, zarr for other "
+        ".zarr paths, else image files by extension",
+    )
+    levels: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="ome-zarr: pyramid levels written, level 0 included (default: as many as the input has)",
+    )
+    downsample: Literal["mean", "nearest"] = Field(
+        "mean", description="ome-zarr: how each pyramid level is made from the one before it"
     )
 
     @field_validator("path")
@@ -107,8 +169,20 @@ def read_images(params: ReadParams) -> list[ImageItem]:
     for pattern in patterns:
         if is_zarr_path(pattern):
             for store in _zarr_matches(pattern):
+                image = open_ome(store)
+                if image is not None:
+                    items.extend(read_ome(image, len(items), params.ome_options()))
+                    continue
+                if params.asks_ome():
+                    raise ImageIOError(
+                        f"{store}: not an OME-Zarr image; level, channels, t, z and intensity_range apply to OME-Zarr only"
+                    )
                 items.extend(read_zarr(store, len(items), params.chunk))
             continue
+        if params.asks_ome():
+            raise ImageIOError(
+                f"{pattern}: level, channels, t, z and intensity_range apply to OME-Zarr images only"
+            )
         for path in expand_inputs([pattern]):
             if path not in seen:
                 seen.add(path)
@@ -159,7 +233,13 @@ def load_image(path: str, max_pixels: int, shape: tuple[int, ...], dtype: str) -
 
 def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
     """One write task per image (or per Zarr block); refuses clashing or existing outputs before anything runs."""
-    if is_zarr_path(params.path):
+    kind = output_format(items, params)
+    if kind == "ome-zarr":
+        return write_ome(
+            items, params.path, params.overwrite, params.restart, params.levels, params.downsample
+        )
+    items = [in_source_units(item) for item in items]
+    if kind == "zarr":
         return write_zarr(items, params.path, params.overwrite, params.restart)
     planned: dict[Path, str] = {}
     tasks = []
@@ -183,6 +263,27 @@ def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
             )
         )
     return tasks
+
+
+def output_format(items: list[ImageItem], params: WriteParams) -> str:
+    """The format written: as asked, or ome-zarr / zarr / files from the path and the inputs."""
+    zarr_path = is_zarr_path(params.path)
+    if params.format in ("zarr", "ome-zarr") and not zarr_path:
+        raise ImageIOError(f"{params.path}: format {params.format} needs a path with a .zarr part")
+    if params.format != "auto":
+        return params.format
+    if zarr_path:
+        return "ome-zarr" if items and all(i.meta.ome is not None for i in items) else "zarr"
+    return "files"
+
+
+def in_source_units(item: ImageItem) -> ImageItem:
+    """An image read from OME-Zarr back in its input's units and dtype; any other image as it is."""
+    ome = item.meta.ome
+    if ome is None:
+        return item
+    data = restore(item.data, ome.windows, ome.dtype)
+    return replace(item, data=data, meta=replace(item.meta, dtype=ome.dtype, ome=None))
 
 
 def output_path(pattern: str, meta: ImageMeta) -> Path:

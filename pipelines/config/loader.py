@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pipelines.config.strict_yaml import SafeLoader, safe_load
 from pipelines.errors import PipelineError
 
 TOP_LEVEL_KEYS = ("pipeline", "description", "executor", "steps")
@@ -123,7 +124,7 @@ def load_config(path: str | os.PathLike[str]) -> RawPipeline:
 def parse_config(text: str, file: str = "<pipeline>") -> RawPipeline:
     """Parse YAML ``text`` into a :class:`RawPipeline`, keeping the line of every key."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -139,7 +140,7 @@ class _Parser:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.constructor = yaml.SafeLoader("")
+        self.constructor = SafeLoader("")
 
     def loc(self, node: yaml.Node) -> Location:
         return Location(self.file, node.start_mark.line + 1)
@@ -263,7 +264,7 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
         if not sep or not key.strip():
             raise ValidationError([Issue(where, "expected STEP.PARAM=VALUE")])
         try:
-            value = yaml.safe_load(value_text) if value_text.strip() else ""
+            value = safe_load(value_text) if value_text.strip() else ""
         except yaml.YAMLError as exc:
             raise ValidationError(
                 [Issue(where, f"VALUE is not valid YAML ({_first_line(exc)})")]

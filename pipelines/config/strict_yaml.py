@@ -8,6 +8,7 @@ numbers, so validation errors can say ``pipeline.yaml:14``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,25 @@ import yaml
 from pipelines.errors import PipelineError
 
 KeyPath = tuple[str | int, ...]
+
+
+class SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's base-60 numbers: ``5:10`` is the text "5:10", not 310.
+
+    (YAML 1.2 dropped them; a range such as ``z: 5:10`` must stay a range.)
+    """
+
+
+_BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+SafeLoader.yaml_implicit_resolvers = {
+    first: ([("tag:yaml.org,2002:str", _BASE60)] if first in "+-0123456789" else []) + list(rules)
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`SafeLoader`."""
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader: no Python objects
 
 
 class YamlError(PipelineError):
@@ -59,8 +79,8 @@ def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, Locations]:
 def parse_yaml(text: str, name: str = "<string>") -> tuple[Any, Locations]:
     """Like :func:`load_yaml` for a string; ``name`` is used in messages."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SafeLoader)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name

@@ -11,6 +11,8 @@ import numpy as np
 if TYPE_CHECKING:
     import dask.array as da
 
+    from pipelines.io.ome import OmePlane
+
 
 @dataclass(frozen=True)
 class ImageMeta:
@@ -19,6 +21,7 @@ class ImageMeta:
     ``channels`` is 1 for grey (an (H, W) array), 3 for RGB, 4 for RGBA; ``bit_depth`` is 8 or 16
     for integer samples (``dtype`` says the rest). ``history`` holds one JSON-ready record per
     transform applied (step, stage, parameters, halo, scale), which Zarr outputs keep as attributes.
+    ``ome`` says where an image read from OME-Zarr sits in its source image (None otherwise).
     """
 
     name: str
@@ -29,6 +32,7 @@ class ImageMeta:
     parent: str = ""
     channel_names: tuple[str, ...] = ()
     history: tuple[Mapping[str, Any], ...] = ()
+    ome: OmePlane | None = None
 
     @property
     def bit_depth(self) -> int:

@@ -9,6 +9,7 @@ computed again. Everything is decided while planning, before any task runs.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -35,6 +36,7 @@ from pipelines.io.zarr_store import (
     remove_orphans,
     store_block,
 )
+from pipelines.runner.outputs import OutputStatus
 from pipelines.runner.tasks import task
 
 
@@ -54,7 +56,10 @@ def write_zarr(items: Sequence[ImageItem], path: str, overwrite: bool, restart: 
             remove_orphans(target)  # before any task of this run could be writing there
         else:
             done = np.zeros(spec.grid, dtype=bool)
-        tasks.extend(block_tasks(spec, members, mode, done))
+        status = OutputStatus(target, int(done.size), int(done.sum()))
+        tasks.append(status)
+        if not status.complete:
+            tasks.extend(block_tasks(spec, members, mode, done))
     return tasks
 
 
@@ -124,6 +129,8 @@ def attributes(items: Sequence[ImageItem], shape: tuple[int, ...], dtype: str) -
         "scale": scale,
         "steps": steps,
         "completion_record": RECORD,
+        "version": package_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         RUN_ATTR: uuid.uuid4().hex,
         JOB_ATTR: hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[
             :20
@@ -132,6 +139,16 @@ def attributes(items: Sequence[ImageItem], shape: tuple[int, ...], dtype: str) -
     if len(items) > 1:
         attrs["images"] = [i.meta.name for i in items]
     return attrs
+
+
+def package_version() -> str:
+    """This project's version (recorded in outputs, outside the job fingerprint)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("esrgan-pipelines")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def decide(spec: OutputSpec, existing: Existing | None, overwrite: bool, restart: bool) -> Mode:

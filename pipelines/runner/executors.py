@@ -69,27 +69,33 @@ def _run_threads(flat: list[Any], progress: TextIO | None) -> list[Any]:
         return []
     return_freed_memory()
     keys = target_keys(flat)
-    reporter = (
-        threads_callback(keys, ProgressLine(len(keys), progress))
-        if progress and keys
-        else contextlib.nullcontext()
-    )
+    reporter: Any = contextlib.nullcontext()
+    if progress and keys:
+        line = ProgressLine(len(keys), progress)
+        line.draw()  # at once: the first output may take minutes
+        reporter = threads_callback(keys, line)
     with reporter:
         return list(dask.compute(*flat, scheduler="threads"))
 
 
 def _run_distributed(client: Any, flat: list[Any], progress: TextIO | None) -> list[Any]:
+    """Compute on the cluster, taking each result as soon as it is ready and releasing its future.
+
+    A finished target's result then lives nowhere on the cluster: if a worker dies later, the
+    scheduler has nothing of it to recompute (an output chunk already stored stays done).
+    """
     from dask.base import is_dask_collection
 
     positions = [i for i, t in enumerate(flat) if is_dask_collection(t)]
     if not positions:
         return list(flat)
+    line = ProgressLine(len(positions), progress) if progress is not None else None
+    if line is not None:
+        line.draw()
     futures = client.compute([flat[i] for i in positions])
-    if progress is not None:
-        follow_futures(futures, ProgressLine(len(futures), progress))
     results = list(flat)
-    for i, value in zip(positions, client.gather(futures), strict=True):
-        results[i] = value
+    for i, value in follow_futures(futures, line):
+        results[positions[i]] = value
     return results
 
 

@@ -7,7 +7,7 @@ Dask callback, a distributed client through its futures as they complete.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, TextIO
 
 
@@ -99,14 +99,25 @@ def threads_callback(keys: Collection[Any], line: ProgressLine) -> Any:
     return _Progress()
 
 
-def follow_futures(futures: Iterable[Any], line: ProgressLine) -> None:
-    """Advance ``line`` as distributed ``futures`` complete; stop at the first that failed."""
+def follow_futures(futures: list[Any], line: ProgressLine | None) -> Iterator[tuple[int, Any]]:
+    """(position, result) of distributed ``futures`` as each completes, releasing it at once.
+
+    The list is emptied as it is consumed, so that no future outlives its result; the first
+    failure is raised (the remaining futures are cancelled with the client's run).
+    """
     from distributed import as_completed
 
+    where = {future.key: i for i, future in enumerate(futures)}
+    pending = as_completed(futures, with_results=True, raise_errors=True)
+    futures.clear()
     try:
-        for future in as_completed(list(futures)):
-            if future.status == "error":
-                break
-            line.advance()
+        for future, value in pending:
+            position = where[future.key]
+            future.release()
+            del future
+            if line is not None:
+                line.advance()
+            yield position, value
     finally:
-        line.finish()
+        if line is not None:
+            line.finish()

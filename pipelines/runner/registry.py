@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,6 +67,11 @@ class StageSpec:
     halo: IntOrFn = 0
     scale: ScaleOrFn = 1.0
     multiple: IntOrFn = 1
+    provenance: Callable[[Any], Mapping[str, Any]] | None = None
+    """For a transform: JSON-ready facts its parameters resolve to (a model's file hash, the
+    device ...), kept in outputs' provenance and in the job fingerprint, so an output is resumed
+    only by a job that would compute the same pixels. Must not hold the time or anything else
+    that changes between identical runs."""
 
     def __post_init__(self) -> None:
         if not STAGE_ID.match(self.id):
@@ -98,6 +103,12 @@ class StageSpec:
         if value < 1:
             raise StageSpecError(f"stage {self.id}: multiple must be >= 1, got {value}")
         return value
+
+    def provenance_for(self, params: Any) -> dict[str, Any] | None:
+        """What the stage's parameters resolve to (see ``provenance``), or None when it says nothing."""
+        if self.provenance is None:
+            return None
+        return dict(self.provenance(params))
 
     def scale_for(self, params: Any) -> float | None:
         """Output size / input size for these parameters; None when only known after running."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -15,6 +15,7 @@ from pipelines.errors import PipelineError
 from pipelines.io.items import ImageItem
 from pipelines.runner.blocks import BlockPlan, block_plan, map_image
 from pipelines.runner.executors import session
+from pipelines.runner.outputs import FollowUp, OutputStatus
 from pipelines.runner.registry import StageParams
 from pipelines.runner.summary import RunSummary, StepOutput
 from pipelines.runner.tasks import StepError, building, task
@@ -54,7 +55,9 @@ def run_pipeline(
                 zip(graph.artefacts, compute(list(graph.artefacts.values())), strict=True)
             )
             graph = build_graph(pipeline, pm, phase="images", artefacts=values)
+            report_outputs(graph, progress)
             results = dict(zip(graph.sinks, compute(list(graph.sinks.values())), strict=True))
+            results = run_follow_ups(pipeline, results, compute)
     except StepError as exc:
         step = next((s for s in pipeline.steps if s.id == exc.step_id), None)
         if step is not None:
@@ -72,6 +75,40 @@ def run_pipeline(
         hook.after_step(step=step, pipeline=pipeline, output=output)
     hook.after_pipeline(pipeline=pipeline, summary=summary)
     return summary
+
+
+def report_outputs(graph: Graph, progress: TextIO | None) -> None:
+    """Say, before anything runs, how much of each output is already done and what is left."""
+    if progress is None:
+        return
+    for entries in graph.sinks.values():
+        for entry in entries:
+            if isinstance(entry, OutputStatus):
+                progress.write(entry.describe() + "\n")
+    progress.flush()
+
+
+def run_follow_ups(
+    pipeline: Pipeline, results: dict[str, Any], compute: Callable[[list[Any]], list[Any]]
+) -> dict[str, Any]:
+    """Plan and compute the sinks' follow-up work (:class:`FollowUp`) until none is left."""
+    steps = {s.id: s for s in pipeline.steps}
+    while True:
+        planned: dict[str, list[Any]] = {}
+        for step_id, values in results.items():
+            ups = [v for v in values if isinstance(v, FollowUp)]
+            if not ups:
+                continue
+            step = steps[step_id]
+            with building(step.id, step.uses):
+                planned[step_id] = [entry for up in ups for entry in up.plan()]
+        if not planned:
+            return results
+        computed = dict(zip(planned, compute(list(planned.values())), strict=True))
+        results = {
+            step_id: [v for v in values if not isinstance(v, FollowUp)] + computed.get(step_id, [])
+            for step_id, values in results.items()
+        }
 
 
 def build_graph(
@@ -186,16 +223,19 @@ def _block_plan(step: Step, params: Any) -> BlockPlan:
 
 def step_record(step: Step, params: Any, plan: BlockPlan) -> dict[str, Any]:
     """What a transform did to an image, JSON-ready (kept in Zarr outputs' attributes)."""
-    values = (
-        params.model_dump(mode="json") if isinstance(params, StageParams) else dict(step.raw_params)
-    )
-    return {
+    concrete = isinstance(params, StageParams)
+    values = params.model_dump(mode="json") if concrete else dict(step.raw_params)
+    record: dict[str, Any] = {
         "step": step.id,
         "stage": step.uses,
         "params": values,
         "halo": plan.halo,
         "scale": plan.scale,
     }
+    provenance = step.spec.provenance_for(params) if concrete else None
+    if provenance is not None:
+        record["provenance"] = provenance
+    return record
 
 
 def _summarise(
@@ -204,15 +244,21 @@ def _summarise(
     outputs = []
     for step in pipeline.steps:
         written: tuple[str, ...] = ()
+        complete: tuple[str, ...] = ()
         artefact = None
         if step.id in graph.sinks:
-            paths = (str(p) for value in results[step.id] for p in _as_list(value))
-            written = tuple(dict.fromkeys(paths))  # a Zarr sink returns its path once per chunk
+            values = [p for value in results[step.id] for p in _as_list(value)]
+            statuses = [v for v in values if isinstance(v, OutputStatus)]
+            done = {s.path for s in statuses if s.complete}
+            paths = (str(p) for p in values if not isinstance(p, OutputStatus))
+            # a Zarr sink returns its path once per chunk
+            written = tuple(p for p in dict.fromkeys(paths) if p not in done)
+            complete = tuple(s.path for s in statuses if s.complete)
         if step.id in graph.artefacts:
             artefact = str(results[step.id])
         images = len(graph.images.get(step.id, ()))
         outputs.append(
-            StepOutput(step.id, step.uses, step.spec.produces, images, written, artefact)
+            StepOutput(step.id, step.uses, step.spec.produces, images, written, artefact, complete)
         )
     return RunSummary(pipeline.name, pipeline.executor.describe(), seconds, tuple(outputs))
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StepOutput:
-    """One step's result: images produced, files written (sinks), or its artefact value."""
+    """One step's result: images produced, files written (sinks), or its artefact value.
+
+    ``complete`` lists outputs that were already complete before the run (nothing was written).
+    """
 
     step: str
     stage: str
@@ -15,6 +18,7 @@ class StepOutput:
     images: int = 0
     written: tuple[str, ...] = ()
     artefact: str | None = None
+    complete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class RunSummary:
     def written(self) -> tuple[str, ...]:
         """Every file written by a sink, in step order."""
         return tuple(path for step in self.steps for path in step.written)
+
+    @property
+    def complete(self) -> tuple[str, ...]:
+        """Outputs that were already complete before the run, in step order."""
+        return tuple(path for step in self.steps for path in step.complete)
 
     @property
     def artefacts(self) -> dict[str, str]:

@@ -1,0 +1,467 @@
+"""``builtin.write`` to OME-Zarr: the processed level 0 plus a pyramid, with NGFF 0.5 metadata.
+
+The images read from one OME-Zarr image (its planes and channel groups, see
+:mod:`pipelines.io.ome_source`) are written back into one image group: level ``0`` holds them
+in the input's axis order, its samples returned to the input's units and dtype; levels ``1..``
+halve y and x each (``mean`` or ``nearest``), each computed chunk by chunk from the level
+written before it once that level is complete (a follow-up phase, so memory stays bounded by a
+chunk). ``multiscales`` gets the input's axes, and scales and translations that keep the physical
+extent (pixels ``factor`` times smaller after an upscale); ``omero`` is carried over for the
+chosen channels; our provenance goes under the ``pipelines`` attribute. Each level has a
+completion record, so a killed job resumes level 0 chunk by chunk and then its pyramid.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import math
+import string
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import ImageIOError
+from pipelines.io.intensity import restore
+from pipelines.io.items import ImageItem
+from pipelines.io.ome import (
+    WRITE_VERSION,
+    Level,
+    OmeImage,
+    OmePlane,
+    downsampled_level,
+    multiscales_json,
+    omero_subset,
+    upscaled_level,
+)
+from pipelines.io.zarr_sink import align, decide, package_version
+from pipelines.io.zarr_store import (
+    JOB_ATTR,
+    RECORD,
+    RUN_ATTR,
+    OutputSpec,
+    inspect_output,
+    prepare_output,
+    read_record,
+    remove_orphans,
+    store_block,
+)
+from pipelines.runner.outputs import FollowUp, OutputStatus
+from pipelines.runner.tasks import task
+
+NAMESPACE = "pipelines"
+"""Group attribute holding our provenance (steps, source, job fingerprint, version, time)."""
+
+METHODS = ("mean", "nearest")
+
+
+@dataclass(frozen=True)
+class OmeOutput:
+    """An OME-Zarr image to write: its group, the source image, and one array spec per level."""
+
+    path: str
+    source: OmeImage
+    levels: tuple[OutputSpec, ...]
+    attributes: dict[str, Any]
+    method: str
+
+
+def write_ome(
+    items: Sequence[ImageItem],
+    pattern: str,
+    overwrite: bool,
+    restart: bool,
+    levels: int | None,
+    method: str,
+) -> list[Any]:
+    """Status, level-0 store tasks and the pyramid follow-up of every OME-Zarr output."""
+    entries: list[Any] = []
+    for target, members in group_images(items, pattern):
+        out = plan_output(target, members, levels, method)
+        existing = inspect_group(target)
+        mode = decide(out.levels[0], existing, overwrite, restart)
+        if mode == "resume":
+            assert existing is not None
+            done = existing.done
+            if existing.chunks != out.levels[0].chunks:
+                raise ImageIOError(
+                    f"{target}: existing level 0 has chunks {existing.chunks}, this job writes "
+                    f"{out.levels[0].chunks}; set restart: true to start over"
+                )
+            remove_orphans(target)
+        else:
+            done = np.zeros(out.levels[0].grid, dtype=bool)
+        status = OutputStatus(target, chunk_count(out), int(done.sum()) + pyramid_done(out, mode))
+        if status.complete:
+            entries.append(status)
+            continue
+        prepared = task(prepare_group, out, mode, name="prepare")
+        entries.append(status)
+        entries.extend(level0_tasks(out, members, prepared, done))
+        entries.append(FollowUp(f"{target} pyramid", functools.partial(pyramid_tasks, out, 1)))
+    return entries
+
+
+def group_images(items: Sequence[ImageItem], pattern: str) -> list[tuple[str, list[ImageItem]]]:
+    """(output path, images) pairs: the images of one OME-Zarr source go to one output image."""
+    groups: dict[str, list[ImageItem]] = {}
+    for item in items:
+        ome = item.meta.ome
+        if ome is None:
+            raise ImageIOError(
+                f"{pattern}: {item.meta.source or item.meta.name} was not read from OME-Zarr; "
+                "format ome-zarr writes OME-Zarr inputs (use format zarr for other images)"
+            )
+        fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f]
+        target = (
+            pattern.format(
+                name=ome.name, index=item.meta.index, parent=item.meta.parent, ext="zarr"
+            )
+            if fields
+            else pattern
+        )
+        if "{index}" in pattern:
+            raise ImageIOError(
+                f"{pattern}: {{index}} numbers planes, but an OME-Zarr output holds a whole image; use {{name}}"
+            )
+        members = groups.setdefault(target, [])
+        if members and _origin(members[0].meta.ome) != _origin(ome):
+            raise ImageIOError(
+                f"{target}: both {members[0].meta.ome.image.path} and {ome.image.path} would be "  # type: ignore[union-attr]
+                "written here; put {name} in the path pattern"
+            )
+        members.append(item)
+    return list(groups.items())
+
+
+def _origin(ome: OmePlane | None) -> tuple[str, int] | None:
+    return None if ome is None else (ome.image.path, ome.level)
+
+
+def plan_output(
+    target: str, items: Sequence[ImageItem], levels: int | None, method: str
+) -> OmeOutput:
+    """The output image for ``items``: shapes, chunks, NGFF metadata and the job fingerprint."""
+    first = items[0]
+    ome = first.meta.ome
+    assert ome is not None
+    image = ome.image
+    ndim = len(image.axes)
+    for item in items:
+        if any(math.isnan(n) for n in item.data.shape):
+            raise ImageIOError(
+                f"{target}: the size of {item.meta.name} is known only once it is computed; OME-Zarr output needs it beforehand"
+            )
+        if item.data.shape[:2] != first.data.shape[:2]:
+            raise ImageIOError(
+                f"{target}: {item.meta.name} is {item.data.shape[:2]} but {first.meta.name} is {first.data.shape[:2]}; "
+                "the planes of one OME-Zarr image must stay equal in size"
+            )
+    height, width = (int(n) for n in first.data.shape[:2])
+    shape = (*ome.shape[:-2], height, width)
+    factors = (height / ome.shape[-2], width / ome.shape[-1])
+    c_axis = image.channel_axis
+    chunks = [1] * ndim
+    if c_axis is not None:
+        chunks[c_axis] = len(ome.channels)
+    chunks[-2:] = [int(first.data.chunks[0][0]), int(first.data.chunks[1][0])]
+    count = levels if levels is not None else len(image.levels)
+    base = upscaled_level(image.levels[ome.level], ndim, factors, "0")
+    ngff_levels: list[Level] = [base]
+    shapes = [shape]
+    for k in range(1, count):
+        prev = shapes[-1]
+        shapes.append((*prev[:-2], -(-prev[-2] // 2), -(-prev[-1] // 2)))
+        ngff_levels.append(downsampled_level(base, ndim, 2**k, method, str(k)))
+    run = uuid.uuid4().hex
+    job = {
+        "format": "ome-zarr",
+        "shape": list(shape),
+        "dtype": ome.dtype,
+        "levels": count,
+        "method": method,
+        "images": [[i.meta.source, [dict(r) for r in i.meta.history]] for i in items],
+    }
+    fingerprint = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[
+        :20
+    ]
+    specs = tuple(
+        OutputSpec(
+            path=f"{target}/{k}",
+            shape=level_shape,
+            dtype=ome.dtype,
+            chunks=tuple(min(c, n) for c, n in zip(chunks, level_shape, strict=True)),
+            dimension_names=image.names,
+            attributes={RUN_ATTR: run, JOB_ATTR: fingerprint} if k == 0 else {RUN_ATTR: run},
+        )
+        for k, level_shape in enumerate(shapes)
+    )
+    attrs = group_attributes(target, image, ome, items, ngff_levels, factors, fingerprint, method)
+    return OmeOutput(target, image, specs, attrs, method)
+
+
+def group_attributes(
+    target: str,
+    image: OmeImage,
+    ome: OmePlane,
+    items: Sequence[ImageItem],
+    levels: Sequence[Level],
+    factors: tuple[float, float],
+    fingerprint: str,
+    method: str,
+) -> dict[str, Any]:
+    """``ome`` (multiscales, omero) and our provenance under ``pipelines``."""
+    name = image.name or ome.name
+    meta: dict[str, Any] = {
+        "version": WRITE_VERSION,
+        "multiscales": [
+            multiscales_json(
+                image,
+                image.axes,
+                levels,
+                name,
+                method,
+                f"level 0 upscaled x{factors[0]:g} from level {ome.level} of {image.path}; each further "
+                f"level halves y and x of the one before ({method} of 2 x 2 pixels)"
+                if method == "mean"
+                else f"level 0 upscaled x{factors[0]:g} from level {ome.level} of {image.path}; each further "
+                "level keeps every other pixel of the one before in y and x (nearest)",
+            )
+        ],
+    }
+    omero = omero_subset(image.omero, ome.source_channels)
+    if omero is not None:
+        meta["omero"] = omero
+    steps = [dict(r) for r in items[0].meta.history]
+    return {
+        "ome": meta,
+        NAMESPACE: {
+            "source": image.path,
+            "source_level": ome.level,
+            "channels": list(ome.source_channels),
+            "intensity_windows": _windows(items),
+            "scale": list(factors),
+            "steps": steps,
+            "pyramid": {"levels": len(levels), "method": method},
+            "completion_record": RECORD,
+            "job": fingerprint,
+            "version": package_version(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def _windows(items: Sequence[ImageItem]) -> list[list[float]]:
+    out: dict[int, list[float]] = {}
+    for item in items:
+        ome = item.meta.ome
+        assert ome is not None
+        for c, window in zip(ome.channels, ome.windows, strict=True):
+            out[c] = list(window)
+    return [out[c] for c in sorted(out)]
+
+
+def inspect_group(target: str) -> Any:
+    """The existing level 0 at ``target`` (None if nothing is there); refuses what is not an image group."""
+    import zarr
+
+    if "://" not in target and Path(target).exists():
+        try:
+            node = zarr.open(target, mode="r")
+        except Exception:
+            node = None
+        if not isinstance(node, zarr.Group):
+            raise ImageIOError(f"{target}: exists and is not a Zarr group; refusing to replace it")
+        if "0" not in node:
+            raise ImageIOError(
+                f"{target}: a Zarr group without a level 0, not made by a pipeline; refusing to replace it"
+            )
+    return inspect_output(f"{target}/0")
+
+
+def prepare_group(out: OmeOutput, mode: str) -> str:
+    """Create (or recreate) the image group and every level with its record; for resume, keep them."""
+    import zarr
+
+    run = out.levels[0].attributes[RUN_ATTR]
+    if mode == "resume" or _created_by(out.levels[0].path, run):
+        return out.path
+    zarr.create_group(out.path, overwrite=True, attributes=out.attributes)
+    for spec in out.levels[1:]:
+        prepare_output(spec, "create")
+    prepare_output(out.levels[0], "create")  # last: its run id says the whole group is ready
+    return out.path
+
+
+def _created_by(path: str, run: str) -> bool:
+    import zarr
+
+    try:
+        return zarr.open_array(path, mode="r").attrs.get(RUN_ATTR) == run
+    except Exception:
+        return False
+
+
+def level0_tasks(
+    out: OmeOutput, items: Sequence[ImageItem], prepared: Any, done: np.ndarray
+) -> list[Any]:
+    """One store task per block of each image with an unfinished chunk in level 0."""
+    spec = out.levels[0]
+    image = out.source
+    c_axis = image.channel_axis
+    ndim = len(image.axes)
+    tasks = []
+    level = _path(prepared, spec.path)
+    for item in items:
+        ome = item.meta.ome
+        assert ome is not None
+        data = restore(item.data, ome.windows, ome.dtype)
+        data = align(data, spec.chunks[-2:] + ((len(ome.channels),) if data.ndim == 3 else ()))
+        nd = to_axes(data, ndim, c_axis)
+        offsets = [0] * ndim
+        for axis, k in zip(image.loop_axes, ome.position, strict=True):
+            offsets[axis] = k
+        if c_axis is not None:
+            offsets[c_axis] = ome.channels[0]
+        blocks = nd.to_delayed(optimize_graph=True)
+        for index in np.ndindex(*blocks.shape):
+            region = tuple(_span(nd.chunks[axis], i, offsets[axis]) for axis, i in enumerate(index))
+            cells = tuple(
+                slice(r.start // c, -(-r.stop // c))
+                for r, c in zip(region, spec.chunks, strict=True)
+            )
+            if done[cells].all():
+                continue
+            tasks.append(task(store_level_block, blocks[index], level, region, cells, name="chunk"))
+    return tasks
+
+
+def store_level_block(
+    block: np.ndarray, level: str, region: tuple[slice, ...], cells: tuple[slice, ...]
+) -> str:
+    """Store one block of level 0 and record it; returns the image group's path."""
+    store_block(block, level, region, cells)
+    return level.rsplit("/", 1)[0]
+
+
+def _path(prepared: Any, level_path: str) -> Any:
+    """The level's path, as a task depending on the group being prepared."""
+    return task(_level_path, prepared, level_path, name="level")
+
+
+def _level_path(prepared: str, level_path: str) -> str:
+    return level_path
+
+
+def to_axes(data: Any, ndim: int, c_axis: int | None) -> Any:
+    """A (y, x[, c]) Dask image as an ``ndim`` array in the output's axis order (size 1 elsewhere)."""
+    import dask.array as da
+
+    if c_axis is None:
+        return data[(None,) * (ndim - 2)]
+    channels = data if data.ndim == 3 else data[..., None]
+    channels = da.moveaxis(channels, -1, 0)
+    where = tuple(slice(None) if i == c_axis else None for i in range(ndim - 2))
+    return channels[(*where, slice(None), slice(None))]
+
+
+def _span(chunks: tuple[int, ...], index: int, offset: int) -> slice:
+    start = offset + int(sum(chunks[:index]))
+    return slice(start, start + int(chunks[index]))
+
+
+# --------------------------------------------------------------------------- pyramid
+
+
+def chunk_count(out: OmeOutput) -> int:
+    """Chunks of every level together."""
+    return sum(math.prod(spec.grid) for spec in out.levels)
+
+
+def pyramid_done(out: OmeOutput, mode: str) -> int:
+    """Chunks of the pyramid levels (1, 2, ...) that a resumed output already has."""
+    if mode != "resume":
+        return 0
+    return sum(int(read_record(spec.path, spec.grid).sum()) for spec in out.levels[1:])
+
+
+def pyramid_tasks(out: OmeOutput, level: int) -> list[Any]:
+    """Store tasks for the unfinished chunks of ``level`` (from level - 1), then the next level's follow-up."""
+    if level >= len(out.levels):
+        return []
+    spec, source = out.levels[level], out.levels[level - 1]
+    done = read_record(spec.path, spec.grid)
+    tasks: list[Any] = []
+    for index in np.ndindex(*spec.grid):
+        if done[index]:
+            continue
+        region = tuple(
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(index, spec.chunks, spec.shape, strict=True)
+        )
+        cells = tuple(slice(i, i + 1) for i in index)
+        tasks.append(
+            task(
+                store_downsampled,
+                source.path,
+                spec.path,
+                region,
+                cells,
+                out.method,
+                name=f"level{level}",
+            )
+        )
+    if level + 1 < len(out.levels):
+        tasks.append(
+            FollowUp(
+                f"{out.path} level {level + 1}", functools.partial(pyramid_tasks, out, level + 1)
+            )
+        )
+    return tasks
+
+
+def store_downsampled(
+    source: str, target: str, region: tuple[slice, ...], cells: tuple[slice, ...], method: str
+) -> str:
+    """Read the 2x region of ``source`` under one chunk of ``target``, downsample it, store it."""
+    import zarr
+
+    array = zarr.open_array(source, mode="r")
+    y, x = region[-2:]
+    height, width = array.shape[-2:]
+    window = (
+        *region[:-2],
+        slice(2 * y.start, min(2 * y.stop, height)),
+        slice(2 * x.start, min(2 * x.stop, width)),
+    )
+    block = downsample(np.asarray(array[window]), method)
+    store_block(block, target, region, cells)
+    return target.rsplit("/", 1)[0]
+
+
+def downsample(block: np.ndarray, method: str) -> np.ndarray:
+    """Halve the last two axes: ``nearest`` keeps every other pixel, ``mean`` averages 2 x 2 blocks.
+
+    At an odd edge the mean covers the pixels there are (no padding values enter it).
+    """
+    if method == "nearest":
+        return np.ascontiguousarray(block[..., ::2, ::2])
+    h, w = block.shape[-2:]
+    rows, cols = -(-h // 2), -(-w // 2)
+    pixels = np.pad(
+        block.astype(np.float64),
+        [(0, 0)] * (block.ndim - 2) + [(0, 2 * rows - h), (0, 2 * cols - w)],
+        constant_values=np.nan,
+    )
+    pixels = pixels.reshape(*block.shape[:-2], rows, 2, cols, 2)
+    mean = np.nanmean(pixels, axis=(-3, -1))
+    if np.issubdtype(block.dtype, np.integer):
+        info = np.iinfo(block.dtype)
+        return np.clip(np.rint(mean), info.min, info.max).astype(block.dtype)
+    return mean.astype(block.dtype)

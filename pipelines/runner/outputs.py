@@ -1,0 +1,47 @@
+"""What a sink returns besides its write tasks: where each output stands, and work planned later.
+
+A sink's list may hold, besides Dask tasks, an :class:`OutputStatus` per output (how many of
+its chunks were already done before this run, so the runner can say "resuming: K of N chunks
+already done" and "already complete") and :class:`FollowUp` entries: work that can only be
+planned once the sink's earlier tasks have finished (a pyramid computed from a written level).
+The runner computes the tasks, then calls each follow-up's ``plan`` and computes what it returns,
+until none is left; results of follow-ups join the step's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OutputStatus:
+    """One output of a sink: its path, its chunks in all, and those already done before this run."""
+
+    path: str
+    total: int
+    done: int
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.total
+
+    def describe(self) -> str:
+        """``out.zarr: resuming: 3 of 16 chunks already done, 13 to do`` and the like."""
+        if self.complete:
+            return f"{self.path}: already complete ({self.total} of {self.total} chunks); nothing to do"
+        if self.done:
+            return (
+                f"{self.path}: resuming: {self.done} of {self.total} chunks already done, "
+                f"{self.total - self.done} to do"
+            )
+        return f"{self.path}: {self.total} chunks to do"
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """Work of a sink planned only after its earlier tasks ran: ``plan()`` returns more entries."""
+
+    name: str
+    plan: Callable[[], list[Any]]
