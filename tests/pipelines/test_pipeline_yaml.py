@@ -297,3 +297,16 @@ def test_yaml_merge_keys_are_supported() -> None:
 def test_several_problems_are_reported_together() -> None:
     text = GOOD.replace("sigma: 1.5", "sigma: -1").replace("out/{name}.png", "out/x.txt")
     assert len(issues(text)) == 2
+
+
+def test_ranges_stay_ranges_not_base_60_numbers() -> None:
+    text = """
+    steps:
+      - {id: src, uses: builtin.read, with: {path: in.ome.zarr, z: 5:10, t: 0}}
+      - {id: out, uses: builtin.write, with: {path: out.ome.zarr}}
+    """
+    pipeline = validate_text(text)  # YAML 1.1 would read 5:10 as 310
+    assert pipeline.step("src").params.z == "5:10"  # type: ignore[attr-defined]
+    assert pipeline.step("src").params.t == 0  # type: ignore[attr-defined]
+    overridden = validate_text(text, overrides=["src.z=1:30"])
+    assert overridden.step("src").params.z == "1:30"  # type: ignore[attr-defined]

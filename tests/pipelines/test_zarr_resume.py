@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import zarr
 from helpers import random_image, save_tiny
 
 from pipelines.cli import main
+from pipelines.errors import PipelineError
 from pipelines.runner.progress import ProgressLine
 from pipelines.testing import run_text
 
@@ -63,9 +65,8 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_killed_run_resumes_with_only_the_missing_chunks(root: Path) -> None:
-    log = root / "calls.log"
-    job = JOB.format(root=root, log=log, seconds=0.25, out=root / "out.zarr")
+def run_and_kill(root: Path, job: str, chunks: int = 3) -> int:
+    """Run ``job`` in a subprocess, SIGKILL it once ``chunks`` chunks are recorded; the chunks done."""
     (root / "job.yaml").write_text(job)
     script = root / "run.py"
     script.write_text(RUNNER.format(tests=str(TESTS), here=str(Path(__file__).parent)))
@@ -78,7 +79,9 @@ def test_a_killed_run_resumes_with_only_the_missing_chunks(root: Path) -> None:
     try:
         deadline = time.monotonic() + 120
         while (
-            finished(root / "out.zarr") < 3 and proc.poll() is None and time.monotonic() < deadline
+            finished(root / "out.zarr") < chunks
+            and proc.poll() is None
+            and time.monotonic() < deadline
         ):
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
@@ -86,17 +89,47 @@ def test_a_killed_run_resumes_with_only_the_missing_chunks(root: Path) -> None:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     done = finished(root / "out.zarr")
-    assert 3 <= done < BLOCKS
+    assert chunks <= done < BLOCKS
+    return done
+
+
+def test_a_killed_run_resumes_with_only_the_missing_chunks(root: Path) -> None:
+    log = root / "calls.log"
+    job = JOB.format(root=root, log=log, seconds=0.25, out=root / "out.zarr")
+    done = run_and_kill(root, job)
     before = lines(log)
 
-    summary = run_text(job, stage_plugins, entry_points=True)  # the same job, resumed
+    progress = io.StringIO()
+    summary = run_text(job, stage_plugins, entry_points=True, progress=progress)  # resumed
     assert summary.written == (str(root / "out.zarr"),)
     assert lines(log) - before == BLOCKS - done  # only the chunks the killed run had not recorded
     assert finished(root / "out.zarr") == BLOCKS
+    said = progress.getvalue()
+    assert f"resuming: {done} of {BLOCKS} chunks already done, {BLOCKS - done} to do" in said
+    assert f"\r[{' ' * 24}] 0/{BLOCKS - done} outputs" in said  # drawn before the first chunk ends
 
     run_text(job.replace("out.zarr", "ref.zarr"), stage_plugins, entry_points=True)  # uninterrupted
     resumed = zarr.open_array(str(root / "out.zarr"), mode="r")[...]
     np.testing.assert_array_equal(resumed, zarr.open_array(str(root / "ref.zarr"), mode="r")[...])
+
+
+def test_a_model_swapped_between_a_kill_and_the_rerun_is_never_mixed_in(root: Path) -> None:
+    log = root / "calls.log"
+    out = root / "out.zarr"
+    job = JOB.format(root=root, log=log, seconds=0.25, out=out)
+    run_and_kill(root, job)
+    save_tiny(root / "m.safetensors")  # other weights at the same path (same size, same name)
+    with pytest.raises(PipelineError, match="output exists, made by another job"):
+        run_text(job, stage_plugins, entry_points=True)
+    before = lines(log)
+    replace = job.replace(f'path: "{out}"', f'path: "{out}", overwrite: true')
+    run_text(replace, stage_plugins, entry_points=True)
+    assert lines(log) - before == BLOCKS  # every chunk recomputed with the new model
+    run_text(job.replace("out.zarr", "ref.zarr"), stage_plugins, entry_points=True)
+    np.testing.assert_array_equal(
+        zarr.open_array(str(out), mode="r")[...],
+        zarr.open_array(str(root / "ref.zarr"), mode="r")[...],
+    )
 
 
 def test_cli_restart_recomputes_and_progress_counts_chunks(
@@ -113,7 +146,10 @@ def test_cli_restart_recomputes_and_progress_counts_chunks(
     assert main(["run", str(job)]) == 0
     assert f"{BLOCKS}/{BLOCKS} outputs | 100% Completed" in capsys.readouterr().err
     assert main(["run", str(job)]) == 0  # finished: nothing to compute
-    assert "outputs" not in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "outputs" not in said.err
+    assert f"copy.zarr: already complete ({BLOCKS} of {BLOCKS} chunks); nothing to do" in said.err
+    assert "nothing to do, already complete" in said.out and "wrote" not in said.out
     assert main(["run", str(job), "--restart"]) == 0
     assert f"{BLOCKS}/{BLOCKS} outputs" in capsys.readouterr().err
     np.testing.assert_array_equal(
