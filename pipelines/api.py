@@ -20,16 +20,19 @@ from pipelines.hooks.manager import build_registry, get_plugin_manager
 from pipelines.hooks.markers import PROJECT_NAME, hookimpl, hookspec
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
 from pipelines.runner.blocks import BlockPlan, block_plan, map_array
+from pipelines.runner.outputs import FollowUp, OutputStatus
 from pipelines.runner.registry import Kind, StageParams, StageRegistry, StageSpec
 from pipelines.runner.tasks import StepError
 
 __all__ = [
     "PROJECT_NAME",
     "BlockPlan",
+    "FollowUp",
     "ImageIOError",
     "ImageItem",
     "ImageMeta",
     "Kind",
+    "OutputStatus",
     "PipelineError",
     "StageParams",
     "StageRegistry",

@@ -147,6 +147,25 @@ def test_three_uint16_channels_become_an_ome_zarr_pyramid(root: Path) -> None:
     assert provenance["version"] and provenance["created"]
 
 
+def test_the_example_pipeline_writes_a_four_level_pyramid(root: Path) -> None:
+    example = (
+        Path(__file__).resolve().parents[2] / "pipelines" / "examples" / "ome-zarr-upscale.yaml"
+    )
+    overrides = [
+        f"src.path={root}/cyx.zarr",
+        f"sr.model={root}/m.safetensors",
+        "sr.device=cpu",
+        f"out.path={root}/example_x4.ome.zarr",
+    ]
+    run_text(example.read_text(encoding="utf-8"), overrides=overrides, entry_points=True)
+    node = read_back(root / "example_x4.ome.zarr")
+    shapes = [tuple(d.shape) for d in node.data]
+    assert shapes == [(3, 160, 192), (3, 80, 96), (3, 40, 48), (3, 20, 24)]
+    expected = in_memory(root / "m.safetensors", np.load(root / "cyx.npy"), WINDOWS)
+    error = np.abs(np.asarray(node.data[0]).astype(np.int64) - expected.astype(np.int64))
+    assert all(error[c].max() <= (hi - lo) / 255 for c, (lo, hi) in enumerate(WINDOWS))
+
+
 def test_ngff_zarr_validates_the_output(root: Path) -> None:
     validate = pytest.importorskip("ngff_zarr").validate
     pytest.importorskip("jsonschema")
