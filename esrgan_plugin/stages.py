@@ -304,12 +304,13 @@ _THREAD_ENVS = (TORCH_THREADS_ENV, "OMP_NUM_THREADS")
 
 def file_key(name_or_path: str) -> tuple[str, int, int]:
     """(resolved path, mtime in ns, size) of a model file: a changed file is a new cache entry."""
+    from esrgan_plugin.formats.ncnn import is_ncnn_path
     from esrgan_plugin.zoo import resolve_model_path
 
     path = resolve_model_path(name_or_path).expanduser()
     try:
         stat = path.stat()
-        if path.suffix.lower() in (".param", ".bin"):  # an ncnn model is two files
+        if is_ncnn_path(path):  # an ncnn model is two files
             other = path.with_suffix(".bin" if path.suffix.lower() == ".param" else ".param")
             weights = other.stat()
             key = str(path.resolve().with_suffix(".param"))

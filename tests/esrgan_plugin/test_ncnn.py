@@ -246,3 +246,19 @@ def test_cli_upscale_and_interpolate_take_ncnn_files(tmp_path: Path) -> None:
     }
     for key, value in load_model(mix).module.state_dict().items():
         torch.testing.assert_close(value, expected[key])
+
+
+def test_stage_cache_key_follows_both_ncnn_files(tmp_path: Path) -> None:
+    import os
+
+    from esrgan_plugin.stages import file_key
+
+    param = write_compact(_tiny_compact(), tmp_path / "m")
+    key = file_key(str(param))
+    assert file_key(str(param.with_suffix(".bin"))) == key
+    stat = param.with_suffix(".bin").stat()
+    os.utime(param.with_suffix(".bin"), ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert file_key(str(param)) != key
+    torch_bin = tmp_path / "pytorch_model.bin"  # a torch .bin with no .param beside it
+    torch.save(_tiny_rrdbnet().state_dict(), torch_bin)
+    assert file_key(str(torch_bin))[1:] == (torch_bin.stat().st_mtime_ns, torch_bin.stat().st_size)
