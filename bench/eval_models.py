@@ -5,7 +5,8 @@ the HR reference (Set14 baboon and comic, and the others: grey photos, a JPEG, R
 the alpha dropped, the 16-bit one reduced to 8 bits); none of them was used for training. LR is
 made from the HR with the project's MATLAB-compatible bicubic (x1/4, antialiased); PSNR and
 SSIM are on the Y channel with 4 border pixels cropped (as SR papers report them), sharpness
-is the mean Sobel gradient magnitude of Y relative to the HR's; seconds are
+is the mean Sobel gradient magnitude of Y relative to the HR's, NIQE (no reference, lower looks
+more natural) is training.evaluation's MATLAB-parity NIQE on Y; seconds are
 the wall time of one whole-image fp32 CPU upscale (one run each, after a warm-up run on a small
 image, on a shared machine: indicative). Prints Markdown tables and writes a side-by-side crop
 comparison when ``--comparison`` is given.
@@ -17,6 +18,7 @@ comparison when ``--comparison`` is given.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import time
@@ -30,6 +32,7 @@ from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from pipelines.imresize import imresize
 from pipelines.io.images import read_image, write_image
+from training.evaluation.niqe import NiqeModel, load_niqe_model, niqe
 from training.metrics import mean_gradient_magnitude, psnr, ssim
 
 SCALE = 4
@@ -63,10 +66,25 @@ def reference_images(folder: Path) -> dict[str, np.ndarray]:
     return images
 
 
-def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float, float]:
+@functools.cache
+def niqe_model() -> NiqeModel:
+    return load_niqe_model()
+
+
+def niqe_or_nan(image: np.ndarray) -> float:
+    """NIQE, or NaN for an image too small for two 96x96 blocks (the 176x176 JPEG)."""
+    try:
+        return niqe(image, crop_border=SCALE, model=niqe_model())
+    except ValueError:
+        return float("nan")
+
+
+def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float, float, float]:
+    """PSNR-Y, SSIM-Y, NIQE (no reference; lower is more natural) and sharpness vs the HR."""
     return (
         psnr(sr, hr, crop_border=SCALE, test_y_channel=True),
         ssim(sr, hr, crop_border=SCALE, test_y_channel=True),
+        niqe_or_nan(sr),
         mean_gradient_magnitude(sr) / mean_gradient_magnitude(hr),
     )
 
@@ -110,8 +128,8 @@ def main() -> None:
         engine.upscale(np.zeros((16, 16, 3), np.uint8))  # warm-up
         methods[name] = engine
     print(f"\nCPU: {cpu_line()}\n")
-    print("| method | image | PSNR-Y (dB) | SSIM-Y | sharpness vs HR | seconds |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| method | image | PSNR-Y (dB) | SSIM-Y | NIQE | sharpness vs HR | seconds |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     outputs: dict[str, dict[str, np.ndarray]] = {}
     summary = []
     for method, upscaler in methods.items():
@@ -122,16 +140,21 @@ def main() -> None:
             sr = imresize(lr, SCALE) if upscaler is None else upscaler.upscale(lr)
             seconds = time.perf_counter() - start
             outputs[method][image] = sr
-            p, s, g = score(sr, hr)
-            results.append((p, s, g, seconds))
-            print(f"| {method} | {image} | {p:.2f} | {s:.4f} | {g:.2f} | {seconds:.2f} |")
-        p, s, g, _ = np.mean(results, axis=0)
-        total = sum(r[3] for r in results)
-        summary.append((method, p, s, g, total))
-    print("\n| method | mean PSNR-Y (dB) | mean SSIM-Y | sharpness vs HR | total seconds |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for method, p, s, g, total in summary:
-        print(f"| {method} | {p:.2f} | {s:.4f} | {g:.2f} | {total:.1f} |")
+            p, s, n, g = score(sr, hr)
+            results.append((p, s, n, g, seconds))
+            print(f"| {method} | {image} | {p:.2f} | {s:.4f} | {n:.3f} | {g:.2f} | {seconds:.2f} |")
+        p, s, n, g, _ = np.nanmean(results, axis=0)
+        total = sum(r[4] for r in results)
+        summary.append((method, p, s, n, g, total))
+    hr_niqe = np.nanmean([niqe_or_nan(hr) for _, hr in pairs.values()])
+    print(f"\nCPU at the end: {cpu_line()}")
+    print(
+        "\n| method | mean PSNR-Y (dB) | mean SSIM-Y | mean NIQE | sharpness vs HR | total seconds |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for method, p, s, n, g, total in summary:
+        print(f"| {method} | {p:.2f} | {s:.4f} | {n:.3f} | {g:.2f} | {total:.1f} |")
+    print(f"| HR (reference) | | | {hr_niqe:.3f} | 1.00 | |")
     if args.comparison:
         write_comparison(Path(args.comparison), pairs, outputs)
 
