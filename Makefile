@@ -28,6 +28,7 @@ bench: setup
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_zarr.py
 	$(PY) bench/bench_niqe.py
+	$(PY) bench/bench_data.py
 
 # GPU check (bench/bench_gpu.py): on a machine without CUDA it prints one line and exits 0.
 bench-gpu: setup
