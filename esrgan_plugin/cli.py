@@ -49,10 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tile",
         type=int,
         default=None,
-        help="tile size in LR pixels; 0 = whole image; default: from free memory",
+        help="tile size in LR pixels; 0 = whole image; default: from the model's halo and measured costs",
     )
     up.add_argument(
-        "--halo", type=int, default=None, help="LR pixels of context around each tile (default 24)"
+        "--halo",
+        type=int,
+        default=None,
+        help="LR pixels of context around each tile (default: what the model needs, measured)",
     )
     up.add_argument(
         "--batch-size",
@@ -199,13 +202,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from esrgan_plugin.checkpoint import load_model
-    from esrgan_plugin.inference import DEFAULT_HALO, UpscaleOptions, Upscaler
+    from esrgan_plugin.inference import UpscaleOptions, Upscaler
     from pipelines.io.images import read_image, write_image
 
     jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite)
     options = UpscaleOptions(
         tile=args.tile,
-        halo=DEFAULT_HALO if args.halo is None else args.halo,
+        halo=args.halo,
         batch_size=args.batch_size,
         precision=args.precision,
         calibration=args.calibration,

@@ -1,8 +1,8 @@
 """The inference engine: NumPy images in, upscaled NumPy images out, on any device.
 
 Handles what the network itself does not: bit depth (8/16-bit and float), grey and alpha
-channels, device and precision, whole-image or tiled execution with a memory-derived tile
-size, halving the tile when the device runs out of memory, and a final resize for an
+channels, device and precision, whole-image or tiled execution (default tile from the model's
+measured halo, measured costs and total memory: ``tile_defaults``), halving the tile when the device runs out of memory, and a final resize for an
 ``outscale`` that differs from the network's own scale.
 """
 
@@ -28,13 +28,21 @@ from esrgan_plugin.device import (
     resolve_precision,
 )
 from esrgan_plugin.errors import InferenceError
+from esrgan_plugin.halo import model_halo
 from esrgan_plugin.runtime import reuse_freed_memory
+from esrgan_plugin.tile_defaults import (
+    TILE_SIDES,
+    activation_bytes_per_pixel,
+    choose_tile,
+    cost_curve,
+    memory_budget_pixels,
+)
 from esrgan_plugin.tiling import Progress, round_up, run_tiled
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HALO = 24
-"""LR pixels of context on each side of a tile; see the README's halo table for its error."""
+DEFAULT_HALO = None
+"""No fixed halo: by default each model gets the halo it needs, measured (``esrgan_plugin.halo``)."""
 
 MIN_TILE = 16
 ALPHA_MODES = ("model", "bicubic")
@@ -43,10 +51,13 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as cv2's RG
 
 @dataclass(frozen=True)
 class UpscaleOptions:
-    """How to run a model. ``tile=None`` picks whole image or a tile from free memory; 0 = never tile."""
+    """How to run a model. ``tile=None`` picks the default tile (tile_defaults); 0 = never tile.
+
+    ``halo=None`` uses the halo the model needs for seamless tiles (measured once per model).
+    """
 
     tile: int | None = None
-    halo: int = DEFAULT_HALO
+    halo: int | None = DEFAULT_HALO
     batch_size: int | None = None
     """Tiles per forward pass; None = 1 on the CPU (batching buys no speed there), 4 elsewhere."""
     precision: str = "auto"
@@ -62,7 +73,7 @@ class UpscaleOptions:
             raise InferenceError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
         if self.tile and self.tile < MIN_TILE:
             raise InferenceError(f"tile must be 0 or at least {MIN_TILE} pixels, got {self.tile}")
-        if self.halo < 0:
+        if self.halo is not None and self.halo < 0:
             raise InferenceError(f"halo must be >= 0, got {self.halo}")
         if self.batch_size is not None and self.batch_size < 1:
             raise InferenceError(f"batch_size must be >= 1, got {self.batch_size}")
@@ -100,6 +111,7 @@ class Upscaler:
         if self.device.type == "cpu":
             reuse_freed_memory()  # large activations stay mapped across tiles and calls
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
+        self._halo: int | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -139,7 +151,7 @@ class Upscaler:
                     x,
                     self.scale,
                     tile,
-                    self.options.halo,
+                    self.halo,
                     self.multiple,
                     self.batch_size,
                     self.device,
@@ -181,23 +193,55 @@ class Upscaler:
                 out = self.module(batch)
         return out
 
+    @property
+    def halo(self) -> int:
+        """The halo in use: the option, else the one this model needs (measured once, cached)."""
+        if self.options.halo is not None:
+            return self.options.halo
+        if self._halo is None:
+            self._halo = model_halo(self.module, device=self.device).halo
+        return self._halo
+
     def _initial_tile(self, height: int, width: int) -> int:
         if self.options.tile is not None:
             return self.options.tile
-        return auto_tile(
+        bytes_per_pixel = self.bytes_per_pixel()
+        if height * width <= TILE_SIDES[0] ** 2:  # smaller than any tile: no halo needed
+            return 0
+        tile = choose_tile(
             height,
             width,
-            self.bytes_per_pixel(),
-            free_memory_bytes(self.device),
-            self.options.halo,
+            self.halo,
             self.multiple,
+            memory_budget_pixels(self.device, bytes_per_pixel),
+            cost_curve(self.device, self.precision.name),
         )
+        return self._fit_free_memory(height, width, tile, bytes_per_pixel)
+
+    def _fit_free_memory(self, height: int, width: int, tile: int, bytes_per_pixel: int) -> int:
+        """``tile``, or a smaller one when free memory is short (the only run-dependent choice)."""
+        free = free_memory_bytes(self.device)
+        span = max(height, width) if tile == 0 else tile + 2 * self.halo
+        pixels = min(span, height) * min(span, width)
+        if pixels * bytes_per_pixel <= free:
+            return tile
+        fitting = choose_tile(height, width, self.halo, self.multiple, free // bytes_per_pixel)
+        log.warning(
+            "free memory (%.1f GiB) is short of the default tile's estimated %.1f GiB; using tile "
+            "%d, whose output may differ from the default's by up to the halo's error bound",
+            free / 2**30,
+            pixels * bytes_per_pixel / 2**30,
+            fitting,
+        )
+        return fitting
 
     def bytes_per_pixel(self) -> int:
-        """Estimated peak activation memory per LR input pixel (conservative, fp32)."""
-        nf, s2, m2 = self.num_features, self.scale**2, self.multiple**2
-        elements = nf * (3 * s2 * m2 + 8) / m2 if self.multiple > 1 else nf * (3 * s2 + 8)
-        return int(elements * 4 * 1.5)
+        """Estimated peak activation memory per LR input pixel at this precision (measured)."""
+        return int(
+            activation_bytes_per_pixel(
+                self.num_features, self.scale, self.multiple, self.precision.name
+            )
+        )
 
     def _release_cache(self) -> None:
         if self.device.type == "cuda":
@@ -301,18 +345,6 @@ def cpu_engine(
         return None
     assert isinstance(module, RRDBNet)
     return FusedRRDBNet(module, FP32 if precision.name == "fp32" else BF16)
-
-
-def auto_tile(
-    height: int, width: int, bytes_per_pixel: int, free_bytes: int, halo: int, multiple: int = 1
-) -> int:
-    """0 (whole image) when it fits in half the free memory, else the largest tile that does."""
-    budget = free_bytes // 2
-    if height * width * bytes_per_pixel <= budget:
-        return 0
-    side = int(math.sqrt(budget / bytes_per_pixel)) - 2 * halo
-    side = side // 8 * 8
-    return max(MIN_TILE, round_up(side, multiple))
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from esrgan_plugin import checkpoint
 from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.errors import EsrganError
-from esrgan_plugin.inference import DEFAULT_HALO, MIN_TILE, UpscaleOptions, Upscaler
+from esrgan_plugin.inference import MIN_TILE, UpscaleOptions, Upscaler
 from esrgan_plugin.interpolate import interpolate_models
 from pipelines.api import StageParams, StageSpec
 
@@ -45,12 +45,12 @@ class UpscaleParams(StageParams):
     tile: int | None = Field(
         None,
         ge=0,
-        description=f"tile side in input pixels (0 = whole image, else at least {MIN_TILE}); default: chosen from free memory",
+        description=f"tile side in input pixels (0 = whole image, else at least {MIN_TILE}); default: from the model's halo and measured costs",
     )
-    halo: int = Field(
-        DEFAULT_HALO,
+    halo: int | None = Field(
+        None,
         ge=0,
-        description="input pixels of context around each tile, cropped after upscaling",
+        description="input pixels of context around each tile and block, cropped after upscaling; default: what the model needs (measured once per model)",
     )
     batch_size: int | None = Field(
         None, ge=1, description="tiles per forward pass (default: 1 on the CPU, 4 on GPUs)"
@@ -218,8 +218,12 @@ def upscale_scale(params: UpscaleParams) -> float | None:
 
 
 def upscale_halo(params: UpscaleParams) -> int:
-    """Input pixels of context around a block: the ``halo`` parameter."""
-    return params.halo
+    """Input pixels of context around a block: ``halo``, else the model's measured halo."""
+    if params.halo is not None:
+        return params.halo
+    if _REFERENCE in params.model:
+        return 0  # a model made during the run: its scale is unknown too, so blocks are not used
+    return _upscaler(params).halo
 
 
 def upscale_multiple(params: UpscaleParams) -> int:

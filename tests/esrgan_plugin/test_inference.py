@@ -9,7 +9,7 @@ from helpers import random_image, tiny_rrdbnet
 
 from esrgan_plugin.arch.rrdbnet import receptive_radius
 from esrgan_plugin.errors import InferenceError
-from esrgan_plugin.inference import UpscaleOptions, Upscaler, auto_tile, upscale
+from esrgan_plugin.inference import UpscaleOptions, Upscaler, upscale
 from esrgan_plugin.tiling import axis_spans, make_tiles
 
 
@@ -181,13 +181,6 @@ def test_out_of_memory_halves_the_tile_and_retries(monkeypatch: pytest.MonkeyPat
     expected = upscale(image, net, tile=0)
     assert sizes[0] == 64 and max(sizes[1:]) <= 40
     assert np.abs(out.astype(int) - expected).max() <= 3  # halo 8 < receptive radius
-
-
-def test_auto_tile_whole_image_when_it_fits() -> None:
-    assert auto_tile(100, 100, 1000, 10**9, 24) == 0
-    tile = auto_tile(4000, 4000, 1000, 10**9, 24, multiple=4)
-    assert 16 <= tile < 4000 and tile % 4 == 0
-    assert (tile + 48) ** 2 * 1000 <= 10**9 // 2
 
 
 def test_model_alpha_of_a_block_matches_the_whole_image() -> None:

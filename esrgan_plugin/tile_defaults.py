@@ -1,0 +1,142 @@
+"""The default tile: from the halo the model needs, measured costs, and total (not free) memory.
+
+Two runs of the same command must tile the same way, so the choice depends only on the image
+size, the model, the precision and the device's total memory, never on memory that happens to
+be free. Among tile sides whose padded tile fits the memory budget, the one with the smallest
+predicted time is used, where the prediction multiplies each tile's padded area by a measured
+per-pixel cost that depends on the padded side (cache effects; ``bench/bench_tiles.py``). Sides
+whose halo adds more than a third to the work are only used when nothing else fits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from esrgan_plugin.tiling import make_tiles
+
+MAX_HALO_WORK = 4 / 3
+"""Default tiles process at most this many input pixels per output pixel (halo cost <= 1/3)."""
+
+TILE_SIDES = (64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 3072)
+"""Candidate tile sides, in input pixels."""
+
+BYTES_PER_ELEMENT = {"fp32": 4.2, "bf16": 2.1, "fp16": 2.1}
+"""Peak activation bytes per element of the activation model in ``activation_bytes_per_pixel``.
+
+Measured with ``bench/bench_tiles.py --memory`` (peak RSS growth of a whole-image forward, nf 64
+x4 RRDBNet, CPU): 14.6 KB per input pixel in fp32 and 6.8-7.4 KB in bf16, i.e. 4.2 and 2.1
+bytes per modelled element. fp16 is assumed to behave as bf16 (unmeasured: no GPU here).
+"""
+
+MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.5, "mps": 0.25}
+"""Share of the device's total memory the default tile may use for activations."""
+
+
+@dataclass(frozen=True)
+class CostCurve:
+    """Relative time per padded input pixel against the padded tile side (1.0 at the first side)."""
+
+    sides: tuple[int, ...]
+    cost: tuple[float, ...]
+
+    def at(self, side: float) -> float:
+        """Cost per pixel at ``side``, interpolated in log(side), constant beyond the ends."""
+        return float(np.interp(math.log(side), np.log(self.sides), self.cost))
+
+
+FLAT = CostCurve((1,), (1.0,))
+"""No measured cache effect: time proportional to pixels (GPUs, unmeasured precisions)."""
+
+CPU_COST = {
+    "fp32": FLAT,
+    "bf16": FLAT,
+}
+"""Measured per-pixel cost curves on the CPU by precision (``bench/bench_tiles.py``)."""
+
+
+def activation_bytes_per_pixel(
+    feature_channels: int, scale: int, multiple: int, precision: str
+) -> float:
+    """Estimated peak activation memory per LR input pixel (measured per precision).
+
+    Modelled elements per pixel: ``nf * (3 * scale**2 + 8)`` (three HR feature maps alive in
+    the up-sampling tail plus the LR trunk's dense-block concatenations); for pixel-unshuffled
+    (x1/x2) models the trunk runs on ``1 / multiple**2`` of the pixels.
+    """
+    nf, s2, m2 = feature_channels, scale**2, multiple**2
+    elements = nf * (3 * s2 * m2 + 8) / m2 if multiple > 1 else nf * (3 * s2 + 8)
+    return elements * BYTES_PER_ELEMENT.get(precision, 4.2)
+
+
+def total_memory_bytes(device: torch.device) -> int:
+    """The device's total memory (GPU memory, or MemTotal): the same on every run."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30  # unknown platform: assume 8 GiB
+
+
+def memory_budget_pixels(device: torch.device, bytes_per_pixel: float) -> int:
+    """Padded input pixels one forward pass may hold under the default memory budget."""
+    share = MEMORY_FRACTION.get(device.type, 0.25)
+    return int(total_memory_bytes(device) * share / bytes_per_pixel)
+
+
+def cost_curve(device: torch.device, precision: str) -> CostCurve:
+    """The measured per-pixel cost curve for this device and precision (flat when unmeasured)."""
+    return CPU_COST.get(precision, FLAT) if device.type == "cpu" else FLAT
+
+
+def predicted_cost(
+    height: int, width: int, tile: int, halo: int, multiple: int, curve: CostCurve
+) -> tuple[float, float]:
+    """(predicted time, work) of a grid: sum of padded areas x per-pixel cost, and padded / kept area."""
+    if tile == 0:
+        return height * width * curve.at(math.sqrt(height * width)), 1.0
+    time = padded = 0.0
+    for t in make_tiles(height, width, tile, halo, multiple):
+        h, w = t.input_shape
+        padded += h * w
+        time += h * w * curve.at(math.sqrt(h * w))
+    return time, padded / (height * width)
+
+
+def choose_tile(
+    height: int,
+    width: int,
+    halo: int,
+    multiple: int,
+    max_pixels: int,
+    curve: CostCurve = FLAT,
+) -> int:
+    """0 (whole image) or the tile side with the lowest predicted time that fits ``max_pixels``.
+
+    Grids whose halo costs more than ``MAX_HALO_WORK`` are used only when no grid within it
+    fits; the smallest candidate side is the last resort.
+    """
+    candidates: list[tuple[bool, float, int]] = []
+    if height * width <= max_pixels:
+        time, _ = predicted_cost(height, width, 0, halo, multiple, curve)
+        candidates.append((False, time, 0))
+    for side in TILE_SIDES:
+        side = -(-side // multiple) * multiple
+        if side >= max(height, width):
+            break
+        span = side + 2 * halo
+        if min(span, height) * min(span, width) > max_pixels:
+            continue
+        time, work = predicted_cost(height, width, side, halo, multiple, curve)
+        candidates.append((work > MAX_HALO_WORK, time, side))
+    if not candidates:
+        return -(-TILE_SIDES[0] // multiple) * multiple
+    return min(candidates)[2]

@@ -1,0 +1,79 @@
+"""The default tile: halo cost, memory budget, measured cost curves, and no free-memory dependence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import tiny_rrdbnet
+
+from esrgan_plugin import inference
+from esrgan_plugin.inference import UpscaleOptions, Upscaler
+from esrgan_plugin.tile_defaults import (
+    MAX_HALO_WORK,
+    CostCurve,
+    activation_bytes_per_pixel,
+    choose_tile,
+    predicted_cost,
+)
+
+
+def test_whole_image_when_it_fits_and_costs_are_flat() -> None:
+    assert choose_tile(1000, 800, halo=64, multiple=1, max_pixels=10**7) == 0
+
+
+def test_tiles_keep_the_halo_within_a_third_when_memory_allows() -> None:
+    tile = choose_tile(4000, 3000, halo=64, multiple=1, max_pixels=2_000_000)
+    assert tile > 0
+    _, work = predicted_cost(4000, 3000, tile, 64, 1, CostCurve((1,), (1.0,)))
+    assert work <= MAX_HALO_WORK
+    assert (tile + 128) ** 2 <= 2_000_000
+
+
+def test_memory_short_of_the_third_uses_the_largest_fitting_tile() -> None:
+    tile = choose_tile(4000, 4000, halo=64, multiple=4, max_pixels=300_000)
+    assert tile % 4 == 0 and (tile + 128) ** 2 <= 300_000
+    bigger = [s for s in (tile * 2,) if (s + 128) ** 2 <= 300_000]
+    assert not bigger
+
+
+def test_tiles_even_when_the_whole_image_fits_if_a_cheaper_per_pixel_tile_wins() -> None:
+    """A measured curve where small forwards are 2x cheaper per pixel (cache effects)."""
+    curve = CostCurve((256, 1024), (0.5, 1.0))
+    tile = choose_tile(2048, 2048, halo=8, multiple=1, max_pixels=10**8, curve=curve)
+    assert tile not in (0, 2048) and (tile + 16) ** 2 <= 256**2 * 1.2
+
+
+def test_activation_estimate_is_per_precision() -> None:
+    fp32 = activation_bytes_per_pixel(64, 4, 1, "fp32")
+    bf16 = activation_bytes_per_pixel(64, 4, 1, "bf16")
+    assert 13_000 < fp32 < 16_000 and 6_500 < bf16 < 8_000  # measured 14.6 KB and 6.8-7.4 KB
+
+
+def test_default_tiling_does_not_depend_on_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same image, same command, different free memory: the same tile and identical pixels."""
+    net = tiny_rrdbnet()
+    image = np.random.default_rng(3).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    monkeypatch.setattr(inference, "memory_budget_pixels", lambda device, bpp: 40_000)
+    outputs, tiles = [], []
+    for free in (10**9, 10**12):
+        monkeypatch.setattr(inference, "free_memory_bytes", lambda device, free=free: free)
+        up = Upscaler(net, UpscaleOptions())
+        tiles.append(up._initial_tile(300, 200))
+        outputs.append(up.upscale(image))
+    assert tiles[0] == tiles[1] > 0
+    assert np.array_equal(outputs[0], outputs[1])
+
+
+def test_short_free_memory_shrinks_the_tile_within_the_halo_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net = tiny_rrdbnet()
+    image = np.random.default_rng(4).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    whole = Upscaler(net, UpscaleOptions(tile=0)).upscale(image)
+    up = Upscaler(net, UpscaleOptions())
+    monkeypatch.setattr(
+        inference, "free_memory_bytes", lambda device: 20_000 * up.bytes_per_pixel()
+    )
+    tile = up._initial_tile(200, 200)
+    assert 0 < tile < 200 and (tile + 2 * up.halo) ** 2 <= 20_000
+    assert np.abs(up.upscale(image).astype(int) - whole).max() <= 2
