@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from helpers import tiny_rrdbnet
+from helpers import random_image, save_tiny, tiny_rrdbnet
 
+from esrgan_plugin import halo as halo_mod
 from esrgan_plugin import inference
+from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.tile_defaults import (
     MAX_HALO_WORK,
@@ -15,6 +19,7 @@ from esrgan_plugin.tile_defaults import (
     choose_tile,
     predicted_cost,
 )
+from pipelines.imageio import read_image, write_image
 
 
 def test_whole_image_when_it_fits_and_costs_are_flat() -> None:
@@ -77,3 +82,25 @@ def test_short_free_memory_shrinks_the_tile_within_the_halo_bound(
     tile = up._initial_tile(200, 200)
     assert 0 < tile < 200 and (tile + 2 * up.halo) ** 2 <= 20_000
     assert np.abs(up.upscale(image).astype(int) - whole).max() <= 2
+
+
+def test_same_command_twice_gives_identical_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``esrgan upscale`` twice with the default tile and halo, free memory differing: same bytes.
+
+    The memory budget is made small so the default tiles the image; the second run reads the
+    measured halo back from the cache folder instead of measuring it.
+    """
+    model = save_tiny(tmp_path / "tiny.safetensors")
+    src = write_image(tmp_path / "in.png", random_image(150, 130))
+    monkeypatch.setattr(inference, "memory_budget_pixels", lambda device, bpp: 12_000)
+    outputs = []
+    for i, free in enumerate((10**9, 10**12)):
+        monkeypatch.setattr(inference, "free_memory_bytes", lambda device, free=free: free)
+        halo_mod._MEMO.clear()
+        out = tmp_path / f"out{i}.png"
+        assert main(["upscale", str(src), "-o", str(out), "--model", str(model)]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert read_image(tmp_path / "out0.png").shape == (600, 520, 3)
