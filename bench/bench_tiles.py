@@ -131,7 +131,7 @@ def curve_table(nb: int, repeats: int, sides: list[int]) -> None:
 def load_image(path: str | None, size: int) -> np.ndarray:
     """A ``size`` x ``size`` crop: of ``path``, else of scikit-image's rocket (not a probe photo)."""
     if path:
-        from pipelines.imageio import read_image
+        from pipelines.io.images import read_image
 
         image = read_image(path)
     else:
@@ -153,8 +153,8 @@ def dask_upscale(image: np.ndarray, model: str, chunk: int, halo: int | None) ->
     import dask.array as da
 
     from esrgan_plugin.stages import UpscaleParams, stage_specs
-    from pipelines.blocks import BlockPlan, map_image
-    from pipelines.images import ImageItem, ImageMeta
+    from pipelines.io.items import ImageItem, ImageMeta
+    from pipelines.runner.blocks import BlockPlan, map_image
 
     spec = next(s for s in stage_specs() if s.id == "esrgan.upscale")
     params = UpscaleParams(model=model, halo=halo, precision="fp32", device="cpu")

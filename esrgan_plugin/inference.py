@@ -31,6 +31,7 @@ from esrgan_plugin.errors import InferenceError
 from esrgan_plugin.halo import model_halo
 from esrgan_plugin.runtime import reuse_freed_memory
 from esrgan_plugin.tile_defaults import (
+    FLAT,
     TILE_SIDES,
     activation_bytes_per_pixel,
     choose_tile,
@@ -206,16 +207,13 @@ class Upscaler:
         if self.options.tile is not None:
             return self.options.tile
         bytes_per_pixel = self.bytes_per_pixel()
-        if height * width <= TILE_SIDES[0] ** 2:  # smaller than any tile: no halo needed
-            return 0
-        tile = choose_tile(
-            height,
-            width,
-            self.halo,
-            self.multiple,
-            memory_budget_pixels(self.device, bytes_per_pixel),
-            cost_curve(self.device, self.precision.name),
-        )
+        budget = memory_budget_pixels(self.device, bytes_per_pixel)
+        curve = cost_curve(self.device, self.precision.name)
+        fits = height * width <= budget
+        if height * width <= TILE_SIDES[0] ** 2 or (fits and curve == FLAT):
+            tile = 0  # no grid can beat the whole image: the halo is not even needed
+        else:
+            tile = choose_tile(height, width, self.halo, self.multiple, budget, curve)
         return self._fit_free_memory(height, width, tile, bytes_per_pixel)
 
     def _fit_free_memory(self, height: int, width: int, tile: int, bytes_per_pixel: int) -> int:

@@ -68,8 +68,8 @@ def test_dask_chunks_with_the_default_halo_match_the_whole_image(
     import dask.array as da
 
     from esrgan_plugin.stages import UpscaleParams, stage_specs
-    from pipelines.blocks import BlockPlan, map_image
-    from pipelines.images import ImageItem, ImageMeta
+    from pipelines.io.items import ImageItem, ImageMeta
+    from pipelines.runner.blocks import BlockPlan, map_image
 
     spec = next(s for s in stage_specs() if s.id == "esrgan.upscale")
     params = UpscaleParams(model=str(_x4plus_param()), precision="fp32", device="cpu")

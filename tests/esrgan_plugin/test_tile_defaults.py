@@ -19,7 +19,7 @@ from esrgan_plugin.tile_defaults import (
     choose_tile,
     predicted_cost,
 )
-from pipelines.imageio import read_image, write_image
+from pipelines.io.images import read_image, write_image
 
 
 def test_whole_image_when_it_fits_and_costs_are_flat() -> None:
