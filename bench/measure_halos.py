@@ -29,10 +29,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    table = {"models": []}
+    table: dict[str, list[dict[str, object]]] = {"models": []}
     if args.write is not None and args.write.is_file():
         table = json.loads(args.write.read_text())
-    by_hash = {entry["weights_sha256"]: entry for entry in table["models"]}
+    by_hash = {str(entry["weights_sha256"]): entry for entry in table["models"]}
     for name in args.models:
         start = time.perf_counter()
         model = load_model(name)
@@ -45,7 +45,7 @@ def main() -> None:
             flush=True,
         )
         if args.write is not None:
-            table["models"] = sorted(by_hash.values(), key=lambda e: e["model"])
+            table["models"] = sorted(by_hash.values(), key=lambda e: str(e["model"]))
             args.write.write_text(json.dumps(table, indent=1) + "\n")
 
 
