@@ -19,9 +19,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     exp.add_argument("--fp16", action="store_true", help="fp16 weights, input and output")
     exp.add_argument(
-        "--size", default="64", help="input size of a static export: N or HxW (default 64)"
+        "--size", default=None, help="input size of a static export: N or HxW (default 64)"
     )
-    exp.add_argument("--batch", type=int, default=1, help="batch size of a static export")
+    exp.add_argument(
+        "--batch", type=int, default=None, help="batch size of a static export (default 1)"
+    )
     exp.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     exp.add_argument(
         "--no-check", action="store_true", help="do not compare with PyTorch in onnxruntime"
@@ -46,15 +48,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.cli import UsageError
     from esrgan_plugin.export import DEFAULT_OPSET, OnnxExportOptions, export_onnx
 
-    height, width = parse_size(args.size)
+    if args.dynamic and (args.size is not None or args.batch is not None):
+        raise UsageError("--size and --batch fix a static shape; --dynamic takes any size")
+    height, width = parse_size(args.size or "64")
     options = OnnxExportOptions(
         dynamic=args.dynamic,
         fp16=args.fp16,
         height=height,
         width=width,
-        batch=args.batch,
+        batch=1 if args.batch is None else args.batch,
         opset=DEFAULT_OPSET if args.opset is None else args.opset,
     )
     check = not args.no_check

@@ -133,6 +133,7 @@ def test_cli_exports_an_old_layout_pth(tmp_path: Path, capsys: pytest.CaptureFix
         (["--size", "2"], 1, "export height 2: expected at least 4"),
         (["--batch", "0"], 1, "export batch 0: expected at least 1"),
         (["--opset", "11"], 1, "opset 11: the exporter writes opset 18 or newer"),
+        (["--dynamic", "--size", "32"], 2, "--size and --batch fix a static shape"),
     ],
 )
 def test_cli_bad_settings_are_one_line_errors(
