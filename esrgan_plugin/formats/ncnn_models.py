@@ -16,6 +16,7 @@ import torch
 
 from esrgan_plugin.errors import CheckpointError
 from esrgan_plugin.formats.ncnn import NcnnGraph, NcnnLayer, read_ncnn
+from esrgan_plugin.formats.ncnn_exec import check_wiring
 
 StateDict = dict[str, torch.Tensor]
 
@@ -294,7 +295,14 @@ def match_graph(graph: NcnnGraph) -> Match:
 
 
 def read_ncnn_state_dict(path: str) -> tuple[StateDict, dict[str, str]]:
-    """Canonical tensors and metadata of the network in ``X.param`` + ``X.bin``."""
+    """Canonical tensors and metadata of the network in ``X.param`` + ``X.bin``.
+
+    The network is recognised from its layer sequence, then run beside the graph as wired on a
+    small input: both must agree, so a graph with the right layers in another order of
+    connections is refused.
+    """
+    from esrgan_plugin.checkpoint import build_from_state_dict  # checkpoint imports this module
+
     graph = read_ncnn(path)
     match = match_graph(graph)
     metadata = {
@@ -304,4 +312,6 @@ def read_ncnn_state_dict(path: str) -> tuple[StateDict, dict[str, str]]:
         "ncnn_storage": ",".join(graph.storage),
         **match.metadata,
     }
+    model = build_from_state_dict(match.state, metadata, source=str(graph.param_path))
+    check_wiring(graph, model.module, match.architecture)
     return match.state, metadata

@@ -262,3 +262,49 @@ def test_stage_cache_key_follows_both_ncnn_files(tmp_path: Path) -> None:
     torch_bin = tmp_path / "pytorch_model.bin"  # a torch .bin with no .param beside it
     torch.save(_tiny_rrdbnet().state_dict(), torch_bin)
     assert file_key(str(torch_bin))[1:] == (torch_bin.stat().st_mtime_ns, torch_bin.stat().st_size)
+
+
+# --------------------------------------------------------------------------- wiring check
+
+
+def _swap_inputs(param: Path, kind: str) -> None:
+    """Swap the first two input blobs of the first ``kind`` layer (same layers, other wiring)."""
+    lines = param.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(kind))
+    fields = lines[index].split()
+    fields[4], fields[5] = fields[5], fields[4]
+    lines[index] = " ".join(fields)
+    param.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("kind", ["Eltwise", "Concat"])
+def test_right_layers_wired_differently_are_refused(tmp_path: Path, kind: str) -> None:
+    model = _tiny_rrdbnet()
+    with torch.no_grad():  # weights large enough that every connection shows in the output
+        for p in model.parameters():
+            p.uniform_(-0.3, 0.3)
+    param = write_rrdbnet(model, tmp_path / "m", fp16=False)
+    assert load_model(param).architecture == "RRDBNet"
+    _swap_inputs(param, kind)
+    with pytest.raises(CheckpointError, match="layers fit RRDBNet but the graph's wiring does not"):
+        load_model(param)
+
+
+def test_swapped_compact_add_inputs_are_equivalent(tmp_path: Path) -> None:
+    """Addition commutes: swapping its inputs is the same network and still loads."""
+    param = write_compact(_tiny_compact(), tmp_path / "m", fp16=False)
+    _swap_inputs(param, "BinaryOp")
+    assert load_model(param).architecture == "SRVGGNetCompact"
+
+
+@pytest.mark.usefixtures("ncnn_available")
+@pytest.mark.parametrize("stem", sorted(REAL_MODELS))
+def test_the_wiring_checker_runs_graphs_as_ncnn_does(stem: str) -> None:
+    from esrgan_plugin.formats.ncnn import read_ncnn
+    from esrgan_plugin.formats.ncnn_exec import run_graph
+
+    param = _real_param(stem)
+    x = _image(12, 14, seed=2)
+    with torch.no_grad():
+        ours = run_graph(read_ncnn(param), torch.from_numpy(x)[None])[0].numpy()
+    np.testing.assert_allclose(ours, run_ncnn(param, x), atol=5e-5)
