@@ -65,7 +65,7 @@ def no_separation(window: np.ndarray) -> tuple[None, None]:
     return None, None
 
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, object]] = {
     "2-D window, one block at a time, table rebuilt per fit, full scan (BasicSR's structure)": {
         "_separate": no_separation,
         "_block_features": per_block_features,
