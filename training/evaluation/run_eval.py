@@ -31,6 +31,11 @@ from training.evaluation.pairing import Found, PartnerIndex, find_images
 from training.evaluation.perceptual_index import NO_MA_MODEL, ma_scorer
 from training.evaluation.tables import csv_text, text_table, write_text
 
+PAIRING_HELP = """pairing: each SR file's path relative to its folder is matched in the same
+sub-folder of --hr / --lr by stem (any extension), else by the longest stem it starts with
+followed by _, - or . (baboon_x4.png -> baboon.png). Unpaired or ambiguous files, size
+mismatches and unreadable files are one-line errors; the rest is still scored (exit code 1)."""
+
 
 class EvalUsageError(UsageError):
     """Arguments of ``esrgan eval`` / ``esrgan sweep`` that do not fit together (exit code 2)."""
@@ -92,7 +97,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "eval",
         help="score SR images (PSNR/SSIM/NIQE/LR consistency), or a model on LR/HR folders",
-        description=(__doc__ or "").split("\n\n")[0],
+        description="Score SR images (or a model's output on LR/HR folders) with PSNR/SSIM on Y "
+        "or RGB, NIQE and LR consistency; per-image rows and a mean row.",
+        epilog=PAIRING_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sr", nargs="*", metavar="SR", help="SR image files, globs or folders")
     parser.add_argument("--hr", default=None, help="folder (or file/glob) of ground-truth images")
