@@ -291,3 +291,21 @@ def test_sweep_report_function_needs_images(tmp_path: Path) -> None:
     params = SweepParams(psnr_model="a", gan_model="b", output=str(tmp_path / "r"))
     with pytest.raises(EvalUsageError, match="needs --hr HR_DIR or --lr LR_DIR"):
         sweep_report(params)
+
+
+def test_sweep_report_example(workspace: Path, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "pipelines" / "examples" / "sweep-report.yaml"
+    summary = run_text(
+        example.read_text(encoding="utf-8"),
+        overrides=[
+            f"report.psnr_model={workspace / 'psnr.safetensors'}",
+            f"report.gan_model={workspace / 'gan.safetensors'}",
+            "report.alphas=0,1",
+            f"report.hr={workspace / 'hr'}/*.png",
+            f"report.output={tmp_path / 'example'}",
+        ],
+        entry_points=True,
+    )
+    assert summary.artefacts == {"report": str(tmp_path / "example" / "index.html")}
+    result = json.loads((tmp_path / "example" / "results.json").read_text())
+    assert list(result["methods"]) == ["bicubic", "alpha 0", "alpha 1", "HR"]
