@@ -235,3 +235,18 @@ def test_metric_failure_names_the_file(tmp_path: Path, capsys: pytest.CaptureFix
         f"esrgan: error: {tmp_path / 'small.png'}: niqe: NIQE needs at least 96x96 pixels after "
         "cropping, got 64x64"
     )
+
+
+def test_identical_images_give_infinite_psnr_in_json_and_csv(
+    folders: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys, folders / "hr", "--hr", folders / "hr", "--metrics", "psnr,ssim", "--json"
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["images"][0]["psnr"] == "inf" and result["mean"]["psnr"] == "inf"
+    assert result["images"][0]["ssim"] == pytest.approx(1.0)
+    table = tmp_path / "t.csv"
+    assert run(capsys, folders / "hr", "--hr", folders / "hr", "--csv", table)[0] == 0
+    assert list(csv.DictReader(table.open()))[0]["psnr"] == "inf"
