@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test test-fast bench bench-gpu eval lint default-models clean
+.PHONY: setup run test test-fast fuzz bench bench-gpu eval lint default-models clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# The fuzz properties (tests/fuzz/) with a large budget: FUZZ_EXAMPLES new examples per property
+# (`make test` runs the same properties with 20 fixed ones).
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -m fuzz -p no:cacheprovider \
+		--hypothesis-show-statistics -W ignore::UserWarning --timeout 7200 tests/fuzz
 
 bench: setup
 	$(PY) bench/bench_inference.py

@@ -99,6 +99,11 @@ def _read_torch(path: Path) -> object:
         raise CheckpointError(
             f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})"
         ) from None
+    except Exception as exc:  # a malformed pickle stream trips torch's unpickler (IndexError, ...)
+        raise CheckpointError(
+            f"{path}: corrupt checkpoint: not a valid pickle stream "
+            f"({type(exc).__name__}: {_first_line(exc)[:160]})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -436,9 +441,19 @@ def build_from_state_dict(
     metadata = dict(metadata or {})
     layout = detect_layout(state, source)
     canonical = layout.to_canonical(state)
-    config = ARCHITECTURES[layout.architecture](canonical, source, metadata)
+    _check_conv_weights(canonical, layout.architecture, source)
+    try:
+        config = ARCHITECTURES[layout.architecture](canonical, source, metadata)
+    except (IndexError, KeyError, ZeroDivisionError) as exc:  # a safety net behind the checks
+        raise CheckpointError(
+            f"{source}: tensor shapes do not fit a {layout.architecture} "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+    with torch.device("meta"):  # shapes only: a file cannot make us allocate a huge network
+        skeleton = build_network(config)
+    _check_strict(skeleton, canonical, source)
     module = build_network(config)
-    _load_strict(module, canonical, source)
+    module.load_state_dict({k: v.float() for k, v in canonical.items()}, strict=True)
     module.eval().requires_grad_(False)
     return LoadedModel(module, layout.name, config, metadata, source)
 
@@ -452,7 +467,26 @@ def _int_meta(metadata: Mapping[str, str], key: str) -> int:
         raise CheckpointError(f"metadata {key}={value!r} is not a whole number") from None
 
 
-def _load_strict(module: nn.Module, state: StateDict, source: str) -> None:
+_CONV_WEIGHTS = {  # the convolutions whose shapes the hyperparameters are read from
+    "RRDBNet": re.compile(r"(conv_first|conv_last|body\.0\.rdb1\.conv1)\.weight$"),
+    "SRResNet": re.compile(r"(conv_first|conv_last|upsample\.\d+)\.weight$"),
+    "SRVGGNetCompact": re.compile(r"body\.0\.weight$"),
+}
+
+
+def _check_conv_weights(state: Mapping[str, torch.Tensor], architecture: str, source: str) -> None:
+    """The convolution weights inference reads are non-empty 4-D tensors (others: strict check)."""
+    pattern = _CONV_WEIGHTS[architecture]
+    for key, tensor in state.items():
+        if pattern.match(key) and (tensor.ndim != 4 or tensor.numel() == 0):
+            raise CheckpointError(
+                f"{source}: tensor {key} has shape {tuple(tensor.shape)}, expected a non-empty "
+                "4-D convolution weight (out, in, kh, kw)"
+            )
+
+
+def _check_strict(module: nn.Module, state: StateDict, source: str) -> None:
+    """``state`` has exactly ``module``'s keys, shapes and floating-point tensors."""
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
@@ -474,7 +508,6 @@ def _load_strict(module: nn.Module, state: StateDict, source: str) -> None:
             raise CheckpointError(
                 f"{source}: tensor {key} has dtype {state[key].dtype}, expected a float"
             )
-    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
 
 def _sample(keys: list[str], n: int = 4) -> str:

@@ -200,7 +200,13 @@ def validate_config(data: dict[str, object], where: Locations) -> TrainConfig:
             for part in first["loc"]
             if not isinstance(part, str) or not part.startswith("function-")
         ]
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
+        field = ".".join(_field_name(p) for p in loc) or "(top level)"
+        message = " ".join(first["msg"].removeprefix("Value error, ").split())
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TrainingError(f"{where.where(loc)}: field {field}: {message}{more}") from None
+
+
+def _field_name(part: object) -> str:
+    """A key path part as written, quoted when it is empty or not plain printable text."""
+    text = str(part)
+    return text if text and text.isprintable() and text.strip() == text else repr(text)

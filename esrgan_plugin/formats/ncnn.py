@@ -10,6 +10,7 @@ error naming the layer. Turning a graph into an architecture is ``ncnn_models``'
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -53,8 +54,10 @@ class NcnnLayer:
 
     def int_param(self, key: int, default: int) -> int:
         value = self.params.get(key, default)
-        if not isinstance(value, (int, float)):
-            raise CheckpointError(f"layer {self.name}: parameter {key} should be a number")
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise CheckpointError(
+                f"{self.where()}: parameter {key} should be a finite number, found {value!r}"
+            )
         return int(value)
 
     def where(self) -> str:
@@ -132,7 +135,7 @@ def _parse_layer(path: Path, line: int, text: str) -> NcnnLayer | None:
         if len(blobs) != n_in + n_out:
             raise ValueError("too few blob names")
         params = dict(_parse_param(item) for item in fields[4 + n_in + n_out :])
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, OverflowError) as exc:
         raise CheckpointError(f"{path} line {line}: malformed layer line ({exc})") from None
     if kind not in KNOWN_KINDS:
         raise CheckpointError(
@@ -171,6 +174,8 @@ class _Reader:
         self.storage: set[str] = set()
 
     def take(self, nbytes: int, layer: NcnnLayer, what: str) -> bytes:
+        if nbytes < 0:
+            raise CheckpointError(f"{self.path}: {layer.where()} {what}: negative size {nbytes}")
         end = self.offset + nbytes
         if end > len(self.data):
             raise CheckpointError(
@@ -257,7 +262,7 @@ def _convolution_weights(reader: _Reader, layer: NcnnLayer) -> dict[str, torch.T
     if layer.int_param(19, 0):
         raise CheckpointError(f"{reader.path}: {layer.where()} has dynamic weights (19=1)")
     per_output = out_channels * kernel_w * kernel_h
-    if out_channels < 1 or kernel_w < 1 or size < 1 or size % per_output:
+    if out_channels < 1 or kernel_w < 1 or kernel_h < 1 or size < 1 or size % per_output:
         raise CheckpointError(
             f"{reader.path}: {layer.where()}: weight_data_size {size} is not a multiple of "
             f"num_output x kernel ({out_channels} x {kernel_h}x{kernel_w})"

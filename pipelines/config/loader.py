@@ -123,8 +123,12 @@ def load_config(path: str | os.PathLike[str]) -> RawPipeline:
 
 def parse_config(text: str, file: str = "<pipeline>") -> RawPipeline:
     """Parse YAML ``text`` into a :class:`RawPipeline`, keeping the line of every key."""
+    from pipelines.config.strict_yaml import YamlLimitError, compose_checked
+
     try:
-        root = yaml.compose(text, Loader=SafeLoader)
+        root = compose_checked(text, file)
+    except YamlLimitError as exc:
+        raise ValidationError([Issue(Location(file, exc.line), exc.problem)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -44,6 +44,14 @@ class YamlError(PipelineError):
     """A file that is not valid YAML, with file and line."""
 
 
+class YamlLimitError(YamlError):
+    """A document over a safety limit (nesting depth, alias expansion); ``line`` where known."""
+
+    def __init__(self, name: str, line: int | None, problem: str) -> None:
+        self.line, self.problem = line, problem
+        super().__init__(f"{name}:{line}: {problem}" if line else f"{name}: {problem}")
+
+
 @dataclass(frozen=True)
 class Locations:
     """Line numbers (1-based) of the values of a YAML document, by key path."""
@@ -76,10 +84,59 @@ def load_yaml(path: str | os.PathLike[str]) -> tuple[Any, Locations]:
     return parse_yaml(text, str(path))
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings accepted (deeper documents are refused, not recursed into)."""
+
+MAX_VALUES = 1_000_000
+"""Most values a document may hold once its aliases are expanded (a guard against alias bombs)."""
+
+
+def compose_checked(text: str, name: str) -> yaml.Node | None:
+    """Compose ``text`` safely, refusing very deep nesting and alias bombs before building values.
+
+    PyYAML's composer recurses once per nesting level and aliases share nodes, so a short file
+    could otherwise exhaust the stack or expand to billions of values.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                raise YamlLimitError(name, line, f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+    node = yaml.compose(text, Loader=SafeLoader)
+    if node is not None:
+        total = _expanded_size(node, {})
+        if total > MAX_VALUES:
+            raise YamlLimitError(
+                name,
+                None,
+                f"aliases expand to over {MAX_VALUES} values (an alias bomb?)",
+            )
+    return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values under ``node`` with every alias expanded; memoised per node, so linear in the file."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a recursive alias counts once, not forever
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = min(total, MAX_VALUES + 1)
+    return total
+
+
 def parse_yaml(text: str, name: str = "<string>") -> tuple[Any, Locations]:
     """Like :func:`load_yaml` for a string; ``name`` is used in messages."""
     try:
-        node = yaml.compose(text, Loader=SafeLoader)
+        node = compose_checked(text, name)
         data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -88,12 +145,17 @@ def parse_yaml(text: str, name: str = "<string>") -> tuple[Any, Locations]:
         raise YamlError(f"{where}: not valid YAML: {problem}") from None
     lines: dict[KeyPath, int] = {}
     if node is not None:
-        _collect(node, (), lines, name)
+        _collect(node, (), lines, name, set())
     return data, Locations(name, lines)
 
 
-def _collect(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str) -> None:
+def _collect(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str, seen: set[int]
+) -> None:
     lines[path] = node.start_mark.line + 1
+    if id(node) in seen:  # an alias: its values keep the lines of the anchored original
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first_line: dict[object, int] = {}
         for key_node, value_node in node.value:
@@ -104,8 +166,8 @@ def _collect(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: st
                     f"{name}:{line}: key {key!r} given twice (first at line {first_line[key]})"
                 )
             first_line[key] = line
-            _collect(value_node, (*path, key), lines, name)
+            _collect(value_node, (*path, key), lines, name, seen)
             lines[(*path, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _collect(item, (*path, index), lines, name)
+            _collect(item, (*path, index), lines, name, seen)

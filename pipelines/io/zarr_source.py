@@ -61,15 +61,52 @@ def open_arrays(path: str) -> list[tuple[str, Any]]:
             f"{path}: cannot open as Zarr ({type(exc).__name__}: {' '.join(str(exc).split())})"
         ) from None
     if isinstance(node, zarr.Group):
-        names = sorted(node.array_keys())
+        try:  # reading the members parses their metadata, which may be broken
+            names = sorted(node.array_keys())
+            arrays = [(f"{str(path).rstrip('/')}/{name}", node[name]) for name in names]
+        except Exception as exc:
+            raise ImageIOError(
+                f"{path}: cannot read the group's arrays ({type(exc).__name__}: {' '.join(str(exc).split())})"
+            ) from None
         if not names:
             raise ImageIOError(f"{path}: a Zarr group without arrays")
-        arrays = [(f"{str(path).rstrip('/')}/{name}", node[name]) for name in names]
     else:
         arrays = [(str(path), node)]
     for where, array in arrays:
         check_input(where, array.shape, str(array.dtype))
+        check_blocks(where, array.shape, array.chunks, array.dtype.itemsize)
     return arrays
+
+
+MAX_BLOCKS = 1 << 22
+"""Most chunks an input array may have (4 Mi: a 500k x 500k image in 256-pixel chunks); more
+would make the lazy graph itself too large to hold, whatever the pixels."""
+
+
+MAX_CHUNK_BYTES = 1 << 29
+"""Largest chunk (512 MiB) an input array may declare: reading any pixel decodes a whole chunk."""
+
+
+def check_blocks(
+    path: str, shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int = 1
+) -> None:
+    """Refuse chunk grids too large to plan (huge shapes, tiny chunks) and chunks too large to read."""
+    size = itemsize
+    for c in chunks:
+        size *= int(c)
+    if size > MAX_CHUNK_BYTES:
+        raise ImageIOError(
+            f"{path}: Zarr chunks of {tuple(chunks)} are {size} bytes each, over the limit of "
+            f"{MAX_CHUNK_BYTES}; rechunk it into smaller chunks"
+        )
+    count = 1
+    for n, c in zip(shape, chunks, strict=False):
+        count *= -(-int(n) // max(int(c), 1))
+    if count > MAX_BLOCKS:
+        raise ImageIOError(
+            f"{path}: Zarr array of shape {tuple(shape)} in chunks of {tuple(chunks)} has {count} "
+            f"chunks, over the limit of {MAX_BLOCKS}; rechunk it into larger chunks"
+        )
 
 
 def check_input(path: str, shape: tuple[int, ...], dtype: str) -> None:
@@ -99,6 +136,8 @@ def array_images(path: str, array: Any, index: int, chunk: int | None) -> list[I
     """One lazy image, or one per image of an (N, H, W, C) dataset; blocks hold every channel."""
     import dask.array as da
 
+    if chunk:  # the blocks this rechunking makes must be plannable too
+        check_blocks(path, array.shape, (1,) * (array.ndim - 3) + (chunk, chunk, 4))
     data = da.from_zarr(array)
     if chunk:
         data = data.rechunk(

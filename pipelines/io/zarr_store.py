@@ -78,14 +78,21 @@ def inspect_output(path: str) -> Existing | None:
         return None
     if not isinstance(node, zarr.Array):
         raise ImageIOError(f"{path}: is a Zarr group, not an array; refusing to replace it")
-    job = node.attrs.get(JOB_ATTR)
-    grid = tuple(math.ceil(n / c) for n, c in zip(node.shape, node.chunks, strict=True))
+    from pipelines.io.zarr_source import check_blocks
+
+    try:
+        job = node.attrs.get(JOB_ATTR)
+        shape, chunks, dtype = tuple(node.shape), tuple(node.chunks), str(node.dtype)
+        if len(chunks) != len(shape) or min(chunks, default=1) < 1:
+            raise ValueError(f"chunks {chunks} do not fit shape {shape}")
+    except Exception as exc:
+        raise ImageIOError(
+            f"{path}: cannot inspect the existing output ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
+    check_blocks(path, shape, chunks)  # the completion record has one cell per chunk
+    grid = tuple(math.ceil(n / c) for n, c in zip(shape, chunks, strict=True))
     return Existing(
-        job if isinstance(job, str) else None,
-        node.shape,
-        str(node.dtype),
-        node.chunks,
-        read_record(path, grid),
+        job if isinstance(job, str) else None, shape, dtype, chunks, read_record(path, grid)
     )
 
 
