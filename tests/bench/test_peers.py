@@ -63,9 +63,9 @@ def test_int8_graph_quantises_convolutions_only_per_channel(tmp_path: Path) -> N
 
     peers = load_peers()
     model = build_from_state_dict(tiny_rrdbnet(4).state_dict())
-    graph = peers.onnx_fp32_graph(model)
+    fp32 = peers.write_graph(peers.onnx_fp32_graph(model), tmp_path / "fp32.onnx")
     crops = peers.calibration_crops(random_image(20, 20), size=8, count=2)
-    quantised = onnx.load(str(peers.quantize_int8(graph, crops, tmp_path)))
+    quantised = onnx.load(str(peers.quantize_int8(fp32, crops, tmp_path)))
     nodes = quantised.graph.node
     initializers = {i.name: numpy_helper.to_array(i) for i in quantised.graph.initializer}
     producer = {out: n for n in nodes for out in n.output}
@@ -98,3 +98,25 @@ def test_no_calibration_skips_int8() -> None:
     ]
     with pytest.raises(ValueError, match="unknown peer kinds"):
         peers.prepare_peers(model, (1, 3, 8, 8), 1, None, kinds=["tensorrt"])
+
+
+def test_cache_dir_keeps_graphs_keyed_by_weights_and_calibration(tmp_path: Path) -> None:
+    peers = load_peers()
+    model = tiny_rrdbnet(4)
+    crops = peers.calibration_crops(random_image(20, 20), size=8, count=2)
+    kinds = ["ort-fp32", "ort-int8"]
+    first, _ = peers.prepare_peers(model, (1, 3, 8, 8), 1, crops, kinds, cache_dir=tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and {f.rsplit("-", 1)[1] for f in files} == {"fp32.onnx", "int8.onnx"}
+    stamps = [p.stat().st_mtime_ns for p in sorted(tmp_path.iterdir())]
+    again, _ = peers.prepare_peers(model, (1, 3, 8, 8), 1, crops, kinds, cache_dir=tmp_path)
+    assert [p.stat().st_mtime_ns for p in sorted(tmp_path.iterdir())] == stamps  # reused
+    x = crops[0]
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.run(x), b.run(x))
+    other = peers.calibration_crops(random_image(20, 20), size=8, count=2, seed=1)
+    peers.prepare_peers(model, (1, 3, 8, 8), 1, other, ["ort-int8"], cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3  # new calibration, new int8 graph
+    with torch.no_grad():
+        model.conv_last.bias.add_(1.0)
+    assert peers.model_key(model) not in {f.split("-")[0] for f in files}
