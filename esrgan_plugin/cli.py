@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from esrgan_plugin.errors import EsrganError
+import pydantic
+
+from esrgan_plugin.errors import EsrganError, InferenceError
+from esrgan_plugin.options import OPTION_NAMES, UpscaleParams
 from esrgan_plugin.runtime import quiet_openmp_waits
+from pipelines.config.arguments import add_model_arguments, describe_error, given_values
 from pipelines.errors import PipelineError
 from pipelines.io.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
@@ -39,48 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", help="upscale image files, globs or folders")
     up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders")
     up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
-    up.add_argument(
-        "--model",
-        default="default",
-        help="model file (.pth, .pt, .safetensors, ncnn .param) or a name from `esrgan models`; "
-        "default: realesrgan-x4plus when installed, else the shipped default-psnr",
-    )
-    up.add_argument(
-        "--tile",
-        type=int,
-        default=None,
-        help="tile size in LR pixels; 0 = whole image; default: from the model's halo and measured costs",
-    )
-    up.add_argument(
-        "--halo",
-        type=int,
-        default=None,
-        help="LR pixels of context around each tile (default: what the model needs, measured)",
-    )
-    up.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="tiles per forward pass (default: 1 on the CPU, 4 on GPUs)",
-    )
-    up.add_argument(
-        "--precision",
-        default="auto",
-        choices=["fp32", "bf16", "fp16", "int8", "auto"],
-        help="auto = fp16 on CUDA, fp32 elsewhere; int8 = quantised, CPU only",
-    )
-    up.add_argument(
-        "--calibration",
-        default=None,
-        help="int8: folder or image file to calibrate on (default: built-in photo crops)",
-    )
-    up.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    up.add_argument("--outscale", type=float, default=None, help="final scale (model, then resize)")
-    up.add_argument(
-        "--alpha-mode",
-        default="bicubic",
-        choices=["model", "bicubic"],
-        help="how alpha is upscaled (default bicubic: exact on opaque alpha)",
+    add_model_arguments(
+        up, UpscaleParams, only=["model", *OPTION_NAMES, "interpolate_with", "alpha"]
     )
     up.add_argument(
         "--ext", default=None, help="output format for folder outputs (default: the input's)"
@@ -198,25 +162,26 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
     return jobs
 
 
+def upscale_params(args: argparse.Namespace) -> UpscaleParams:
+    """The stage parameters the options given on the command line describe (bad values: exit 2)."""
+    try:
+        return UpscaleParams(**given_values(args, UpscaleParams.model_fields))
+    except pydantic.ValidationError as exc:
+        raise UsageError(describe_error(exc, flags=True)) from None
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from esrgan_plugin.checkpoint import load_model
-    from esrgan_plugin.inference import UpscaleOptions, Upscaler
+    from esrgan_plugin.stages import upscaler_for
     from pipelines.io.images import read_image, write_image
 
+    params = upscale_params(args)
     jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite)
-    options = UpscaleOptions(
-        tile=args.tile,
-        halo=args.halo,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        calibration=args.calibration,
-        device=args.device,
-        outscale=args.outscale,
-        alpha_mode=args.alpha_mode,
-    )
-    upscaler = Upscaler(load_model(args.model), options)
+    try:
+        upscaler = upscaler_for(params)
+    except InferenceError as exc:  # settings the device cannot run (fp16 on the CPU, no CUDA)
+        raise UsageError(str(exc)) from None
     failures = 0
     show = sys.stderr.isatty() or args.debug
     with tqdm(

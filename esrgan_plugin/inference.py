@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,6 +27,8 @@ from esrgan_plugin.device import (
 )
 from esrgan_plugin.errors import InferenceError
 from esrgan_plugin.halo import model_halo
+from esrgan_plugin.options import DEFAULT_HALO as DEFAULT_HALO
+from esrgan_plugin.options import MIN_TILE, UpscaleOptions
 from esrgan_plugin.runtime import reuse_freed_memory
 from esrgan_plugin.tile_defaults import (
     FLAT,
@@ -42,48 +42,7 @@ from esrgan_plugin.tiling import Progress, round_up, run_tiled
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HALO = None
-"""No fixed halo: by default each model gets the halo it needs, measured (``esrgan_plugin.halo``)."""
-
-MIN_TILE = 16
-ALPHA_MODES = ("model", "bicubic")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as cv2's RGB2GRAY
-
-
-@dataclass(frozen=True)
-class UpscaleOptions:
-    """How to run a model. ``tile=None`` picks the default tile (tile_defaults); 0 = never tile.
-
-    ``halo=None`` uses the halo the model needs for seamless tiles (measured once per model).
-    """
-
-    tile: int | None = None
-    halo: int | None = DEFAULT_HALO
-    batch_size: int | None = None
-    """Tiles per forward pass; None = 1 on the CPU (batching buys no speed there), 4 elsewhere."""
-    precision: str = "auto"
-    device: str = "auto"
-    outscale: float | None = None
-    alpha_mode: str = "bicubic"
-    channels_last: bool = True
-    calibration: str | None = None
-    """int8 only: a folder or image file to calibrate on; None = the built-in set."""
-
-    def __post_init__(self) -> None:
-        if self.tile is not None and self.tile < 0:
-            raise InferenceError(f"tile must be >= 0 (0 = no tiling), got {self.tile}")
-        if self.tile and self.tile < MIN_TILE:
-            raise InferenceError(f"tile must be 0 or at least {MIN_TILE} pixels, got {self.tile}")
-        if self.halo is not None and self.halo < 0:
-            raise InferenceError(f"halo must be >= 0, got {self.halo}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InferenceError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.outscale is not None and not (math.isfinite(self.outscale) and self.outscale > 0):
-            raise InferenceError(f"outscale must be a positive number, got {self.outscale}")
-        if self.alpha_mode not in ALPHA_MODES:
-            raise InferenceError(
-                f"alpha_mode {self.alpha_mode!r} is not one of {', '.join(ALPHA_MODES)}"
-            )
 
 
 class Upscaler:
@@ -92,7 +51,7 @@ class Upscaler:
     def __init__(
         self, model: LoadedModel | nn.Module, options: UpscaleOptions | None = None
     ) -> None:
-        self.options = options = options or UpscaleOptions()
+        self.options = options = (options or UpscaleOptions()).options()
         module = model.module if isinstance(model, LoadedModel) else model
         self.needs = needs = model_needs(module)
         self.scale = needs.scale
@@ -378,4 +337,4 @@ def upscale(
     **options: object,
 ) -> np.ndarray:
     """One-call API: ``upscale(img, load_model("x4.pth"), tile=256, precision="bf16")``."""
-    return Upscaler(model, UpscaleOptions(**options)).upscale(image, progress)  # type: ignore[arg-type]
+    return Upscaler(model, UpscaleOptions.checked(**options)).upscale(image, progress)

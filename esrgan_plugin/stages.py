@@ -9,98 +9,28 @@ parameters, never a model. Training registers ``esrgan.train`` from its own pack
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from esrgan_plugin import checkpoint
 from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.errors import EsrganError
-from esrgan_plugin.inference import MIN_TILE, UpscaleOptions, Upscaler
+from esrgan_plugin.inference import Upscaler
 from esrgan_plugin.interpolate import interpolate_models
+from esrgan_plugin.options import UpscaleParams
 from pipelines.api import StageParams, StageSpec
 
 TORCH_THREADS_ENV = "ESRGAN_TORCH_THREADS"
 """Environment variable that sets torch's intra-op threads for pipeline inference."""
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _CACHE_SIZE = 4
 _REFERENCE = "${"
-
-
-class UpscaleParams(StageParams):
-    """Parameters of ``esrgan.upscale``."""
-
-    model: str = Field(
-        "default",
-        description="model file (.safetensors, .pth, .pt, ncnn .param) or a name from `esrgan models`; "
-        "default: realesrgan-x4plus when installed, else the shipped default-psnr",
-    )
-    tile: int | None = Field(
-        None,
-        ge=0,
-        description=f"tile side in input pixels (0 = whole image, else at least {MIN_TILE}); default: from the model's halo and measured costs",
-    )
-    halo: int | None = Field(
-        None,
-        ge=0,
-        description="input pixels of context around each tile and block, cropped after upscaling; default: what the model needs (measured once per model)",
-    )
-    batch_size: int | None = Field(
-        None, ge=1, description="tiles per forward pass (default: 1 on the CPU, 4 on GPUs)"
-    )
-    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
-        "auto",
-        description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA; int8 = quantised, CPU only",
-    )
-    calibration: str | None = Field(
-        None,
-        description="int8: folder or image file to calibrate on (default: built-in photo crops)",
-    )
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    outscale: float | None = Field(
-        None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)"
-    )
-    alpha_mode: Literal["model", "bicubic"] = Field(
-        "bicubic",
-        description="how an alpha channel is upscaled: bicubic (exact on opaque alpha) or by the model",
-    )
-    interpolate_with: str | None = Field(
-        None,
-        description="a second model of the same architecture to interpolate with, in memory (no file written)",
-    )
-    alpha: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="interpolation weight: (1 - alpha) * model + alpha * interpolate_with",
-    )
-
-    @field_validator("tile")
-    @classmethod
-    def _tile_size(cls, value: int | None) -> int | None:
-        if value and value < MIN_TILE:
-            raise ValueError(f"tile must be 0 (whole image) or at least {MIN_TILE}, got {value}")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, value: str) -> str:
-        if not _DEVICE.match(value.strip().lower()):
-            raise ValueError(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
-        return value.strip().lower()
-
-    @model_validator(mode="after")
-    def _interpolation_pair(self) -> UpscaleParams:
-        if (self.interpolate_with is None) != (self.alpha is None):
-            raise ValueError("interpolate_with and alpha go together: give both or neither")
-        return self
 
 
 class InterpolateParams(StageParams):
@@ -133,7 +63,7 @@ def upscale(image: np.ndarray, params: UpscaleParams) -> np.ndarray:
     Grey, RGB and RGBA go through the model as they are; any other channel count (2, 5, ...:
     scientific channels, not colours) is upscaled channel by channel through the grey path.
     """
-    upscaler = _upscaler(params)
+    upscaler = upscaler_for(params)
     image = np.asarray(image)
     with _device_lock(str(upscaler.device)):
         if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
@@ -223,7 +153,7 @@ def upscale_halo(params: UpscaleParams) -> int:
         return params.halo
     if _REFERENCE in params.model:
         return 0  # a model made during the run: its scale is unknown too, so blocks are not used
-    return _upscaler(params).halo
+    return upscaler_for(params).halo
 
 
 def upscale_multiple(params: UpscaleParams) -> int:
@@ -329,19 +259,10 @@ def _load(name_or_path: str) -> LoadedModel:
     return _MODELS.get(file_key(name_or_path), lambda: checkpoint.load_model(name_or_path))
 
 
-def _upscaler(params: UpscaleParams) -> Upscaler:
+def upscaler_for(params: UpscaleParams) -> Upscaler:
     """The (cached) upscaler for these parameters: model, interpolation, device and options."""
     _configure_torch_threads()
-    options = UpscaleOptions(
-        tile=params.tile,
-        halo=params.halo,
-        batch_size=params.batch_size,
-        precision=params.precision,
-        calibration=params.calibration,
-        device=params.device,
-        outscale=params.outscale,
-        alpha_mode=params.alpha_mode,
-    )
+    options = params.options()
     model_key: tuple[object, ...] = (file_key(params.model),)
     if params.interpolate_with is not None:
         model_key += (file_key(params.interpolate_with), params.alpha)

@@ -22,7 +22,6 @@ from pipelines.runner.registry import StageRegistry, StageSpec
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m pipelines.docs) -->"
 END = "<!-- END GENERATED REFERENCE -->"
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "pipelines.md"
-README_PATH = DOC_PATH.parents[1] / "README.md"
 """The README carries the same generated reference (the issue asks for it there too)."""
 
 
@@ -151,10 +150,10 @@ def splice(document: str, generated: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the generated part of docs/pipelines.md and README.md (or of the files given)."""
+    """Rewrite the generated part of docs/pipelines.md (or of the files given)."""
     args = sys.argv[1:] if argv is None else argv
     reference = render_stage_reference()
-    for path in [Path(a) for a in args] or [DOC_PATH, README_PATH]:
+    for path in [Path(a) for a in args] or [DOC_PATH]:
         path.write_text(splice(path.read_text(encoding="utf-8"), reference), encoding="utf-8")
     return 0
 

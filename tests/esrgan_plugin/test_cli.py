@@ -120,12 +120,18 @@ def test_batch_continues_past_a_bad_image(
     ("args", "message"),
     [
         (["--model", "missing.pth"], "missing.pth: model file not found"),
-        (["--model", "{model}", "--tile", "-5"], "tile must be >= 0"),
+        (
+            ["--model", "{model}", "--tile", "-5"],
+            "--tile: input should be greater than or equal to 0, got -5",
+        ),
         (
             ["--model", "{model}", "--precision", "fp16", "--device", "cpu"],
             "fp16 is not supported on the CPU",
         ),
-        (["--model", "{model}", "--outscale", "-1"], "outscale must be a positive number"),
+        (
+            ["--model", "{model}", "--outscale", "-1"],
+            "--outscale: input should be greater than 0, got -1.0",
+        ),
     ],
 )
 def test_errors_are_one_line(
@@ -133,7 +139,9 @@ def test_errors_are_one_line(
 ) -> None:
     src = write_image(tmp_path / "in.png", random_image(5, 5))
     args = [a.replace("{model}", str(model)) for a in args]
-    assert run("upscale", src, "-o", tmp_path / "o.png", *args) != 0
+    assert run("upscale", src, "-o", tmp_path / "o.png", *args) == (
+        1 if "missing" in message else 2
+    )
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o.png").exists()
@@ -232,3 +240,42 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
         proc.returncode == 1
         and proc.stderr.strip() == f"esrgan: error: {tmp_path / 'none.pth'}: model file not found"
     )
+
+
+def test_upscale_options_are_the_stage_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    """One schema: every esrgan.upscale parameter is an `esrgan upscale` option, with its bounds."""
+    from esrgan_plugin.options import UpscaleParams
+
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    text = capsys.readouterr().out
+    for name in UpscaleParams.model_fields:
+        assert "--" + name.replace("_", "-") in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--tile", "5", "--tile: must be 0 (whole image) or at least 16, got 5"),
+        ("--outscale", "0", "--outscale: input should be greater than 0, got 0.0"),
+        ("--halo", "-1", "--halo: input should be greater than or equal to 0, got -1"),
+        ("--device", "tpu", "--device: must be one of auto, cpu, cuda, cuda:N, mps, got 'tpu'"),
+        ("--alpha", "0.5", "interpolate_with and alpha go together"),
+    ],
+)
+def test_bad_upscale_options_exit_2_in_one_line(
+    tmp_path: Path,
+    model: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    message: str,
+) -> None:
+    src = tmp_path / "in.png"
+    write_image(src, random_image(8, 8))
+    code = run(
+        "upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(model), flag, value
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out.png").exists()

@@ -28,12 +28,17 @@ def test_full_model_matches_spandrel(full_model: RRDBNet) -> None:
     assert sum(p.numel() for p in full_model.parameters()) == 16_697_987
 
 
-def test_full_model_tiles_are_seamless_with_the_default_halo(full_model: RRDBNet) -> None:
+def test_full_model_tiles_are_seamless_with_a_24_pixel_halo(full_model: RRDBNet) -> None:
+    """96x96 in 32-pixel tiles with halo 24: the middle tile's 80-pixel window is inside the
+    image, so it never sees the edges; without a halo the seams show."""
     model = build_from_state_dict(full_model.state_dict())
-    yy, xx = np.mgrid[0:40, 0:40]
+    yy, xx = np.mgrid[0:96, 0:96]
     image = (
         np.stack([np.sin(xx / 4), np.cos(yy / 5), np.sin((xx + yy) / 7)], -1) * 127 + 128
     ).astype(np.uint8)
     whole = upscale(image, model, tile=0, device="cpu")
-    tiled = upscale(image, model, tile=20, device="cpu")  # the measured halo
+    tiled = upscale(image, model, tile=32, halo=24, device="cpu")
+    assert 32 + 2 * 24 < 96
     assert np.abs(whole.astype(int) - tiled).max() <= 1
+    seams = upscale(image, model, tile=32, halo=0, device="cpu")
+    assert np.abs(whole.astype(int) - seams).max() > 1

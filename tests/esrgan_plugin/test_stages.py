@@ -107,7 +107,7 @@ def test_on_the_fly_interpolation_equals_an_interpolated_model(models: tuple[Pat
         ({"alpha": 0.5}, "go together"),
         ({"interpolate_with": "b.pth"}, "go together"),
         ({"interpolate_with": "b.pth", "alpha": 1.5}, "less than or equal to 1"),
-        ({"device": "gpu"}, "not one of auto"),
+        ({"device": "gpu"}, "must be one of auto, cpu"),
         ({"precision": "fp8"}, "Input should be"),
         ({"outscale": 0}, "greater than 0"),
     ],

@@ -6,7 +6,6 @@ from pipelines.docs import (
     BEGIN,
     DOC_PATH,
     END,
-    README_PATH,
     hook_functions,
     render_stage_reference,
     splice,
@@ -29,9 +28,14 @@ def test_every_hook_appears_in_the_reference() -> None:
 
 
 def test_committed_docs_are_up_to_date() -> None:
-    for path in (DOC_PATH, README_PATH):
+    for path in (DOC_PATH,):
         document = path.read_text(encoding="utf-8")
         assert BEGIN in document and END in document, path
         assert splice(document, render_stage_reference()) == document, (
             f"{path.name} is stale: run `python -m pipelines.docs`"
         )
+
+
+def test_readme_links_the_reference_instead_of_repeating_it() -> None:
+    readme = (DOC_PATH.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert BEGIN not in readme and "docs/pipelines.md" in readme
