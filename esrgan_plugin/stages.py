@@ -30,7 +30,6 @@ TORCH_THREADS_ENV = "ESRGAN_TORCH_THREADS"
 """Environment variable that sets torch's intra-op threads for pipeline inference."""
 
 _CACHE_SIZE = 4
-_REFERENCE = "${"
 
 
 class InterpolateParams(StageParams):
@@ -49,7 +48,7 @@ class InterpolateParams(StageParams):
     @field_validator("output")
     @classmethod
     def _safetensors(cls, value: str) -> str:
-        if not value.lower().endswith(".safetensors") and _REFERENCE not in value:
+        if not value.lower().endswith(".safetensors"):
             raise ValueError(f"{value!r}: the output must be a .safetensors file")
         return value
 
@@ -80,8 +79,6 @@ def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
 
     from esrgan_plugin.device import resolve_device, resolve_precision
 
-    if _REFERENCE in params.model:
-        return {"model": {"name": params.model}}
     model = _load(params.model)
     device = resolve_device(params.device)
     out: dict[str, object] = {
@@ -139,11 +136,9 @@ def _version() -> str:
 
 
 def upscale_scale(params: UpscaleParams) -> float | None:
-    """Output size / input size: ``outscale``, else the model's scale (None while the model is an artefact)."""
+    """Output size / input size: ``outscale``, else the model's scale."""
     if params.outscale is not None:
         return params.outscale
-    if _REFERENCE in params.model:
-        return None
     return float(_load(params.model).scale)
 
 
@@ -158,8 +153,6 @@ def upscale_halo(params: UpscaleParams) -> int:
 
 def upscale_multiple(params: UpscaleParams) -> int:
     """Block starts fall on multiples of the model's pixel-unshuffle factor (x1/x2 models), as its tiles do."""
-    if _REFERENCE in params.model:
-        return 1
     return int(_load(params.model).multiple_of)
 
 

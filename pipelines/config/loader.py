@@ -1,8 +1,9 @@
 """YAML pipeline files -> a raw, line-numbered pipeline description; ``--set`` overrides.
 
-The YAML is composed with the safe loader so every key keeps its line; values are then built
-with the same safe constructor. Checking the content against the registry is the job of
-:mod:`pipelines.config.validation`; this module only refuses what is not a pipeline file at all.
+The text is loaded once by :mod:`pipelines.config.yaml_loader` (safe, duplicate keys refused,
+merge keys resolved, the line of every value kept). Checking the content against the registry
+is the job of :mod:`pipelines.config.validation`; this module refuses what is not a pipeline
+file at all, collecting every such problem.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ from typing import Any
 
 import yaml
 
-from pipelines.config.strict_yaml import SafeLoader, safe_load
-from pipelines.errors import PipelineError
+from pipelines.config.yaml_loader import (
+    KeyPath,
+    Locations,
+    YamlError,
+    YamlProblem,
+    parse_yaml,
+    read_text,
+    safe_load,
+)
+from pipelines.errors import PipelineError, first_line, suggest
 
 TOP_LEVEL_KEYS = ("pipeline", "description", "executor", "steps")
 STEP_KEYS = ("id", "uses", "with", "input", "description")
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -109,141 +117,135 @@ def load_config(path: str | os.PathLike[str]) -> RawPipeline:
     """Read and parse a pipeline file."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValidationError([Issue(Location(file), "no such pipeline file")]) from None
-    except UnicodeDecodeError:
-        raise ValidationError([Issue(Location(file), "not a YAML file (not UTF-8 text)")]) from None
-    except OSError as exc:
-        raise ValidationError(
-            [Issue(Location(file), f"cannot read: {exc.strerror or exc}")]
-        ) from None
+        text = read_text(path)
+    except YamlError as exc:
+        message = (
+            str(exc).removeprefix(f"{file}: ").replace("no such file", "no such pipeline file")
+        )
+        raise ValidationError([Issue(Location(file), message)]) from None
     return parse_config(text, file)
 
 
 def parse_config(text: str, file: str = "<pipeline>") -> RawPipeline:
     """Parse YAML ``text`` into a :class:`RawPipeline`, keeping the line of every key."""
-    from pipelines.config.strict_yaml import YamlLimitError, compose_checked
-
     try:
-        root = compose_checked(text, file)
-    except YamlLimitError as exc:
-        raise ValidationError([Issue(Location(file, exc.line), exc.problem)]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "syntax error"
-        raise ValidationError([Issue(Location(file, line), f"not valid YAML: {problem}")]) from None
-    except yaml.YAMLError as exc:
-        raise ValidationError([Issue(Location(file), f"not valid YAML: {exc}")]) from None
-    return _Parser(file).pipeline(root)
+        data, locations = parse_yaml(text, file)
+    except YamlError as exc:
+        raise ValidationError([_issue_of(p, exc.document) for p in exc.problems]) from None
+    return _Parser(locations).pipeline(data)
+
+
+def _issue_of(problem: YamlProblem, document: Any) -> Issue:
+    """The loader's problem as an Issue, naming the step and parameter where the path has them."""
+    where = Location(problem.file, problem.line)
+    path = problem.path
+    if len(path) == 4 and path[0] == "steps" and path[2] == "with":
+        message = problem.message.split(" given twice ", 1)
+        text = f"given twice {message[1]}" if len(message) == 2 else problem.message
+        return Issue(where, text, step=_step_label(document, int(path[1])), param=str(path[3]))
+    return Issue(where, problem.message)
+
+
+def _step_label(document: Any, index: int) -> str:
+    """The id of step ``index`` of a loaded document, else ``#N``."""
+    steps = document.get("steps") if isinstance(document, dict) else None
+    step = steps[index] if isinstance(steps, list) and index < len(steps) else None
+    ident = step.get("id") if isinstance(step, dict) else None
+    return str(ident) if isinstance(ident, str) and ident else f"#{index + 1}"
 
 
 class _Parser:
-    """Walks composed YAML nodes, building values with the safe constructor."""
+    """Turns the loaded data into raw steps, every key with its line; problems are collected."""
 
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.constructor = SafeLoader("")
+    def __init__(self, locations: Locations) -> None:
+        self.locations = locations
+        self.file = locations.file
+        self.issues: list[Issue] = []
 
-    def loc(self, node: yaml.Node) -> Location:
-        return Location(self.file, node.start_mark.line + 1)
+    def loc(self, path: KeyPath) -> Location:
+        return Location(self.file, self.locations.line(path))
 
-    def value(self, node: yaml.Node) -> Any:
-        try:
-            return self.constructor.construct_document(node)
-        except yaml.YAMLError as exc:
-            raise ValidationError([Issue(self.loc(node), f"not valid YAML: {exc}")]) from None
-
-    def fail(self, node: yaml.Node | None, message: str) -> ValidationError:
-        where = self.loc(node) if node is not None else Location(self.file)
-        return ValidationError([Issue(where, message)])
+    def problem(self, path: KeyPath, message: str, **subject: str | None) -> None:
+        self.issues.append(Issue(self.loc(path), message, **subject))
 
     def mapping(
-        self, node: yaml.Node, what: str, step: str | None = None
-    ) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        """(key, key node, value node) of a mapping node, merges (``<<``) resolved.
+        self, value: Any, path: KeyPath, what: str, step: str | None = None
+    ) -> dict[str, Any]:
+        """``value`` as a mapping with string keys; a problem (and ``{}``) when it is not one."""
+        if not isinstance(value, dict):
+            self.problem(path, f"{what} must be a mapping of keys to values", step=step)
+            return {}
+        return {str(key): item for key, item in value.items()}
 
-        ``step`` (the step's id) marks the mapping as that step's parameters, for messages.
-        """
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} must be a mapping of keys to values")
-        seen: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _MERGE_TAG:
-                continue
-            key = str(self.value(key_node))
-            if key in seen and step is not None:
-                message = f"given twice (first at line {seen[key]})"
-                raise ValidationError([Issue(self.loc(key_node), message, step=step, param=key)])
-            if key in seen:
-                raise self.fail(
-                    key_node, f"{what}: duplicate key {key!r} (first at line {seen[key]})"
-                )
-            seen[key] = key_node.start_mark.line + 1
-        self.constructor.flatten_mapping(node)
-        return [(str(self.value(k)), k, v) for k, v in node.value]
-
-    def pipeline(self, root: yaml.Node | None) -> RawPipeline:
-        if root is None:
-            raise self.fail(None, "the pipeline file is empty; expected a mapping with 'steps:'")
-        entries = self.mapping(root, "the pipeline file")
-        found = {key: (key_node, value_node) for key, key_node, value_node in entries}
-        unknown = {k: self.loc(kn) for k, (kn, _) in found.items() if k not in TOP_LEVEL_KEYS}
+    def pipeline(self, data: Any) -> RawPipeline:
+        if data is None:
+            raise ValidationError(
+                [
+                    Issue(
+                        Location(self.file),
+                        "the pipeline file is empty; expected a mapping with 'steps:'",
+                    )
+                ]
+            )
+        found = self.mapping(data, (), "the pipeline file")
+        if not found and not isinstance(data, dict):
+            raise ValidationError(self.issues)
+        unknown = {k: self.loc((k,)) for k in found if k not in TOP_LEVEL_KEYS}
+        steps: tuple[RawStep, ...] = ()
         if "steps" not in found:
-            raise self.fail(root, "missing 'steps:' (a list of steps, each with 'id' and 'uses')")
-        steps_node = found["steps"][1]
-        if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
-            raise self.fail(steps_node, "'steps' must be a non-empty list of steps")
-        steps = tuple(self.step(i, node) for i, node in enumerate(steps_node.value))
-        executor_node = found.get("executor", (None, None))[1]
+            hint = suggest("steps", unknown)
+            self.problem((), f"missing 'steps:' (a list of steps, each with 'id' and 'uses'){hint}")
+        elif not isinstance(found["steps"], list) or not found["steps"]:
+            self.problem(("steps",), "'steps' must be a non-empty list of steps")
+        else:
+            steps = tuple(self.step(i, item) for i, item in enumerate(found["steps"]))
+        if self.issues:
+            unknown_issues = [
+                Issue(where, f"unknown top-level key {key!r}{suggest(key, TOP_LEVEL_KEYS)}")
+                for key, where in unknown.items()
+            ]
+            raise ValidationError(sorted(self.issues + unknown_issues, key=_line_of))
         return RawPipeline(
             file=self.file,
-            name=str(self.value(found["pipeline"][1]))
-            if "pipeline" in found
-            else Path(self.file).stem,
-            description=str(self.value(found["description"][1])) if "description" in found else "",
-            executor=self.value(executor_node) if executor_node is not None else None,
-            executor_location=self.loc(executor_node)
-            if executor_node is not None
+            name=str(found["pipeline"]) if "pipeline" in found else Path(self.file).stem,
+            description=str(found.get("description") or ""),
+            executor=found.get("executor"),
+            executor_location=self.loc(("executor",))
+            if "executor" in found
             else Location(self.file),
             steps=steps,
             unknown_keys=unknown,
         )
 
-    def step(self, index: int, node: yaml.Node) -> RawStep:
-        entries = self.mapping(node, f"step #{index + 1}")
-        ident = next((self.value(v) for k, _, v in entries if k == "id"), None)
+    def step(self, index: int, value: Any) -> RawStep:
+        path: KeyPath = ("steps", index)
+        entries = self.mapping(value, path, f"step #{index + 1}")
+        ident = entries.get("id")
         label = str(ident) if ident else f"#{index + 1}"
         fields: dict[str, Any] = {}
-        key_locations: dict[str, Location] = {}
-        unknown: dict[str, Location] = {}
+        key_locations = {key: self.loc((*path, key)) for key in entries}
+        unknown = {key: where for key, where in key_locations.items() if key not in STEP_KEYS}
         bad: list[Issue] = []
         params: dict[str, Any] = {}
         param_locations: dict[str, Location] = {}
-        for key, key_node, value_node in entries:
-            key_locations[key] = self.loc(key_node)
-            if key not in STEP_KEYS:
-                unknown[key] = self.loc(key_node)
-            elif key == "with":
-                if isinstance(value_node, yaml.ScalarNode) and self.value(value_node) is None:
+        for key, item in entries.items():
+            if key in unknown:
+                continue
+            if key == "with":
+                if item is None:
                     continue  # `with:` left empty
-                for name, name_node, param_node in self.mapping(value_node, "'with'", step=label):
-                    params[name] = self.value(param_node)
-                    param_locations[name] = self.loc(name_node)
+                for name, param in self.mapping(item, (*path, key), "'with'", step=label).items():
+                    params[name] = param
+                    param_locations[name] = self.loc((*path, key, name))
+            elif not isinstance(item, str) or not item.strip():
+                bad.append(
+                    Issue(key_locations[key], f"'{key}' must be a non-empty string, got {item!r}")
+                )
             else:
-                value = self.value(value_node)
-                if not isinstance(value, str) or not value.strip():
-                    bad.append(
-                        Issue(
-                            self.loc(key_node), f"'{key}' must be a non-empty string, got {value!r}"
-                        )
-                    )
-                    continue
-                fields[key] = value.strip()
+                fields[key] = item.strip()
         return RawStep(
             index=index,
-            location=self.loc(node),
+            location=self.loc(path),
             id=fields.get("id"),
             uses=fields.get("uses"),
             input=fields.get("input"),
@@ -254,6 +256,10 @@ class _Parser:
             unknown_keys=unknown,
             bad_values=tuple(bad),
         )
+
+
+def _line_of(issue: Issue) -> int:
+    return issue.location.line or 0
 
 
 # --------------------------------------------------------------------------- --set overrides
@@ -271,7 +277,7 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
             value = safe_load(value_text) if value_text.strip() else ""
         except yaml.YAMLError as exc:
             raise ValidationError(
-                [Issue(where, f"VALUE is not valid YAML ({_first_line(exc)})")]
+                [Issue(where, f"VALUE is not valid YAML ({first_line(exc)})")]
             ) from None
         key = key.strip()
         if key == "executor":
@@ -282,8 +288,6 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
             raise ValidationError([Issue(where, "expected STEP.PARAM=VALUE (or executor=VALUE)")])
         matches = [i for i, step in enumerate(steps) if step.id == step_id]
         if not matches:
-            from pipelines.runner.registry import suggest
-
             ids = [step.id for step in steps if step.id]
             raise ValidationError(
                 [Issue(where, f"no step with id {step_id!r}{suggest(step_id, ids)}")]
@@ -295,8 +299,3 @@ def apply_overrides(raw: RawPipeline, assignments: Iterable[str]) -> RawPipeline
                 param_locations={**steps[i].param_locations, param: where},
             )
     return replace(raw, steps=tuple(steps))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

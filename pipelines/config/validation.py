@@ -141,16 +141,31 @@ def _check_params(raw: RawStep, spec: StageSpec, issues: list[Issue]) -> StagePa
                 raw.param_location(name), f"unknown parameter of {spec.id}{hint}", raw.label, name
             )
         )
+    references = {name for name, value in known.items() if references_in(value)}
+    concrete = {name: value for name, value in known.items() if name not in references}
     try:
-        params = spec.params.model_validate(known)
+        params = spec.params.model_validate(concrete if references else known)
     except pydantic.ValidationError as exc:
-        for error in exc.errors():
+        errors = [e for e in exc.errors() if not _left_to_the_run(e, references)]
+        for error in errors:
             name = str(error["loc"][0]) if error["loc"] else None
             issues.append(
                 Issue(raw.param_location(name or ""), _pydantic_message(error), raw.label, name)
             )
-        return None
+        if errors or not references:
+            return None
+        params = None
+    if references:
+        # Checked again, whole, once the artefacts exist: a stage never sees a `${...}` string.
+        params = spec.params.model_construct(**known)
     return params if ok else None
+
+
+def _left_to_the_run(error: Mapping[str, Any], references: set[str]) -> bool:
+    """An error about a parameter given as a reference (or about the whole model, which
+    involves it): not decidable before the referenced artefact exists."""
+    loc = error["loc"]
+    return bool(references) and (not loc or str(loc[0]) in references)
 
 
 def _pydantic_message(error: Mapping[str, Any]) -> str:

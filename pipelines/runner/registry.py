@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -11,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, suggest
 
 Kind = Literal["images", "artefact"]
 """What flows between steps: a batch of lazy images, or an artefact value (e.g. a model path)."""
@@ -171,9 +170,3 @@ class StageRegistry:
 
     def __len__(self) -> int:
         return len(self._stages)
-
-
-def suggest(name: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the nearest of ``choices``, or ``""`` when none is close."""
-    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""

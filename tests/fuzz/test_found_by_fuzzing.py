@@ -16,7 +16,7 @@ from ncnn_files import write_rrdbnet
 from esrgan_plugin.checkpoint import build_from_state_dict, load_model
 from esrgan_plugin.errors import CheckpointError
 from pipelines.config.loader import ValidationError, parse_config
-from pipelines.config.strict_yaml import MAX_DEPTH, YamlError, parse_yaml
+from pipelines.config.yaml_loader import MAX_DEPTH, YamlError, parse_yaml
 from pipelines.errors import ImageIOError
 from pipelines.io.zarr_source import read_zarr
 from pipelines.io.zarr_store import inspect_output

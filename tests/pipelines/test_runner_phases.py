@@ -74,3 +74,67 @@ def test_artefact_is_computed_once_and_its_value_reaches_image_steps(tmp_path: P
     assert plugin.calls == 1
     assert summary.artefacts == {"n": "7"}
     assert [int(read_image(p).max()) for p in summary.written] == [17, 17]
+
+
+class StrictPlugin:
+    """A stage whose parameter validator refuses anything but a digit string: a `${...}`
+    reference must never reach it, and a bad literal value must still be reported."""
+
+    class MakeParams(StageParams):
+        value: int = Field(description="the artefact's value")
+
+    class UseParams(StageParams):
+        amount: str = Field(description="digits only", pattern=r"^[0-9]+$")
+        seen: list[str] = Field(default_factory=list, description="unused")
+
+    @staticmethod
+    def make(params: MakeParams) -> str:
+        return str(params.value)
+
+    @staticmethod
+    def add(image: np.ndarray, params: UseParams) -> np.ndarray:
+        assert "${" not in params.amount
+        return np.clip(image.astype(int) + int(params.amount), 0, 255).astype(image.dtype)
+
+    @hookimpl
+    def register_stages(self) -> list[StageSpec]:
+        return [
+            StageSpec(
+                id="strict.make",
+                description="An artefact.",
+                params=self.MakeParams,
+                fn=self.make,
+                consumes=None,
+                produces="artefact",
+            ),
+            StageSpec(id="strict.add", description="Add.", params=self.UseParams, fn=self.add),
+        ]
+
+
+def test_references_are_resolved_before_the_stage_validates_them(tmp_path: Path) -> None:
+    write_image(tmp_path / "in.png", np.full((4, 4, 3), 10, np.uint8))
+    pipeline = f"""
+    steps:
+      - {{id: make, uses: strict.make, with: {{value: 5}}}}
+      - {{id: src, uses: builtin.read, with: {{path: "{tmp_path}/in.png"}}}}
+      - {{id: add, uses: strict.add, input: src, with: {{amount: "${{steps.make.output}}"}}}}
+      - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/out.png"}}}}
+    """
+    run_text(pipeline, StrictPlugin())
+    assert (read_image(tmp_path / "out.png") == 15).all()
+
+
+def test_a_bad_literal_beside_a_reference_is_still_reported() -> None:
+    import pytest
+
+    from pipelines.config.loader import ValidationError
+    from pipelines.testing import validate_text
+
+    pipeline = """
+    steps:
+      - {id: make, uses: strict.make, with: {value: 5}}
+      - {id: src, uses: builtin.read, with: {path: in.png}}
+      - {id: add, uses: strict.add, input: src, with: {amount: "${steps.make.output}", seen: 3}}
+    """
+    with pytest.raises(ValidationError, match="parameter 'seen'"):
+        validate_text(pipeline, StrictPlugin())
