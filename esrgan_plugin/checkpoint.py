@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -88,12 +89,14 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
 
 def _read_torch(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about old pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"{path}: refused to load: the file contains pickled Python objects other than tensors "
-            f"({_first_line(exc).removeprefix('Weights only load failed. ')[:160]}); "
-            "only weights-only checkpoints are loaded, never arbitrary pickles"
+            f"{path}: refused to load: the file contains pickled Python objects other than "
+            f"tensors ({_pickle_reason(exc)}); only weights-only checkpoints are loaded, never "
+            "arbitrary pickles"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
@@ -104,6 +107,22 @@ def _read_torch(path: Path) -> object:
             f"{path}: corrupt checkpoint: not a valid pickle stream "
             f"({type(exc).__name__}: {_first_line(exc)[:160]})"
         ) from None
+
+
+def _pickle_reason(exc: BaseException) -> str:
+    """What the weights-only unpickler refused, e.g. ``unsupported GLOBAL posix.system``."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"unsupported GLOBAL {found.group(1)}"
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.startswith(("Weights only load failed", "Check the documentation"))
+    ]
+    reason = lines[0] if lines else type(exc).__name__
+    return reason if len(reason) <= 120 else reason[:117].rsplit(" ", 1)[0] + "..."
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pydantic
 
-from esrgan_plugin.errors import EsrganError, InferenceError
+from esrgan_plugin.errors import EsrganError, InferenceError, InterpolationError
 from esrgan_plugin.options import OPTION_NAMES, UpscaleParams
 from esrgan_plugin.runtime import quiet_openmp_waits
 from pipelines.config.arguments import add_model_arguments, describe_error, given_values
@@ -140,6 +140,15 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
         ext = ext if ext.startswith(".") else f".{ext}"
         if ext.lower() not in IMAGE_SUFFIXES:
             raise UsageError(f"--ext {ext}: not one of {', '.join(IMAGE_SUFFIXES)}")
+    one_file_in = len(sources) == 1 and len(inputs) == 1 and Path(inputs[0]).is_file()
+    if one_file_in and out.suffix and not single_file and not out.is_dir():
+        raise UsageError(
+            f"{out}: unknown output format {out.suffix!r}; expected one of "
+            f"{', '.join(IMAGE_SUFFIXES)} (or an existing folder)"
+        )
+    for parent in out.parents if single_file else (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"{out}: cannot create it, {parent} is a file and not a folder")
     if single_file:
         jobs = [Job(sources[0][0], out)]
     else:
@@ -172,6 +181,7 @@ def upscale_params(args: argparse.Namespace) -> UpscaleParams:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from esrgan_plugin.stages import upscaler_for
     from pipelines.io.images import read_image, write_image
@@ -184,9 +194,12 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     failures = 0
     show = sys.stderr.isatty() or args.debug
-    with tqdm(
-        total=len(jobs), unit="img", desc="images", disable=not show and len(jobs) == 1
-    ) as images:
+    with (
+        logging_redirect_tqdm(),
+        tqdm(
+            total=len(jobs), unit="img", desc="images", disable=not show and len(jobs) == 1
+        ) as images,
+    ):
         for job in jobs:
             with tqdm(unit="tile", desc=job.source.name, leave=False, disable=not show) as tiles:
 
@@ -274,7 +287,10 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from esrgan_plugin.checkpoint import load_model, save_model
     from esrgan_plugin.interpolate import check_alpha, interpolate_models
 
-    alpha = check_alpha(args.alpha)
+    try:
+        alpha = check_alpha(args.alpha)
+    except InterpolationError as exc:
+        raise UsageError(f"--alpha: {exc}") from None
     out = _check_output(args.output, args.overwrite)
     model = interpolate_models(load_model(args.model_a), load_model(args.model_b), alpha)
     save_model(out, model.module, model.metadata)

@@ -13,18 +13,18 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from esrgan_plugin import checkpoint
-from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.errors import EsrganError
-from esrgan_plugin.inference import Upscaler
-from esrgan_plugin.interpolate import interpolate_models
 from esrgan_plugin.options import UpscaleParams
 from pipelines.api import StageParams, StageSpec
+
+if TYPE_CHECKING:  # torch is imported when a stage first runs, not when stages are listed
+    from esrgan_plugin.checkpoint import LoadedModel
+    from esrgan_plugin.inference import Upscaler
 
 TORCH_THREADS_ENV = "ESRGAN_TORCH_THREADS"
 """Environment variable that sets torch's intra-op threads for pipeline inference."""
@@ -161,8 +161,11 @@ def interpolate(params: InterpolateParams) -> str:
     out = Path(params.output)
     if out.exists() and not params.overwrite:
         raise EsrganError(f"{out}: output exists (set overwrite: true to replace it)")
+    from esrgan_plugin.checkpoint import save_model
+    from esrgan_plugin.interpolate import interpolate_models
+
     model = interpolate_models(_load(params.model_a), _load(params.model_b), params.alpha)
-    checkpoint.save_model(out, model.module, model.metadata)
+    save_model(out, model.module, model.metadata)
     return str(out)
 
 
@@ -249,7 +252,9 @@ def file_key(name_or_path: str) -> tuple[str, int, int]:
 
 def _load(name_or_path: str) -> LoadedModel:
     """The model for a file or shipped name, loaded once per process and file version."""
-    return _MODELS.get(file_key(name_or_path), lambda: checkpoint.load_model(name_or_path))
+    from esrgan_plugin.checkpoint import load_model
+
+    return _MODELS.get(file_key(name_or_path), lambda: load_model(name_or_path))
 
 
 def upscaler_for(params: UpscaleParams) -> Upscaler:
@@ -261,6 +266,9 @@ def upscaler_for(params: UpscaleParams) -> Upscaler:
         model_key += (file_key(params.interpolate_with), params.alpha)
 
     def build() -> Upscaler:
+        from esrgan_plugin.inference import Upscaler
+        from esrgan_plugin.interpolate import interpolate_models
+
         model = _load(params.model)
         if params.interpolate_with is not None:
             model = interpolate_models(

@@ -193,8 +193,7 @@ class _Parser:
         unknown = {k: self.loc((k,)) for k in found if k not in TOP_LEVEL_KEYS}
         steps: tuple[RawStep, ...] = ()
         if "steps" not in found:
-            hint = suggest("steps", unknown)
-            self.problem((), f"missing 'steps:' (a list of steps, each with 'id' and 'uses'){hint}")
+            self.problem((), "missing 'steps:' (a list of steps, each with 'id' and 'uses')")
         elif not isinstance(found["steps"], list) or not found["steps"]:
             self.problem(("steps",), "'steps' must be a non-empty list of steps")
         else:

@@ -239,7 +239,7 @@ def _resolve_input(
         implicit = True
     else:
         if raw.input not in by_id:
-            hint = suggest(raw.input, by_id)
+            hint = suggest(raw.input, [i for i in by_id if i != raw.id])
             issues.append(
                 Issue(
                     where,
@@ -282,7 +282,7 @@ def _resolve_references(
         for ref in references_in(value):
             where = raw.param_location(name)
             if ref not in by_id:
-                hint = suggest(ref, by_id)
+                hint = suggest(ref, [i for i in by_id if i != raw.id])
                 issues.append(
                     Issue(
                         where,

@@ -189,7 +189,7 @@ def test_interpolate_endpoints_and_middle(
             "-o",
             tmp_path / "x.safetensors",
         )
-        == 1
+        == 2
     )
     assert "alpha must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
@@ -279,3 +279,52 @@ def test_bad_upscale_options_exit_2_in_one_line(
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out.png").exists()
+
+
+def test_unknown_output_format_is_refused_not_made_a_folder(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_image(tmp_path / "in.png", random_image(6, 6))
+    assert run("upscale", src, "-o", tmp_path / "t.xyz", "--model", model) == 2
+    assert "t.xyz: unknown output format '.xyz'" in capsys.readouterr().err
+    assert not (tmp_path / "t.xyz").exists()
+
+
+def test_output_below_a_file_names_the_file(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_image(tmp_path / "in.png", random_image(6, 6))
+    (tmp_path / "afile").write_text("not a folder")
+    assert run("upscale", src, "-o", tmp_path / "afile" / "x.png", "--model", model) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'afile'} is a file and not a folder" in err and "File exists" not in err
+
+
+def test_interpolate_alpha_out_of_range_exits_2(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "m.safetensors"
+    assert run("interpolate", model, model, "--alpha", "1.5", "-o", out) == 2
+    assert "--alpha: alpha must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_refused_pickle_message_is_whole_and_unwarned(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"w": Evil()}, protocol=4))  # a raw pickle, not a zip
+    assert run("info", path) == 1
+    captured = capfd.readouterr()
+    assert "pwned" not in captured.out
+    assert captured.err.strip().endswith(
+        "only weights-only checkpoints are loaded, never arbitrary pickles"
+    )
+    assert len(captured.err.strip().splitlines()) == 1 and "Warning" not in captured.err

@@ -62,7 +62,6 @@ def test_upscale_stage_matches_the_library(models: tuple[Path, Path]) -> None:
     np.testing.assert_array_equal(out, expected)
     assert upscale_scale(UpscaleParams(model=str(models[0]))) == 4.0
     assert upscale_scale(UpscaleParams(model=str(models[0]), outscale=2.5)) == 2.5
-    assert upscale_scale(UpscaleParams(model="${steps.mix.output}")) is None
 
 
 def test_models_are_loaded_once_per_process_and_reloaded_when_the_file_changes(

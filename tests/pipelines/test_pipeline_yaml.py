@@ -310,3 +310,36 @@ def test_ranges_stay_ranges_not_base_60_numbers() -> None:
     assert pipeline.step("src").params.t == 0  # type: ignore[attr-defined]
     overridden = validate_text(text, overrides=["src.z=1:30"])
     assert overridden.step("src").params.z == "1:30"  # type: ignore[attr-defined]
+
+
+def test_misspelt_steps_key_is_suggested() -> None:
+    found = issues(GOOD.replace("steps:", "stpes:"))
+    assert any("missing 'steps:'" in line and "did you mean 'stpes'" not in line for line in found)
+    assert any("unknown top-level key 'stpes'; did you mean 'steps'?" in line for line in found)
+
+
+def test_a_misspelt_input_never_suggests_the_step_itself() -> None:
+    text = GOOD.replace("uses: builtin.denoise", "uses: builtin.denoise\n    input: clen")
+    message = one_issue(text)
+    assert "input refers to step 'clen', which does not exist" in message
+    assert "did you mean 'clean'" not in message
+
+
+def test_every_repeated_key_of_a_file_is_reported() -> None:
+    text = GOOD.replace("pipeline: demo", "pipeline: demo\npipeline: again").replace(
+        "sigma: 1.5", "sigma: 1.5\n      sigma: 2"
+    )
+    found = issues(text)
+    assert len(found) == 2
+    assert "key 'pipeline' given twice (first at line 1)" in found[0]
+    assert "step 'clean' parameter 'sigma': given twice" in found[1]
+
+
+def test_merge_keys_are_resolved_and_keep_their_lines() -> None:
+    text = GOOD.replace(
+        "pipeline: demo", "pipeline: demo\nbase: &base {method: gaussian, sigma: 9}"
+    ).replace("      method: gaussian\n      sigma: 1.5", "      <<: *base\n      sigma: 1.5")
+    found = issues(text)  # `base` is not a pipeline key; the merged values are still checked
+    assert found == ["p.yaml:2: unknown top-level key 'base'"]
+    pipeline = validate_text(text.replace("base: &base", "description: &base"))
+    assert pipeline.step("clean").params.sigma == 1.5  # type: ignore[attr-defined]
