@@ -146,8 +146,6 @@ def upscale_halo(params: UpscaleParams) -> int:
     """Input pixels of context around a block: ``halo``, else the model's measured halo."""
     if params.halo is not None:
         return params.halo
-    if _REFERENCE in params.model:
-        return 0  # a model made during the run: its scale is unknown too, so blocks are not used
     return upscaler_for(params).halo
 
 
