@@ -31,7 +31,12 @@ WINDOWS = [(100.0, 4100.0), (0.0, 9000.0), (50.0, 3050.0)]
 
 
 def write_ome(
-    path: Path, data: np.ndarray, axes: str, version: str, chunks: tuple[int, ...]
+    path: Path,
+    data: np.ndarray,
+    axes: str,
+    version: str,
+    chunks: tuple[int, ...],
+    omero: bool = True,
 ) -> None:
     """An OME-Zarr image as the reference implementation writes it, with omero windows and a pixel size."""
     fmt = ome_format.FormatV04() if version == "0.4" else ome_format.FormatV05()
@@ -46,8 +51,10 @@ def write_ome(
         scale_factors=(2,),
         storage_options={"chunks": chunks},
     )
+    if not omero:
+        return
     channels = data.shape[axes.index("c")] if "c" in axes else 0
-    omero = {
+    meta = {
         "channels": [
             {
                 "label": LABELS[c],
@@ -58,10 +65,10 @@ def write_ome(
         ]
     }
     if version == "0.4":
-        group.attrs["omero"] = omero
+        group.attrs["omero"] = meta
     else:
         ome = dict(group.attrs["ome"])
-        ome["omero"] = omero
+        ome["omero"] = meta
         group.attrs["ome"] = ome
 
 
@@ -243,3 +250,32 @@ def test_downsample_mean_covers_odd_edges_and_nearest_keeps_pixels() -> None:
     mean = downsample(block, "mean")
     assert mean.shape == (2, 3)
     assert mean[0, 0] == round((0 + 1 + 5 + 6) / 4) and mean[1, 2] == 14  # the lone corner pixel
+
+
+def test_float_channels_use_the_data_range_and_stay_float(root: Path) -> None:
+    rng = np.random.default_rng(5)
+    planes = (rng.random((2, 24, 20)) * np.array([[[50.0]], [[0.01]]]) - 3).astype(np.float32)
+    write_ome(root / "float.zarr", planes, "cyx", "0.5", (2, 24, 20), omero=False)
+    run_text(job(root, "float.zarr", "float_x4.zarr", write=", levels: 1"), entry_points=True)
+    out = np.asarray(read_back(root / "float_x4.zarr").data[0])
+    assert out.dtype == np.float32 and out.shape == (2, 96, 80)
+    engine = Upscaler(load_model(str(root / "m.safetensors")), UpscaleOptions(tile=0, device="cpu"))
+    for c in range(2):  # the window is each channel's own minimum and maximum
+        lo, hi = float(planes[c].min()), float(planes[c].max())
+        expected = engine.upscale((planes[c] - lo) / (hi - lo)).astype(np.float64) * (hi - lo) + lo
+        assert np.abs(out[c] - expected).max() <= (hi - lo) / 255
+
+
+def test_plain_zarr_output_of_ome_planes_is_in_the_input_units(root: Path) -> None:
+    read = ", channels: [1, 2]"
+    run_text(
+        job(root, "cyx.zarr", "planes.zarr", read=read, write=", format: zarr"), entry_points=True
+    )
+    planes = zarr.open_array(str(root / "planes.zarr"), mode="r")
+    assert planes.shape == (2, 160, 192) and planes.dtype == np.uint16
+    expected = in_memory(root / "m.safetensors", np.load(root / "cyx.npy")[[1, 2]], WINDOWS[1:])
+    for k, (lo, hi) in enumerate(WINDOWS[1:]):
+        assert (
+            np.abs(planes[k].astype(np.int64) - expected[k].astype(np.int64)).max()
+            <= (hi - lo) / 255
+        )
