@@ -34,6 +34,7 @@ fuzz: setup
 bench: setup
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_zarr.py
+	$(PY) bench/bench_ome.py
 	$(PY) bench/bench_niqe.py
 	$(PY) bench/bench_data.py
 
