@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.config.yaml_loader import Locations, YamlError, load_yaml
 from training.errors import TrainingError
 
-PAPER_PSNR = {"lr": 2e-4, "milestones": [200_000, 400_000, 600_000, 800_000]}
-PAPER_GAN = {"lr": 1e-4, "milestones": [50_000, 100_000, 200_000, 300_000]}
+PAPER_PSNR: dict[str, Any] = {"lr": 2e-4, "milestones": [200_000, 400_000, 600_000, 800_000]}
+PAPER_GAN: dict[str, Any] = {"lr": 1e-4, "milestones": [50_000, 100_000, 200_000, 300_000]}
 
 
 class _Strict(BaseModel):

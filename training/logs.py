@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _number(text: str) -> float | int:
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
-def _open_tensorboard(folder: Path, purge_step: int) -> object | None:
+def _open_tensorboard(folder: Path, purge_step: int) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:

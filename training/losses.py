@@ -151,7 +151,8 @@ def build_vgg19_features(num_layers: int = len(VGG19_LAYERS), seed: int = 0) -> 
             nn.init.kaiming_normal_(
                 module.weight, mode="fan_out", nonlinearity="relu", generator=generator
             )
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     return features
 
 
@@ -282,9 +283,12 @@ class PerceptualLoss(nn.Module):
         """Features of ``images`` (N, 3, H, W) in [0, 1], keyed by layer name ("output" if custom)."""
         if not self.uses_vgg:
             return {"output": self.extractor(images)}
-        x = (images - self.mean) / self.std
+        mean: Tensor = self.mean  # type: ignore[assignment]  # registered buffers
+        std: Tensor = self.std  # type: ignore[assignment]
+        x = (images - mean) / std
         features: dict[str, Tensor] = {}
-        for index, layer in enumerate(self.extractor):
+        layers: nn.Sequential = self.extractor  # type: ignore[assignment]
+        for index, layer in enumerate(layers):
             x = layer(x)
             if index in self._index_to_name:
                 features[self._index_to_name[index]] = x

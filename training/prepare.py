@@ -136,11 +136,14 @@ def prepare_image(
     entry = ImagePlan(**{**item, "origins": tuple(tuple(o) for o in item["origins"])})
     opts = PrepareOptions(**options)
     group = zarr.open_group(out, mode="r+")
+    hr_array: Any = group["hr"]
+    lr_array: Any = group["lr"]
+    done: Any = group["done"]
     hr_image = np.ascontiguousarray(mod_crop(read_file(Path(root) / entry.file), opts.scale))
-    if hr_image.dtype != group["hr"].dtype:
+    if hr_image.dtype != hr_array.dtype:
         raise TrainingError(
             f"{Path(root) / entry.file}: samples are {hr_image.dtype}, the dataset is "
-            f"{group['hr'].dtype} (prepare 8- and 16-bit images separately)"
+            f"{hr_array.dtype} (prepare 8- and 16-bit images separately)"
         )
     lr_image = downscale(hr_image, opts.scale)
     crop, lr_crop = opts.crop, opts.crop // opts.scale
@@ -149,8 +152,8 @@ def prepare_image(
         hr = hr_image[y : y + crop, x : x + crop]
         ly, lx = y // opts.scale, x // opts.scale
         lr = lr_image[ly : ly + lr_crop, lx : lx + lr_crop]
-        group["hr"][entry.first + k] = hr
-        group["lr"][entry.first + k] = lr
+        hr_array[entry.first + k] = hr
+        lr_array[entry.first + k] = lr
         digests.append(
             {
                 "hr_sha256": hashlib.sha256(np.ascontiguousarray(hr).tobytes()).hexdigest(),
@@ -160,7 +163,7 @@ def prepare_image(
     record = {**asdict(entry), "sub_images": digests}
     with atomic_target(Path(out) / RECORDS / f"{index:08d}.json") as tmp:
         tmp.write_text(json.dumps(record))
-    group["done"][index] = 1
+    done[index] = 1
     return record
 
 
@@ -216,7 +219,8 @@ def prepare_dataset(
 def _done(out: Path) -> np.ndarray:
     import zarr
 
-    return np.asarray(zarr.open_group(str(out), mode="r")["done"][...]) == 1
+    record: Any = zarr.open_group(str(out), mode="r")["done"]
+    return np.asarray(record[...]) == 1
 
 
 def _write_manifest(

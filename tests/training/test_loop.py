@@ -296,3 +296,19 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes(experiment: Path) -> No
         }
     )
     assert train(config, resume=True, progress=False).iteration == state["iteration"] + 1
+
+
+def test_threads_setting_and_bad_overrides(
+    experiment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = torch.get_num_threads()
+    try:
+        path = write_config(experiment, iterations=1, extra="threads: 1\n")
+        train(load_config(path), progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit) as exit_info:
+        esrgan_main(["train", str(path), "--iterations", "0"])
+    assert exit_info.value.code == 2
+    assert "--iterations: Input should be greater than or equal to 1" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +30,11 @@ def _photo(h: int, w: int, seed: int) -> np.ndarray:
     return ((base * 0.4 + 0.5 + rng.normal(0, 0.05, (h, w, 3))).clip(0, 1) * 255).astype(np.uint8)
 
 
+def _open(path: Path, mode: str = "r") -> Any:
+    """The prepared store's group (typed loosely: zarr's stubs cannot tell arrays from groups)."""
+    return zarr.open_group(str(path), mode=mode)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def hr_dir(tmp_path: Path) -> Path:
     write_image(tmp_path / "hr" / "a.png", _photo(70, 58, 0))  # mod-crop 4: 68 x 56
@@ -48,7 +54,7 @@ def test_pairs_are_exact_crops_of_the_hr_and_its_whole_image_bicubic_lr(
     hr_dir: Path, tmp_path: Path
 ) -> None:
     manifest = prepare_dataset(hr_dir, tmp_path / "d.zarr", OPTIONS)
-    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
+    group: Any = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
     assert group["hr"].chunks == (1, 32, 32, 3) and group["lr"].chunks == (1, 8, 8, 3)
     # a: 68 x 56 -> ys [0, 24, 36], xs [0, 24]; b: 40 x 32 -> ys [0, 8], xs [0]
     assert manifest["count"] == 6 + 2 == group["hr"].shape[0]
@@ -76,7 +82,7 @@ def test_pairs_are_exact_crops_of_the_hr_and_its_whole_image_bicubic_lr(
 def test_a_killed_run_resumes_without_redoing_finished_images(hr_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "d.zarr"
     expected = prepare_dataset(hr_dir, out, OPTIONS)
-    group = zarr.open_group(str(out), mode="r+")
+    group: Any = zarr.open_group(str(out), mode="r+")
     group["hr"][6:8] = 7  # image b "half written" when the run was killed: record not set
     group["done"][1] = 0
     (out / MANIFEST).unlink()
@@ -85,7 +91,7 @@ def test_a_killed_run_resumes_without_redoing_finished_images(hr_dir: Path, tmp_
     after = {p: p.stat().st_mtime_ns for p in (out / "hr").rglob("*") if p.is_file()}
     changed = {p.relative_to(out / "hr").parts[1] for p in after if before.get(p) != after[p]}
     assert changed == {"6", "7"}  # chunk keys c/6/..., c/7/...: only image b was redone
-    stored = np.asarray(zarr.open_group(str(out), mode="r")["hr"][6])
+    stored = np.asarray(_open(out)["hr"][6])
     assert (
         hashlib.sha256(stored.tobytes()).hexdigest()
         == expected["sources"][1]["sub_images"][0]["hr_sha256"]
@@ -103,7 +109,7 @@ def test_other_options_on_an_existing_store_are_refused(hr_dir: Path, tmp_path: 
 def test_training_source_reads_prepared_pairs_crop_by_crop(hr_dir: Path, tmp_path: Path) -> None:
     prepare_dataset(hr_dir, tmp_path / "d.zarr", OPTIONS)
     source = PreparedZarrSource(tmp_path / "d.zarr")
-    group = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
+    group: Any = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
     assert len(source) == 8 and source.has_lr and source.lr_shape(3) == (8, 8)
     np.testing.assert_array_equal(source.read_lr(7), group["lr"][7])
     dataset = SRDataset(source, CropConfig(scale=4, hr_size=16, flips=False, rotations=False))
@@ -123,7 +129,7 @@ def test_training_source_reads_prepared_pairs_crop_by_crop(hr_dir: Path, tmp_pat
 
 def test_unfinished_store_is_refused_for_training(hr_dir: Path, tmp_path: Path) -> None:
     prepare_dataset(hr_dir, tmp_path / "d.zarr", OPTIONS)
-    zarr.open_group(str(tmp_path / "d.zarr"), mode="r+")["done"][0] = 0
+    _open(tmp_path / "d.zarr", "r+")["done"][0] = 0
     with pytest.raises(TrainingError, match="preparation is unfinished"):
         PreparedZarrSource(tmp_path / "d.zarr")
 
@@ -139,3 +145,12 @@ def test_command_line(hr_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "crop 30 and step 240 must be multiples of scale 4" in err and err.count("\n") == 1
     assert esrgan_main(["prepare-data", str(hr_dir), "-o", out, "--crop", "64"]) == 1
     assert "smaller than the 64-pixel sub-image" in capsys.readouterr().err
+
+
+def test_prepare_data_stage_returns_the_store(hr_dir: Path, tmp_path: Path) -> None:
+    from training.stage import PrepareDataParams, prepare_data_stage
+
+    out = str(tmp_path / "d.zarr")
+    params = PrepareDataParams(hr_dir=str(hr_dir), output=out, crop=32, step=24)
+    assert prepare_data_stage(params) == out
+    assert len(PreparedZarrSource(out)) == 8
