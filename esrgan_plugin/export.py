@@ -295,6 +295,7 @@ def export_onnx(
         raise ExportError(f"{path}: the output must be a .onnx file")
     if path.exists() and not overwrite:
         raise ExportError(f"{path}: output exists; pass --overwrite to replace it")
+    _check_writable(path)  # before an export that can take minutes
     graph = export_graph(model.module, model.in_channels, model.scale, model.multiple_of, options)
     _set_metadata(graph, _metadata(model, options))
     error: float | None = None
@@ -322,6 +323,17 @@ def _set_metadata(graph: onnx.ModelProto, metadata: Mapping[str, str]) -> None:
     import onnx
 
     onnx.helper.set_model_props(graph, dict(metadata))
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output whose folder cannot be created or written, naming why."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ExportError(f"{path}: cannot write ONNX file ({folder} is not a folder)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"{path}: cannot write ONNX file ({folder} is not writable)")
 
 
 def write_graph(graph: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -169,13 +170,40 @@ def test_failed_check_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_output_leaves_no_file(tmp_path: Path) -> None:
+def test_unwritable_output_is_refused_before_exporting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esrgan_plugin.export as export
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported although the output cannot be written")
+
+    monkeypatch.setattr(export, "export_graph", no_export)
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(ExportError, match="cannot write ONNX file"):
-        export_onnx(
-            loaded(4), tmp_path / "file" / "m.onnx", OnnxExportOptions(height=8), check=False
-        )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    with pytest.raises(ExportError, match=r"cannot write ONNX file \(.*file is not a folder\)"):
+        export_onnx(loaded(4), tmp_path / "file" / "sub" / "m.onnx")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # root can write anywhere
+        with pytest.raises(ExportError, match="locked is not writable"):
+            export_onnx(loaded(4), locked / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "locked"]
+
+
+def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+
+    import esrgan_plugin.export as export
+
+    graph = onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], []))
+
+    def full_disk(self: Path, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(ExportError, match="cannot write ONNX file \\(No space left on device\\)"):
+        export.write_graph(graph, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_exporter_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
