@@ -206,16 +206,16 @@ def test_tensorboard_events_are_written(experiment: Path) -> None:
 
 
 def test_gan_stage_resume_is_exact(experiment: Path) -> None:
-    train(load_config(write_config(experiment, iterations=2)), progress=False)
+    train(load_config(write_config(experiment, iterations=1)), progress=False)
     extra = (
         "gan: {pretrained: run-psnr, vgg_weights: random, discriminator_features: 4, "
         "perceptual_layers: {conv2_2: 1.0}}\n"
     )
-    text = write_config(experiment, "gan", iterations=3, extra=extra).read_text()
+    text = write_config(experiment, "gan", iterations=2, extra=extra).read_text()
     (experiment / "a.yaml").write_text(text.replace("output_dir: run-gan", "output_dir: straight"))
     (experiment / "b.yaml").write_text(text.replace("output_dir: run-gan", "output_dir: resumed"))
     straight = train(load_config(experiment / "a.yaml"), progress=False)
-    train(load_config(experiment / "b.yaml"), stop_at=2, progress=False)
+    train(load_config(experiment / "b.yaml"), stop_at=1, progress=False)
     resumed = train(load_config(experiment / "b.yaml"), resume=True, progress=False)
     assert resumed.last_losses == straight.last_losses and "l_d_real" in straight.last_losses
     a = load_checkpoint(experiment / "straight" / CHECKPOINT_NAME)
