@@ -279,3 +279,16 @@ def test_plain_zarr_output_of_ome_planes_is_in_the_input_units(root: Path) -> No
             np.abs(planes[k].astype(np.int64) - expected[k].astype(np.int64)).max()
             <= (hi - lo) / 255
         )
+
+
+def test_a_local_cluster_writes_the_same_pyramid(root: Path) -> None:
+    text = job(root, "tczyx.zarr", "OUT", read=", channels: [1], t: 0", write=", levels: 2")
+    cluster = "executor: {type: processes, workers: 2, threads_per_worker: 1}\n"
+    run_text(text.replace("OUT", "threads.zarr"), entry_points=True)
+    summary = run_text(cluster + text.replace("OUT", "cluster.zarr"), entry_points=True)
+    assert summary.executor == "processes" and summary.written == (str(root / "cluster.zarr"),)
+    for level in ("0", "1"):
+        np.testing.assert_array_equal(
+            zarr.open_array(str(root / "cluster.zarr" / level), mode="r")[...],
+            zarr.open_array(str(root / "threads.zarr" / level), mode="r")[...],
+        )
