@@ -21,7 +21,7 @@ import math
 import string
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def write_ome(
     for target, members in group_images(items, pattern):
         out = plan_output(target, members, levels, method)
         existing = inspect_group(target)
-        mode = decide(out.levels[0], existing, overwrite, restart)
+        mode = decide(replace(out.levels[0], path=target), existing, overwrite, restart)
         if mode == "resume":
             assert existing is not None
             done = existing.done

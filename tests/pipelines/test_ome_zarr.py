@@ -292,3 +292,17 @@ def test_a_local_cluster_writes_the_same_pyramid(root: Path) -> None:
             zarr.open_array(str(root / "cluster.zarr" / level), mode="r")[...],
             zarr.open_array(str(root / "threads.zarr" / level), mode="r")[...],
         )
+
+
+def test_another_job_or_a_foreign_folder_at_the_output_is_refused(root: Path) -> None:
+    read = ", channels: [0], t: 0, z: 0"
+    text = job(root, "tczyx.zarr", "mine.zarr", read=read, write=", levels: 1")
+    run_text(text, entry_points=True)
+    other = text.replace(f"halo: {HALO}", f"halo: {HALO + 2}")  # other pixels: another job
+    with pytest.raises(PipelineError, match=r"mine\.zarr: output exists, made by another job"):
+        run_text(other, entry_points=True)
+    (root / "foreign.zarr").mkdir()
+    (root / "foreign.zarr" / "notes.txt").write_text("keep me")
+    with pytest.raises(PipelineError, match="exists and is not a Zarr group; refusing"):
+        run_text(text.replace("mine.zarr", "foreign.zarr"), entry_points=True)
+    assert (root / "foreign.zarr" / "notes.txt").read_text() == "keep me"
