@@ -210,17 +210,7 @@ def resolve_windows(
     c_axis = image.channel_axis
     channels = list(selection[c_axis]) if c_axis is not None else [0]
     if not isinstance(intensity, str):
-        pairs = list(intensity)
-        given = (
-            [tuple(pairs)] * len(channels)
-            if len(pairs) == 2 and all(isinstance(v, (int, float)) for v in pairs)
-            else [tuple(p) for p in pairs]
-        )
-        if len(given) != len(channels):
-            raise ImageIOError(
-                f"{image.path}: intensity_range gives {len(given)} windows for {len(channels)} channels"
-            )
-        windows = [(float(a), float(b)) for a, b in given]  # type: ignore[misc]
+        windows = given_windows(image.path, intensity, len(channels))
     elif intensity == "dtype":
         windows = [dtype_window(dtype)] * len(channels)
     elif intensity in ("omero", "auto"):
@@ -248,6 +238,18 @@ def resolve_windows(
                 f"{image.path}: channel {c} has intensity window [{lo:g}, {hi:g}]; expected low < high"
             )
     return windows
+
+
+def given_windows(path: str, value: Any, channels: int) -> list[Window]:
+    """One [low, high] pair for every channel, or one pair per channel."""
+    pairs = list(value)
+    if len(pairs) == 2 and all(isinstance(v, (int, float)) for v in pairs):
+        return [(float(pairs[0]), float(pairs[1]))] * channels
+    if len(pairs) != channels:
+        raise ImageIOError(
+            f"{path}: intensity_range gives {len(pairs)} windows for {channels} channels"
+        )
+    return [(float(lo), float(hi)) for lo, hi in pairs]
 
 
 def _omero_windows(

@@ -267,7 +267,7 @@ def test_float_channels_use_the_data_range_and_stay_float(root: Path) -> None:
 
 
 def test_plain_zarr_output_of_ome_planes_is_in_the_input_units(root: Path) -> None:
-    read = ", channels: [1, 2]"
+    read = ", channels: [1, 2], intensity_range: [[0, 9000], [50, 3050]]"  # = their omero min/max
     run_text(
         job(root, "cyx.zarr", "planes.zarr", read=read, write=", format: zarr"), entry_points=True
     )
