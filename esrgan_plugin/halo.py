@@ -34,6 +34,7 @@ from torch import nn
 
 from esrgan_plugin.arch.needs import model_needs
 from esrgan_plugin.model_cache import cache_dir
+from esrgan_plugin.tiling import round_up
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,9 @@ def measure_halo(
     needs = model_needs(module)
     device = device or torch.device("cpu")
     step = max(HALO_STEP, needs.multiple_of)
-    radius = _round_up(needs.receptive_radius, step)
+    radius = round_up(needs.receptive_radius, step)
     net = _fp32_network(module, device)
-    reach = min(_round_up(_FIRST_REACH, step), radius)
+    reach = min(round_up(_FIRST_REACH, step), radius)
     while True:
         profile = np.zeros(reach)
         for image in probe_photos(2 * reach, photos):
@@ -161,7 +162,7 @@ def measure_halo(
         accepted = halo is not None and halo <= _REACH_MARGIN * reach
         if accepted or reach >= min(radius, _MAX_REACH):
             break
-        reach = min(2 * reach, radius, _round_up(_MAX_REACH, step))
+        reach = min(2 * reach, radius, round_up(_MAX_REACH, step))
     exact = False
     if not accepted:
         if reach >= radius:  # the whole receptive field was probed: exact tiles
@@ -176,7 +177,7 @@ def measure_halo(
             )
     assert halo is not None
     return HaloMeasurement(
-        halo=min(_round_up(halo, step), radius),
+        halo=min(round_up(halo, step), radius),
         bound=bound,
         reach=reach,
         exact=exact,
@@ -292,7 +293,3 @@ def _fp32_network(module: nn.Module, device: torch.device) -> Network:
             return module(x.to(device, torch.float32))
 
     return run
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple

@@ -45,11 +45,6 @@ def building(step_id: str, stage_id: str) -> Iterator[None]:
         _CURRENT_STEP.reset(token)
 
 
-def current_step() -> tuple[str, str] | None:
-    """(step id, stage id) of the step being built, or None outside the runner."""
-    return _CURRENT_STEP.get()
-
-
 def run_attributed(
     step_id: str, stage_id: str, func: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> Any:
