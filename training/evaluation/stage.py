@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines.api import StageSpec
-from training.evaluation.sweep import SweepParams
+from training.evaluation.sweep_params import SweepParams
 
 
 def sweep_stage(params: SweepParams) -> str:
