@@ -76,15 +76,23 @@ print((after - before) * 1024 / {size} ** 2 - out.numel() * 4 / {size} ** 2)
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def memory_table(nb: int) -> None:
+def memory_table(nb: int, sizes: tuple[int, int] = (192, 384)) -> None:
+    """Peak RSS growth at two input sizes (fresh processes); the slope is the per-pixel cost."""
     print(f"\n### Activation memory, RRDBNet x4 nf 64 nb {nb}, whole-image forward, CPU\n")
     print(machine_line() + "\n")
-    print("| precision | input side | peak RSS growth per input pixel (excl. output) |")
+    print(
+        "| precision | per input pixel at "
+        + " / ".join(f"{s}x{s}" for s in sizes)
+        + " | slope between them |"
+    )
     print("| --- | ---: | ---: |")
+    small, large = sizes
     for precision in ("fp32", "bf16"):
-        for size in (128, 256):
-            per_pixel = _peak_rss_per_pixel(precision, size, nb)
-            print(f"| {precision} | {size} | {per_pixel / 1024:.1f} KB |")
+        per = [_peak_rss_per_pixel(precision, size, nb) for size in sizes]
+        slope = (per[1] * large**2 - per[0] * small**2) / (large**2 - small**2)
+        print(
+            f"| {precision} | {per[0] / 1024:.1f} KB / {per[1] / 1024:.1f} KB | {slope / 1024:.1f} KB |"
+        )
 
 
 # --------------------------------------------------------------------------- cost curve
@@ -189,7 +197,7 @@ def errors_table(args: argparse.Namespace) -> None:
     )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     halos = sorted(set(args.halos) | {measured.halo})
-    for tile in args.tiles:
+    for tile in [] if args.only_dask else args.tiles:
         for halo in halos:
             up = Upscaler(
                 model, UpscaleOptions(tile=tile, halo=halo, precision="fp32", device="cpu")
@@ -204,7 +212,7 @@ def errors_table(args: argparse.Namespace) -> None:
                 f"{(err > 1).mean():.3%} | {psnr(tiled, whole):.1f} dB | {seconds:.1f} |",
                 flush=True,
             )
-    if args.dask:
+    if args.dask or args.only_dask:
         for chunk in args.tiles:
             start = time.perf_counter()
             out = dask_upscale(image, args.model, chunk, None)
@@ -235,6 +243,7 @@ def main() -> None:
     err.add_argument("--halos", type=int, nargs="+", default=[0, 16, 32, 48, 64, 96])
     err.add_argument("--image", default=None)
     err.add_argument("--dask", action="store_true", help="also the Dask chunked stage path")
+    err.add_argument("--only-dask", action="store_true", help="only the Dask rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.command == "memory":

@@ -84,8 +84,13 @@ class HaloMeasurement:
 
 
 def weights_sha256(module: nn.Module) -> str:
-    """SHA-256 of the architecture's name and every parameter and buffer (name, shape, dtype, bytes)."""
-    digest = hashlib.sha256(type(module).__name__.encode())
+    """SHA-256 of the architecture (class and config) and every parameter and buffer's bytes.
+
+    The config is part of it because two networks can share weights and differ in what surrounds
+    them (realesr-animevideov3 x2 and x4 share their convolutions; x2 resizes the x4 output).
+    """
+    config = getattr(module, "config", None)
+    digest = hashlib.sha256(f"{type(module).__name__}|{config!r}".encode())
     for name, tensor in module.state_dict().items():
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())

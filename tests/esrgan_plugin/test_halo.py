@@ -127,3 +127,13 @@ def test_shipped_models_have_their_measured_halo_in_the_shipped_table(
     measured = measure_halo(model.module)
     monkeypatch.setattr(halo_mod, "measure_halo", None)  # must come from the table
     assert model_halo(model.module) == measured
+
+
+def test_weights_hash_includes_the_config() -> None:
+    """realesr-animevideov3 x2 and x4 share their weights; their networks (and halos) differ."""
+    from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
+
+    x4 = SRVGGNetCompact(CompactConfig(num_features=8, num_convs=2, upscale=4))
+    x2 = SRVGGNetCompact(CompactConfig(num_features=8, num_convs=2, upscale=4, output_scale=2))
+    x2.load_state_dict(x4.state_dict())
+    assert weights_sha256(x2) != weights_sha256(x4)
