@@ -24,12 +24,15 @@ MAX_HALO_WORK = 4 / 3
 TILE_SIDES = (64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 3072)
 """Candidate tile sides, in input pixels."""
 
-BYTES_PER_ELEMENT = {"fp32": 4.2, "bf16": 2.1, "fp16": 2.1}
-"""Peak activation bytes per element of the activation model in ``activation_bytes_per_pixel``.
+BYTES_PER_ELEMENT = {"fp32": 5.7, "bf16": 5.3, "fp16": 5.3, "int8": 5.7}
+"""Peak memory per element of the activation model in ``activation_bytes_per_pixel``.
 
-Measured with ``bench/bench_tiles.py --memory`` (peak RSS growth of a whole-image forward, nf 64
-x4 RRDBNet, CPU): 14.6 KB per input pixel in fp32 and 6.8-7.4 KB in bf16, i.e. 4.2 and 2.1
-bytes per modelled element. fp16 is assumed to behave as bf16 (unmeasured: no GPU here).
+Measured with ``bench/bench_tiles.py memory`` (peak RSS growth of whole-image forwards at 192x192
+and 384x384 in fresh processes, nf 64 x4 RRDBNet, CPU, two runs): the slope was 17.7-19.7 KB per
+input pixel in fp32 and 16.2-18.1 KB in bf16 with the CPU engine's reuse of freed blocks (the
+default), 7.9 and 8.3 KB with ``ESRGAN_REUSE_MEMORY=0``; i.e. 5.7 and 5.3 bytes per modelled
+element, using the upper figures. fp16 (GPU) is assumed to behave as bf16 and int8 as fp32
+(both unmeasured).
 """
 
 MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.5, "mps": 0.25}
@@ -55,7 +58,14 @@ CPU_COST = {
     "fp32": FLAT,
     "bf16": FLAT,
 }
-"""Measured per-pixel cost curves on the CPU by precision (``bench/bench_tiles.py``)."""
+"""Measured per-pixel cost curves on the CPU by precision (``bench/bench_tiles.py curve``).
+
+Measured flat: CPU time per pixel of nf 64 x4 forwards at padded sides 64, 128, 256 and 512 was
+31.0, 26.7, 29.2, 27.7 us (fp32) and 20.0, 18.8, 18.0, 20.1 us (bf16), within the noise of
+this shared machine and with no trend towards small tiles (since freed blocks are reused, large
+forwards no longer pay page faults). So the default is the whole image when it fits, else the
+largest tile that does; a measured non-flat curve for another machine goes here.
+"""
 
 
 def activation_bytes_per_pixel(
