@@ -173,6 +173,7 @@ def read_images(params: ReadParams) -> list[ImageItem]:
                 if image is not None:
                     items.extend(read_ome(image, len(items), params.ome_options()))
                     continue
+                level_of(store)
                 if params.asks_ome():
                     raise ImageIOError(
                         f"{store}: not an OME-Zarr image; level, channels, t, z and intensity_range apply to OME-Zarr only"
@@ -188,6 +189,20 @@ def read_images(params: ReadParams) -> list[ImageItem]:
                 seen.add(path)
                 items.append(read_file(path, len(items), params))
     return items
+
+
+def level_of(store: str) -> None:
+    """Refuse a pyramid level of an OME-Zarr image given as a path: the image is read as a whole."""
+    parent, _, name = str(store).rstrip("/").rpartition("/")
+    image = open_ome(parent) if parent and "://" not in store else None
+    if image is None:
+        return
+    paths = [level.path for level in image.levels]
+    if name in paths:
+        raise ImageIOError(
+            f"{store}: is level {paths.index(name)} of the OME-Zarr image {parent}; read {parent} "
+            f"(with level: {paths.index(name)}) so that its axes and pixel sizes are known"
+        )
 
 
 def _zarr_matches(pattern: str) -> list[str]:

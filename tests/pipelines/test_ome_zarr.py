@@ -241,6 +241,8 @@ def test_bad_selections_are_one_line_errors(root: Path) -> None:
         source = "tczyx.zarr" if "z:" in read else "cyx.zarr"
         with pytest.raises(PipelineError, match=message):
             run_text(job(root, source, "bad.zarr", read=read), entry_points=True)
+    with pytest.raises(PipelineError, match=r"is level 1 of the OME-Zarr image .*cyx\.zarr; read"):
+        run_text(job(root, "cyx.zarr/s1", "bad.zarr"), entry_points=True)
     assert not (root / "bad.zarr").exists()
 
 
