@@ -37,6 +37,8 @@ bench: setup
 	$(PY) bench/bench_ome.py
 	$(PY) bench/bench_niqe.py
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_tiles.py memory
+	$(PY) bench/bench_tiles.py curve
 
 # GPU check (bench/bench_gpu.py): on a machine without CUDA it prints one line and exits 0.
 bench-gpu: setup
