@@ -60,6 +60,7 @@ default-models: setup
 lint: setup
 	$(PY) -m ruff check esrgan_plugin pipelines training tests bench scripts
 	$(PY) -m ruff format --check esrgan_plugin pipelines training tests bench scripts
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -58,7 +59,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     elif path.suffix.lower() == ".safetensors":
         state, metadata = _read_safetensors(path)
     elif path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
-        state, metadata = _read_torch(path), {}
+        state, metadata = _read_torch(path), {}  # type: ignore[assignment]  # checked below
     else:
         raise CheckpointError(
             f"{path}: unsupported model file extension {path.suffix!r}; expected .safetensors, .pth, .pt or an ncnn .param"
@@ -551,7 +552,7 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
 
 def model_metadata(model: nn.Module, extra: Mapping[str, object] | None = None) -> dict[str, str]:
     """Safetensors metadata (strings only) describing ``model``'s architecture."""
-    config = model.config  # type: ignore[attr-defined]
+    config: Any = model.config
     meta = {"format": FORMAT_TAG, "architecture": type(model).__name__, "scale": str(config.scale)}
     meta.update({k: str(v) for k, v in config.to_dict().items()})
     meta["channels"] = f"{config.in_channels}->{config.out_channels}"

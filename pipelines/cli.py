@@ -133,7 +133,11 @@ def _load(args: argparse.Namespace) -> tuple[Pipeline, pluggy.PluginManager]:
 
 
 def _has_param(registry: StageRegistry, stage_id: str | None, name: str) -> bool:
-    return stage_id in registry and name in registry.get(stage_id).params.model_fields
+    return (
+        stage_id is not None
+        and stage_id in registry
+        and name in registry.get(stage_id).params.model_fields
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

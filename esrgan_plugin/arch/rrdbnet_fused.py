@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -217,7 +218,7 @@ class FusedRRDBNet:
         self.up_convs = [FusedUpConv(conv, tail) for conv in net.up_convs()]
         self.conv_hr = FusedConv(net.conv_hr, tail)
         self.conv_last = FusedConv(net.conv_last, tail)
-        dense = [rdb for rrdb in net.body for rdb in _dense_blocks(rrdb)]
+        dense = [rdb for rrdb in net.body for rdb in _dense_blocks(cast(RRDB, rrdb))]
         factory = block_factory or (lambda _i, rdb: FusedDenseBlock(rdb, policy.blocks))
         self.blocks = [factory(i, rdb) for i, rdb in enumerate(dense)]
 

@@ -61,11 +61,11 @@ def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
             params.height
             if params.height is not None
             else max(1, round(height * params.width / width))
-        )  # type: ignore[operator]
+        )
         new_w = (
             params.width
             if params.width is not None
             else max(1, round(width * params.height / height))
-        )  # type: ignore[operator]
+        )
         out = imresize(image, output_shape=(new_h, new_w))
     return out.astype(image.dtype, copy=False)

@@ -148,9 +148,9 @@ def _check_params(raw: RawStep, spec: StageSpec, issues: list[Issue]) -> StagePa
     except pydantic.ValidationError as exc:
         errors = [e for e in exc.errors() if not _left_to_the_run(e, references)]
         for error in errors:
-            name = str(error["loc"][0]) if error["loc"] else None
+            field = str(error["loc"][0]) if error["loc"] else None
             issues.append(
-                Issue(raw.param_location(name or ""), _pydantic_message(error), raw.label, name)
+                Issue(raw.param_location(field or ""), _pydantic_message(error), raw.label, field)
             )
         if errors or not references:
             return None

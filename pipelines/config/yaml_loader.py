@@ -124,7 +124,8 @@ def compose_checked(text: str, name: str) -> yaml.Node | None:
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1
+                mark = event.start_mark
+                line = mark.line + 1 if mark is not None else None
                 raise _error(name, line, f"nested more than {MAX_DEPTH} levels deep")
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import pluggy
 
 from pipelines.errors import PipelineError
 from pipelines.hooks import specs as hookspecs
 from pipelines.hooks.markers import PROJECT_NAME
-from pipelines.runner.registry import StageRegistry
+from pipelines.runner.registry import StageRegistry, StageSpec
 
 BUILTIN_PLUGIN = "builtin"
 """Name under which the built-in stages (:mod:`pipelines.builtin`) are registered."""
@@ -56,7 +57,7 @@ def build_registry(pm: pluggy.PluginManager) -> StageRegistry:
     """Collect every plugin's ``register_stages()`` into a registry, remembering who registered what."""
     registry = StageRegistry()
     for impl in pm.hook.register_stages.get_hookimpls():
-        specs = impl.function()
+        specs = cast("Iterable[StageSpec] | None", impl.function())
         if specs is None:
             continue
         registry.extend(specs, plugin=impl.plugin_name)
@@ -96,7 +97,7 @@ def _distribution_of(plugin: object) -> tuple[str, str]:
 
     module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", "")
     if not isinstance(module, str):
-        module = getattr(plugin, "__name__", "")
+        module = str(getattr(plugin, "__name__", ""))
     top = module.split(".")[0]
     for dist_name in metadata.packages_distributions().get(top, []):
         try:

@@ -103,7 +103,8 @@ def _decode_with_pillow(path: Path) -> np.ndarray:
             if mode in ("I;16", "I;16B", "I;16L"):
                 return np.asarray(img, dtype=np.uint16)
             if mode not in ("L", "RGB", "RGBA"):
-                img = img.convert("RGBA" if "A" in mode or "transparency" in img.info else "RGB")
+                wanted = "RGBA" if "A" in mode or "transparency" in img.info else "RGB"
+                return np.asarray(img.convert(wanted)).copy()
             return np.asarray(img).copy()
     except OSError as exc:
         raise ImageIOError(f"{path}: truncated or corrupt image ({exc})") from None

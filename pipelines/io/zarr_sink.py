@@ -113,7 +113,8 @@ def attributes(items: Sequence[ImageItem], shape: tuple[int, ...], dtype: str) -
     meta = items[0].meta
     steps = [dict(r) for r in meta.history]
     scales = [r.get("scale") for r in steps]
-    scale = math.prod(scales) if all(isinstance(s, (int, float)) for s in scales) else None
+    numbers = [float(s) for s in scales if isinstance(s, (int, float))]
+    scale = math.prod(numbers) if len(numbers) == len(scales) else None
     sources = [i.meta.source or i.meta.name for i in items]
     job = {
         "shape": list(shape),

@@ -63,7 +63,9 @@ def open_arrays(path: str) -> list[tuple[str, Any]]:
     if isinstance(node, zarr.Group):
         try:  # reading the members parses their metadata, which may be broken
             names = sorted(node.array_keys())
-            arrays = [(f"{str(path).rstrip('/')}/{name}", node[name]) for name in names]
+            arrays: list[tuple[str, Any]] = [
+                (f"{str(path).rstrip('/')}/{name}", node[name]) for name in names
+            ]
         except Exception as exc:
             raise ImageIOError(
                 f"{path}: cannot read the group's arrays ({type(exc).__name__}: {' '.join(str(exc).split())})"

@@ -88,7 +88,7 @@ def threads_callback(keys: Collection[Any], line: ProgressLine) -> Any:
     """A Dask callback for the local schedulers that advances ``line`` as each of ``keys`` finishes."""
     from dask.callbacks import Callback
 
-    class _Progress(Callback):  # type: ignore[misc]
+    class _Progress(Callback):
         def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
             if key in keys:
                 line.advance()
