@@ -582,5 +582,10 @@ def save_state_dict(path: Path, state: StateDict, metadata: Mapping[str, str]) -
     try:
         with atomic_target(path) as tmp:
             save_file(state, str(tmp), metadata=dict(metadata))
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot write model file ({exc.strerror or exc})") from None
+    except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
+        reason = getattr(exc, "strerror", None) or _first_line(exc).removeprefix(
+            "Error while serializing: "
+        )
+        raise CheckpointError(
+            f"{path}: cannot write model file ({reason}); any previous file is unchanged"
+        ) from None

@@ -81,7 +81,7 @@ def cached_conversion(sources: Sequence[Path], convert: Callable[[], Conversion]
         entry.parent.mkdir(parents=True, exist_ok=True)
         with atomic_target(entry) as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=stored)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:  # a full disk is a SafetensorError
         log.info("model cache %s is not writable (%s); using the conversion in memory", entry, exc)
     return state, metadata
 

@@ -33,7 +33,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         with atomic_target(path) as tmp:
             torch.save(state, tmp)
     except OSError as exc:
-        raise TrainingError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from None
+        raise TrainingError(
+            f"{path}: cannot write checkpoint ({exc.strerror or exc}); the last good one is kept"
+        ) from None
+    except RuntimeError as exc:  # torch's zip writer reports a short write (full disk) this way
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(
+            f"{path}: cannot write checkpoint: the write stopped part-way (disk full or over a "
+            f"file size limit?) ({first}); the last good one is kept"
+        ) from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -159,12 +159,19 @@ def store_block(block: np.ndarray, prepared: str, region: Region, cells: Region)
     """Store one computed block (whole output chunks), then mark those chunks finished in the record."""
     import zarr
 
-    array = zarr.open_array(prepared, mode="r+")
-    array[region] = block.reshape(
-        tuple(r.stop - r.start for r in region)
-    )  # adds a dataset's image axis
-    record = zarr.open_array(f"{prepared}/{RECORD}", mode="r+")
-    record[cells] = 1
+    try:
+        array = zarr.open_array(prepared, mode="r+")
+        array[region] = block.reshape(
+            tuple(r.stop - r.start for r in region)
+        )  # adds a dataset's image axis
+        record = zarr.open_array(f"{prepared}/{RECORD}", mode="r+")
+        record[cells] = 1
+    except OSError as exc:  # a full disk: the chunk stays unfinished and is redone on resume
+        span = ", ".join(f"{r.start}:{r.stop}" for r in region)
+        raise ImageIOError(
+            f"{prepared}: cannot store the chunk at [{span}] ({exc.strerror or exc}); "
+            "run again once there is space to resume"
+        ) from None
     return prepared
 
 
