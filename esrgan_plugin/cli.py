@@ -22,12 +22,14 @@ from esrgan_plugin.options import OPTION_NAMES, UpscaleParams
 from esrgan_plugin.runtime import quiet_openmp_waits
 from pipelines.config.arguments import add_model_arguments, describe_error, given_values
 from pipelines.errors import PipelineError
+from pipelines.interrupts import exit_code, interrupts_as_exceptions, signal_name
 from pipelines.io.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
 COMMANDS_GROUP = "esrgan.commands"
 """Entry-point group of extra subcommands: each names a ``register(subparsers)`` function."""
 
 EXIT_ERROR = 1
+INTERRUPTED_NOTE = "finished outputs are kept, the one being written was discarded"
 EXIT_USAGE = 2
 
 
@@ -53,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs"
     )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    up.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave outputs that exist alone and process only the others (re-running an interrupted batch)",
+    )
     up.set_defaults(func=cmd_upscale)
 
     info = sub.add_parser("info", help="describe a model file")
@@ -97,15 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="esrgan: %(message)s"
     )
     try:
-        return int(args.func(args) or 0)
+        with interrupts_as_exceptions():
+            return int(args.func(args) or 0)
     except (EsrganError, PipelineError) as exc:
         if args.debug:
             raise
         print(f"esrgan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
-    except KeyboardInterrupt:
-        print("esrgan: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"esrgan: interrupted ({signal_name(exc)}); {INTERRUPTED_NOTE}", file=sys.stderr)
+        return exit_code(exc)
 
 
 # --------------------------------------------------------------------------- upscale
@@ -180,6 +188,13 @@ def upscale_params(args: argparse.Namespace) -> UpscaleParams:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from pipelines.io.locks import output_lock
+
+    with output_lock(args.output):  # a second run writing the same output is refused
+        return _upscale(args)
+
+
+def _upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -187,7 +202,12 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from pipelines.io.images import read_image, write_image
 
     params = upscale_params(args)
-    jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite)
+    jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite or args.skip_existing)
+    if args.skip_existing and not args.overwrite:
+        jobs = [job for job in jobs if not job.target.exists()]
+        if not jobs:
+            print(f"nothing to do: every output in {args.output} exists")
+            return 0
     try:
         upscaler = upscaler_for(params)
     except InferenceError as exc:  # settings the device cannot run (fp16 on the CPU, no CUDA)

@@ -16,6 +16,7 @@ import pluggy
 
 from pipelines.config.loader import ValidationError, apply_overrides, load_config
 from pipelines.config.schema import Pipeline
+from pipelines.interrupts import exit_code, interrupts_as_exceptions, signal_name
 from pipelines.runner.registry import StageRegistry
 
 EXIT_RUN_ERROR = 1
@@ -79,16 +80,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
     try:
-        return int(args.func(args) or 0)
+        with interrupts_as_exceptions():
+            return int(args.func(args) or 0)
     except ValidationError as exc:
         if args.debug:
             raise
         for issue in exc.issues:
             print(f"pipelines: error: {issue}", file=sys.stderr)
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        print("pipelines: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(
+            f"pipelines: interrupted ({signal_name(exc)}); finished outputs are kept; "
+            "run it again to resume Zarr outputs",
+            file=sys.stderr,
+        )
+        return exit_code(exc)
     except Exception as exc:
         if args.debug:
             raise

@@ -25,6 +25,7 @@ from pipelines.io.images import (
 )
 from pipelines.io.intensity import restore
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
+from pipelines.io.locks import hold
 from pipelines.io.ome_sink import write_ome
 from pipelines.io.ome_source import OmeOptions, open_ome, read_ome
 from pipelines.io.probe import probe_image
@@ -248,6 +249,7 @@ def load_image(path: str, max_pixels: int, shape: tuple[int, ...], dtype: str) -
 
 def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
     """One write task per image (or per Zarr block); refuses clashing or existing outputs before anything runs."""
+    hold(params.path)  # for the whole run: a second run writing the same output is refused
     kind = output_format(items, params)
     if kind == "ome-zarr":
         return write_ome(

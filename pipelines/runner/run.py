@@ -13,6 +13,7 @@ import pluggy
 from pipelines.config.schema import Pipeline, Step, substitute
 from pipelines.errors import PipelineError
 from pipelines.io.items import ImageItem
+from pipelines.io.locks import run_locks
 from pipelines.runner.blocks import BlockPlan, block_plan, map_image
 from pipelines.runner.executors import session
 from pipelines.runner.outputs import FollowUp, OutputStatus
@@ -49,7 +50,7 @@ def run_pipeline(
     hook.before_pipeline(pipeline=pipeline)
     start = time.perf_counter()
     try:
-        with session(pipeline.executor, progress) as compute:
+        with run_locks(), session(pipeline.executor, progress) as compute:
             graph = build_graph(pipeline, pm, phase="artefacts")
             values = dict(
                 zip(graph.artefacts, compute(list(graph.artefacts.values())), strict=True)
