@@ -524,9 +524,9 @@ def _check_strict(module: nn.Module, state: StateDict, source: str) -> None:
             raise CheckpointError(
                 f"{source}: tensor {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
             )
-        if not state[key].is_floating_point():
+        if state[key].is_floating_point() != tensor.is_floating_point():  # e.g. BN's step counter
             raise CheckpointError(
-                f"{source}: tensor {key} has dtype {state[key].dtype}, expected a float"
+                f"{source}: tensor {key} has dtype {state[key].dtype}, expected {tensor.dtype}"
             )
 
 

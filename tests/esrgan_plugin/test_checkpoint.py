@@ -187,3 +187,17 @@ def test_unwritable_model_output_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(CheckpointError, match="cannot write model file"):
         save_model(blocker / "m.safetensors", tiny_rrdbnet())
+
+
+def test_batch_norm_srresnet_round_trips_its_own_state_dict() -> None:
+    """BN's int64 ``num_batches_tracked`` counters are part of the state, not a wrong dtype."""
+    from esrgan_plugin.arch import SRResNet, SRResNetConfig
+
+    net = SRResNet(SRResNetConfig(num_blocks=2, num_features=8, batch_norm=True)).eval()
+    loaded = build_from_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module.eval()(x), net(x))
+    bad = {k: v.long() if k == "conv_first.weight" else v for k, v in net.state_dict().items()}
+    with pytest.raises(CheckpointError, match="conv_first.weight has dtype torch.int64"):
+        build_from_state_dict(bad)
