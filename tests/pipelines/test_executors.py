@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import sys
 import time
@@ -228,12 +229,17 @@ def test_threaded_runs_return_freed_memory_to_the_os() -> None:
     rose with the mmap threshold), returned to the OS once return_freed_memory() has run."""
     import subprocess
 
+    # a LocalCluster started earlier in this process leaves MALLOC_TRIM_THRESHOLD_ set in
+    # os.environ (distributed's pre-spawn environment); the probe needs glibc's defaults
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+
     def retained(mode: str) -> int:
         out = subprocess.run(
             [sys.executable, "-c", _FREED_MEMORY_PROBE, mode],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         return int(out.stdout.strip())
 
