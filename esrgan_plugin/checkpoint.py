@@ -472,8 +472,12 @@ def build_from_state_dict(
     with torch.device("meta"):  # shapes only: a file cannot make us allocate a huge network
         skeleton = build_network(config)
     _check_strict(skeleton, canonical, source)
-    module = build_network(config)
-    module.load_state_dict({k: v.float() for k, v in canonical.items()}, strict=True)
+    tensors = {k: v.float() for k, v in canonical.items()}
+    module = skeleton  # no weight initialisation to throw away: every tensor comes from the file
+    module.load_state_dict(tensors, strict=True, assign=True)
+    if any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+        module = build_network(config)  # a tensor the file does not hold: build it for real
+        module.load_state_dict(tensors, strict=True)
     module.eval().requires_grad_(False)
     return LoadedModel(module, layout.name, config, metadata, source)
 
