@@ -1,28 +1,57 @@
-"""Inference benchmark: the full x4 RRDBNet against spandrel's ESRGAN, tiling cost, halo error.
+"""Inference benchmark: our CPU engine (fp32, bf16, int8) beside spandrel and the ONNX peers.
 
-Prints Markdown tables (the README quotes them). Runs are interleaved and repeated; figures are
-medians. spandrel runs the same weights in the same process with the same thread count.
+Prints Markdown tables (the README quotes them). Every table names the CPU, its bf16/int8
+flags, the thread count and the load. Runs are interleaved and repeated in one process;
+figures are medians, and speed is given as a ratio to spandrel's fp32 run of the same weights
+in the same rounds, so a busy shared machine slows every entry alike. The int8 peers
+(onnxruntime, OpenVINO) run when the ``peers`` extra is installed and say so when not.
 
-    python bench/bench_inference.py [--repeats 3] [--size 128] [--model PATH]
+    python bench/bench_inference.py [--repeats 3] [--size 64] [--model realesrgan-x4plus] [--tables ...]
 """
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as the esrgan CLI does
+
 import argparse
+import copy
 import math
-import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig, receptive_radius
+from esrgan_plugin.arch.rrdbnet_fused import BF16, FP32, FusedRRDBNet, PrecisionPolicy
+from esrgan_plugin.calibration import calibration_for, default_images, to_tensor
 from esrgan_plugin.checkpoint import LoadedModel, build_from_state_dict, load_model
+from esrgan_plugin.device import cpu_info
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
+from esrgan_plugin.int8 import INT8_REST_BF16, Int8Options, quantize_rrdbnet
 
 FLOP_PER_PIXEL_X4 = 35.8e6  # RRDBNet x4, nf 64, gc 32, nb 23 (DESIGN.md section 7)
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "images"
+
+
+def machine_line() -> str:
+    """CPU model, bf16/int8 flags, cores, torch threads, wait policy and the load right now."""
+    info = cpu_info()
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info.relevant_flags.items())
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    busy = " - shared machine, figures noisy" if load > info.cores else ""
+    return (
+        f"CPU {info.model} ({info.cores} cores; {flags}); torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}; "
+        f"load {load:.1f} (1-min average){busy}"
+    )
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -52,46 +81,274 @@ def test_image(size: int) -> torch.Tensor:
     return torch.rand(1, 3, size, size)
 
 
-def speed_table(model: LoadedModel, size: int, repeats: int) -> None:
+@dataclass
+class Entry:
+    """One benchmarked run: a name and a zero-argument call returning the NCHW output."""
+
+    name: str
+    run: Callable[[], torch.Tensor]
+
+
+def interleaved(entries: list[Entry], repeats: int) -> dict[str, dict[str, float]]:
+    """Warm up, then ``repeats`` rounds of every entry in turn; medians per entry.
+
+    ``ratio`` is the median over rounds of (first entry's seconds / this entry's seconds):
+    a ratio within each round cancels the load drift between rounds.
+    """
+    for entry in entries:
+        entry.run()
+    wall: dict[str, list[float]] = {e.name: [] for e in entries}
+    cpu: dict[str, list[float]] = {e.name: [] for e in entries}
+    for _ in range(repeats):
+        for entry in entries:
+            c0, w0 = time.process_time(), time.perf_counter()
+            entry.run()
+            wall[entry.name].append(time.perf_counter() - w0)
+            cpu[entry.name].append(time.process_time() - c0)
+    ref = wall[entries[0].name]
+    return {
+        e.name: {
+            "seconds": statistics.median(wall[e.name]),
+            "cpu": statistics.median(cpu[e.name]),
+            "ratio": statistics.median(r / t for r, t in zip(ref, wall[e.name], strict=True)),
+            "cpu_ratio": statistics.median(
+                r / t for r, t in zip(cpu[entries[0].name], cpu[e.name], strict=True)
+            ),
+        }
+        for e in entries
+    }
+
+
+def peer_entries(model: LoadedModel, x: torch.Tensor) -> tuple[list[Entry], list[str]]:
+    """onnxruntime / OpenVINO runs of the same weights (bench/peers.py), where installed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from peers import prepare_peers
+    except ImportError as exc:  # the onnx extra (exporter) is missing
+        return [], [f"peers unavailable: {exc}"]
+    crops = [to_tensor(image, 3).numpy() for image in default_images()]
+    try:
+        peers, skipped = prepare_peers(model, tuple(x.shape), torch.get_num_threads(), crops)
+    except Exception as exc:  # a peer that fails to build is reported, not fatal
+        return [], [f"peers failed to prepare: {exc}"]
+    array = x.numpy()
+    entries = [
+        Entry(
+            f"{peer.name}{f' ({peer.note})' if peer.note else ''}",
+            lambda peer=peer: torch.from_numpy(peer.run(array)),
+        )
+        for peer in peers
+    ]
+    return entries, skipped
+
+
+def speed_table(model: LoadedModel, label: str, size: int, repeats: int) -> None:
+    """The headline table: ours fp32/bf16/int8 beside spandrel and the ONNX peers."""
     import spandrel
 
     x = test_image(size)
-    reference = spandrel.ModelLoader().load_from_state_dict(model.module.state_dict()).model.eval()
-    fp32 = Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu"))
-    bf16 = Upscaler(model, UpscaleOptions(tile=0, precision="bf16", device="cpu"))
+    net = model.module
+    reference = spandrel.ModelLoader().load_from_state_dict(net.state_dict()).model.eval()
+    started = time.perf_counter()
+    calibration_for(net)  # type: ignore[arg-type]  # int8 ranges: computed once, then cached
+    calibration_seconds = time.perf_counter() - started
 
     def run_reference() -> torch.Tensor:
         with torch.no_grad():
             return reference(x)
 
-    runs: dict[str, Callable[[], torch.Tensor]] = {
-        "spandrel ESRGAN fp32 (reference)": run_reference,
-        "esrgan_plugin fp32 (channels_last)": lambda: fp32.upscale_tensor(x),
-        "esrgan_plugin bf16 autocast (channels_last)": lambda: bf16.upscale_tensor(x),
+    plain = copy.deepcopy(net).to(memory_format=torch.channels_last)
+
+    def autocast_module() -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return plain(x.contiguous(memory_format=torch.channels_last)).float()
+
+    up = {
+        p: Upscaler(model, UpscaleOptions(tile=0, precision=p, device="cpu"))
+        for p in ("fp32", "bf16", "int8")
     }
-    outputs = {name: fn() for name, fn in runs.items()}  # warm-up, and outputs for the PSNR
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            times[name].append(time_call(fn))
-    ref_name = next(iter(runs))
-    ref_time = statistics.median(times[ref_name])
-    ref_out = outputs[ref_name].clamp(0, 1)
+    entries = [
+        Entry("spandrel ESRGAN fp32 (reference)", run_reference),
+        Entry("ours fp32 (fused oneDNN engine)", lambda: up["fp32"].upscale_tensor(x)),
+        Entry(
+            "ours bf16 (bf16 dense blocks; residual, head, tail fp32)",
+            lambda: up["bf16"].upscale_tensor(x),
+        ),
+        Entry(
+            "ours int8 (int8 dense blocks but the last RRDB, bf16 tail)",
+            lambda: up["int8"].upscale_tensor(x),
+        ),
+        Entry("plain module, bf16 autocast (the old path)", autocast_module),
+    ]
+    peers, skipped = peer_entries(model, x)
+    entries += peers
+    outputs = {e.name: e.run().clamp(0, 1) for e in entries}
+    results = interleaved(entries, repeats)
+    ref_out = outputs[entries[0].name]
     pixels = size * size
+    print(f"\n### {label}: {size}x{size} input, x4, interleaved rounds, median of {repeats}\n")
+    print(machine_line() + "\n")
     print(
-        f"\n### Full RRDBNet x4 (nf 64, gc 32, nb 23), {size}x{size} input, CPU, {torch.get_num_threads()} threads, median of {repeats}\n"
+        "| run | seconds | CPU-seconds | output MPix/s | vs spandrel fp32 (wall) | vs spandrel fp32 (CPU time) | PSNR vs spandrel fp32 | max error |"
     )
-    print(
-        "| run | seconds | input px/s | output MPix/s | GFLOP/s | vs spandrel fp32 | PSNR vs spandrel fp32 |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name in runs:
-        t = statistics.median(times[name])
-        out = outputs[name].clamp(0, 1)
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for entry in entries:
+        r = results[entry.name]
+        out = outputs[entry.name]
+        err = (out - ref_out).abs().max().item() * 255
         print(
-            f"| {name} | {t:.2f} | {pixels / t:,.0f} | {pixels * 16 / t / 1e6:.3f} | "
-            f"{FLOP_PER_PIXEL_X4 * pixels / t / 1e9:.0f} | {ref_time / t:.2f}x | {psnr(out, ref_out):.1f} dB |"
+            f"| {entry.name} | {r['seconds']:.2f} | {r['cpu']:.2f} | {pixels * 16 / r['seconds'] / 1e6:.3f} | "
+            f"{r['ratio']:.2f}x | {r['cpu_ratio']:.2f}x | {psnr(out, ref_out):.1f} dB | {err:.2f}/255 |"
         )
+    print(
+        f"\nint8 calibration (default set, once per model, then cached): {calibration_seconds:.1f} s."
+    )
+    for reason in skipped:
+        print(f"Not run: {reason}.")
+
+
+def eval_crops(size: int) -> dict[str, torch.Tensor]:
+    """Real image crops for the precision study: a photo, a comic, a JPEG (where available)."""
+    crops = {"astronaut (photo)": test_image(size)}
+    for name, file in (
+        ("comic (Set14 LR)", "set14_comic_lr_x4.png"),
+        ("jpeg_0014", "jpeg_0014.jpg"),
+    ):
+        path = SHARED / file
+        if path.exists():
+            from pipelines.io.images import read_image
+
+            image = read_image(path)[:size, :size]
+            crops[name] = to_tensor(image, 3)
+    return crops
+
+
+def precision_choices_table(model: LoadedModel, label: str, size: int) -> None:
+    """Which parts need fp32 (bf16) and what int8 keeps in higher precision, measured."""
+    net = model.module
+    crops = eval_crops(size)
+    fp32 = FusedRRDBNet(net, FP32)  # type: ignore[arg-type]
+    references = {name: fp32(x).clamp(0, 1) for name, x in crops.items()}
+    bf = torch.bfloat16
+    calibration = calibration_for(net)  # type: ignore[arg-type]
+    variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "ours fp32 (reference for this table)": fp32,
+        "bf16 everywhere": FusedRRDBNet(net, PrecisionPolicy(bf, False, False, False)),  # type: ignore[arg-type]
+        "bf16, residual stream fp32": FusedRRDBNet(net, PrecisionPolicy(bf, True, False, False)),  # type: ignore[arg-type]
+        "bf16, residual + head fp32": FusedRRDBNet(net, PrecisionPolicy(bf, True, True, False)),  # type: ignore[arg-type]
+        "bf16, residual + head + tail fp32 (default)": FusedRRDBNet(net, BF16),  # type: ignore[arg-type]
+        "int8 every dense block, rest fp32": quantize_rrdbnet(net, calibration, Int8Options()),  # type: ignore[arg-type]
+        "int8 every dense block, bf16 tail": quantize_rrdbnet(  # type: ignore[arg-type]
+            net, calibration, Int8Options(rest=INT8_REST_BF16)
+        ),
+        "int8 but the last RRDB, bf16 tail (default)": quantize_rrdbnet(  # type: ignore[arg-type]
+            net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=3)
+        ),
+        "int8 but the last two RRDBs, bf16 tail": quantize_rrdbnet(  # type: ignore[arg-type]
+            net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=6)
+        ),
+    }
+    x = next(iter(crops.values()))
+    entries = [Entry(name, lambda fn=fn: fn(x)) for name, fn in variants.items()]
+    speed = interleaved(entries, 2)
+    print(f"\n### Precision choices, {label}: {size}x{size} crops, PSNR against our fp32 output\n")
+    print(machine_line() + "\n")
+    print(
+        "| variant | " + " | ".join(crops) + " | worst max error | speed vs ours fp32 (CPU time) |"
+    )
+    print("| --- | " + " | ".join("---:" for _ in crops) + " | ---: | ---: |")
+    for name, fn in variants.items():
+        cells, worst = [], 0.0
+        for crop, x_crop in crops.items():
+            out = fn(x_crop).clamp(0, 1)
+            cells.append(f"{psnr(out, references[crop]):.1f} dB")
+            worst = max(worst, (out - references[crop]).abs().max().item() * 255)
+        print(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {worst:.2f}/255 | {speed[name]['cpu_ratio']:.2f}x |"
+        )
+
+
+_PROBE = """
+import json, resource, sys, time, torch
+from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
+from esrgan_plugin.inference import UpscaleOptions, Upscaler
+torch.manual_seed(0)
+nb, size, precision = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+up = Upscaler(RRDBNet(RRDBNetConfig(num_blocks=nb)), UpscaleOptions(tile=0, precision=precision, device="cpu"))
+x = torch.rand(1, 3, size, size)
+up.upscale_tensor(x)
+before = resource.getrusage(resource.RUSAGE_SELF)
+w0 = time.perf_counter()
+for _ in range(3):
+    up.upscale_tensor(x)
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall": (time.perf_counter() - w0) / 3,
+                  "cpu": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 3,
+                  "sys": (after.ru_stime - before.ru_stime) / 3,
+                  "faults": (after.ru_minflt - before.ru_minflt) / 3}))
+"""
+
+
+def probe(env: dict[str, str], nb: int, size: int, precision: str) -> dict[str, float]:
+    """Run the probe in a fresh process (wait policy and allocator are per process)."""
+    import json
+
+    full_env = {**os.environ, **env}
+    for key, value in env.items():
+        if value == "":
+            full_env.pop(key, None)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(nb), str(size), precision],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def spinners(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` busy-looping processes of our own: a reproducible 'loaded machine'."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def runtime_table() -> None:
+    """OpenMP wait policy (idle / loaded) and the allocator setting, each in a fresh process."""
+    cores = cpu_info().cores
+    precision = "bf16" if cpu_info().relevant_flags["avx512_bf16"] else "fp32"
+    print(
+        f"\n### CPU runtime settings: RRDBNet nb 3, 64x64, {precision}, seconds per forward (median of 3)\n"
+    )
+    print(machine_line() + "\n")
+    print("| extra load | threads | OMP_WAIT_POLICY | seconds | CPU-seconds |")
+    print("| --- | ---: | --- | ---: | ---: |")
+    for extra in (0, cores):
+        procs = spinners(extra)
+        try:
+            for threads in sorted({1, cores}):
+                for policy in ("", "PASSIVE"):
+                    env = {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": policy}
+                    r = probe(env, 3, 64, precision)
+                    load = f"+{extra} busy processes" if extra else "none added"
+                    print(
+                        f"| {load} | {threads} | {policy or 'default (spins)'} | {r['wall']:.3f} | {r['cpu']:.3f} |"
+                    )
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+    print(
+        "\n| allocator (RRDBNet nb 1, 256x256 whole image, fp32) | seconds | system seconds | page faults per call |"
+    )
+    print("| --- | ---: | ---: | ---: |")
+    for label, value in (
+        ("glibc default (mmap per large block)", "0"),
+        ("freed blocks kept (ours)", "1"),
+    ):
+        r = probe({"ESRGAN_REUSE_MEMORY": value}, 1, 256, "fp32")
+        print(f"| {label} | {r['wall']:.3f} | {r['sys']:.3f} | {r['faults']:,.0f} |")
 
 
 def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
@@ -116,6 +373,7 @@ def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
     print(
         f"\n### Tiled vs whole image, full x4 model, bf16, {size}x{size} input, median of {repeats}\n"
     )
+    print(machine_line() + "\n")
     print("| run | seconds | output MPix/s | relative throughput |")
     print("| --- | ---: | ---: | ---: |")
     for name in configs:
@@ -134,6 +392,7 @@ def halo_table(model: LoadedModel, label: str, size: int, tile: int) -> None:
     print(
         f"\n### Halo error: {label} (receptive radius {radius} LR px), {size}x{size} input, tile {tile}, fp32\n"
     )
+    print(machine_line() + "\n")
     print("| halo (LR px) | max abs error (x255) | pixels off by > 1/255 | PSNR vs whole image |")
     print("| ---: | ---: | ---: | ---: |")
     for halo in (0, 2, 4, 8, 16, 24, 32):
@@ -146,57 +405,46 @@ def halo_table(model: LoadedModel, label: str, size: int, tile: int) -> None:
         )
 
 
-def precision_table(model: LoadedModel, label: str, size: int) -> None:
-    """bf16 output against fp32 output for a trained model (real weights, real activations)."""
-    x = test_image(size)
-    fp32 = (
-        Upscaler(model, UpscaleOptions(tile=0, precision="fp32", device="cpu"))
-        .upscale_tensor(x)
-        .clamp(0, 1)
-    )
-    bf16 = (
-        Upscaler(model, UpscaleOptions(tile=0, precision="bf16", device="cpu"))
-        .upscale_tensor(x)
-        .clamp(0, 1)
-    )
-    err = (bf16 - fp32).abs().max().item() * 255
-    print(f"\n### bf16 against fp32, trained model {label!r}, {size}x{size} input\n")
-    print(f"PSNR {psnr(bf16, fp32):.1f} dB, max abs error {err:.2f}/255")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--size", type=int, default=128, help="input side for the speed table")
+    parser.add_argument("--size", type=int, default=64, help="input side for the speed table")
     parser.add_argument(
         "--model",
-        default=None,
-        help="a trained x4 model for the halo table (default: shipped default, if any)",
+        default="realesrgan-x4plus",
+        help="trained x4 RRDBNet for the speed and precision tables (name or file)",
+    )
+    parser.add_argument(
+        "--tables",
+        default="speed,precision,runtime,tiling,halo",
+        help="comma-separated subset of: speed, precision, runtime, tiling, halo",
     )
     args = parser.parse_args()
-    print(
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, threads {torch.get_num_threads()}"
-    )
+    tables = set(args.tables.split(","))
+    print(machine_line())
     torch.manual_seed(0)
     full = build_from_state_dict(
         RRDBNet(RRDBNetConfig()).state_dict(), source="random-init full x4"
     )
-    speed_table(full, args.size, args.repeats)
-    tiling_table(full, 2 * args.size, args.repeats)
-    halo_table(full, "full x4 model, random initialisation", 96, 32)
-    trained = args.model or "default"
     try:
-        model = load_model(trained)
-    except Exception as exc:  # no trained model available: say so rather than guess
-        print(f"\n(halo table for a trained model skipped: {exc})")
-    else:
-        halo_table(
-            model,
-            f"trained model {trained!r} (nf {model.config.num_features}, nb {model.config.num_blocks})",
-            96,
-            32,
-        )
-        precision_table(model, trained, 128)
+        trained: LoadedModel | None = load_model(args.model)
+        label = f"{args.model} (real weights)"
+    except Exception as exc:  # no weights package: say so, and measure random weights
+        print(f"\n(model {args.model!r} unavailable: {exc}; using random full-size weights)")
+        trained, label = None, "random-init full x4"
+    model = trained or full
+    if "speed" in tables:
+        speed_table(model, label, args.size, args.repeats)
+    if "precision" in tables and isinstance(model.module, RRDBNet):
+        precision_choices_table(model, label, 48)
+    if "runtime" in tables:
+        runtime_table()
+    if "tiling" in tables:
+        tiling_table(full, 2 * args.size, args.repeats)
+    if "halo" in tables:
+        halo_table(full, "full x4 model, random initialisation", 96, 32)
+        if trained is not None:
+            halo_table(trained, label, 96, 32)
 
 
 if __name__ == "__main__":

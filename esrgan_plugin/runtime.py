@@ -1,14 +1,16 @@
 """CPU runtime settings that waste nothing on shared machines: no spinning, no page-fault churn.
 
 - OpenMP: PyTorch's threads spin-wait between parallel regions by default, stealing the cores
-  the computing threads need when other work shares the machine. Measured here (2 cores, load
-  14), the bf16 engine at 2 threads took 2.82 s wall with the default policy and 0.46 s with
-  ``OMP_WAIT_POLICY=PASSIVE`` (README: "CPU runtime settings"). The policy is read once, when
-  torch loads its OpenMP runtime, so :func:`quiet_openmp_waits` must run before ``import torch``.
+  the computing threads need when other work shares the machine. Measured here (2 cores, shared,
+  two extra busy processes), a bf16 forward at 2 threads took 8.9 s with the default policy and
+  0.30 s with ``OMP_WAIT_POLICY=PASSIVE`` (README: "CPU runtime settings"). The policy is read
+  once, when torch loads its OpenMP runtime, so :func:`quiet_openmp_waits` must run before
+  ``import torch``.
 - Memory: glibc serves blocks over 32 MiB with ``mmap`` and returns them on ``free``, so every
   forward pass of a large image faults its activations in again. :func:`reuse_freed_memory`
   keeps large blocks in the heap for reuse by the next tile or call (a caching allocator in
-  effect; the process keeps its peak memory until it exits).
+  effect; the process keeps its peak memory until it exits): 24x fewer page faults and 1.65x
+  faster on a 256x256 image here.
 """
 
 from __future__ import annotations
