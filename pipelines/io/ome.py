@@ -99,6 +99,16 @@ def ome_attributes(attrs: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | 
 
 def parse_image(path: str, attrs: Mapping[str, Any]) -> OmeImage:
     """The first multiscale image described by an NGFF group's attributes, checked."""
+    try:
+        return _parse_image(path, attrs)
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
+        # a value of the wrong JSON type somewhere in the tree (found by fuzzing)
+        raise ImageIOError(
+            f"{path}: malformed OME-Zarr metadata ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from None
+
+
+def _parse_image(path: str, attrs: Mapping[str, Any]) -> OmeImage:
     found = ome_attributes(attrs)
     if found is None:
         raise ImageIOError(f"{path}: not an OME-Zarr image (no multiscales attribute)")

@@ -21,7 +21,7 @@ from pipelines.errors import ImageIOError
 from pipelines.io.intensity import Window, dtype_window, normalise
 from pipelines.io.items import ImageItem, ImageMeta
 from pipelines.io.ome import OmeImage, OmePlane, ome_attributes, parse_image
-from pipelines.io.zarr_source import DTYPES, zarr_name
+from pipelines.io.zarr_source import DTYPES, check_blocks, zarr_name
 
 RGB_LIKE = 3
 """Channel count read as one colour image; any other count is read channel by channel."""
@@ -63,7 +63,13 @@ def read_ome(image: OmeImage, index: int, options: OmeOptions) -> list[ImageItem
             f"{image.path}: level {options.level} does not exist; the image has levels 0 to {len(image.levels) - 1}"
         )
     level_path = f"{image.path}/{image.levels[options.level].path}"
-    array = zarr.open_array(level_path, mode="r")
+    try:
+        array = zarr.open_array(level_path, mode="r")
+    except Exception as exc:  # missing or broken level metadata
+        raise ImageIOError(
+            f"{level_path}: cannot open the OME-Zarr level ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from None
+    check_blocks(level_path, array.shape, array.chunks, array.dtype.itemsize)
     if array.ndim != len(image.axes):
         raise ImageIOError(
             f"{level_path}: array has {array.ndim} axes but the metadata names {len(image.axes)} ({','.join(image.names)})"

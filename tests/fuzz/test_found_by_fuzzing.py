@@ -153,3 +153,36 @@ def test_zarr_rechunk_to_too_many_blocks(tmp_path: Path) -> None:
     with pytest.raises(ImageIOError, match="over the limit"):
         read_zarr(str(tmp_path / "a.zarr"), 0, 8)
     assert np.asarray(read_zarr(str(tmp_path / "a.zarr"), 0, None)[0].data.shape).prod() > 0
+
+
+def _ome_image(tmp_path: Path) -> Path:
+    import zarr
+
+    writer = pytest.importorskip("ome_zarr.writer")
+    fmt = pytest.importorskip("ome_zarr.format").FormatV04()
+    group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=2)
+    data = np.zeros((3, 8, 10), dtype=np.uint16)
+    writer.write_image(data, group, axes="cyx", fmt=fmt, scale_factors=(2,))
+    return tmp_path / "img.zarr"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda m: m.update(axes=7), "malformed OME-Zarr metadata"),
+        (lambda m: m["datasets"][0].pop("path"), "malformed OME-Zarr metadata"),
+        (lambda m: m["datasets"][0].update(coordinateTransformations=[5]), "malformed"),
+        (lambda m: m["datasets"][0].update(path="nowhere"), "cannot open the OME-Zarr level"),
+    ],
+)
+def test_broken_ome_metadata(tmp_path: Path, change: object, match: str) -> None:
+    from pipelines.io.ome_source import OmeOptions, open_ome, read_ome
+
+    path = _ome_image(tmp_path)
+    attrs = json.loads((path / ".zattrs").read_text())
+    change(attrs["multiscales"][0])  # type: ignore[operator]
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    with pytest.raises(ImageIOError, match=match):
+        image = open_ome(str(path))
+        assert image is not None
+        read_ome(image, 0, OmeOptions())

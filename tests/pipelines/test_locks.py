@@ -34,9 +34,12 @@ def test_a_second_process_is_refused_naming_the_output_and_owner(tmp_path: Path)
     target = tmp_path / "out.png"
     holder = _holder(target)
     try:
-        with pytest.raises(
-            OutputLockedError, match=rf"out.png: another process \(pid {holder.pid}\)"
-        ), output_lock(target):
+        with (
+            pytest.raises(
+                OutputLockedError, match=rf"out.png: another process \(pid {holder.pid}\)"
+            ),
+            output_lock(target),
+        ):
             pass
     finally:
         holder.terminate()
