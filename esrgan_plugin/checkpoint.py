@@ -279,7 +279,7 @@ def detect_layout(state: Mapping[str, torch.Tensor], source: str = "checkpoint")
         state
     ):
         return LAYOUTS[2]
-    sample = ", ".join(list(state)[:5])
+    sample = ", ".join(_shown(k) for k in list(state)[:5])
     known = "; ".join(f"{lay.name} ({lay.description})" for lay in LAYOUTS)
     raise CheckpointError(
         f"{source}: not an ESRGAN-family checkpoint: unknown key layout (first keys: {sample}); known layouts: {known}"
@@ -536,7 +536,12 @@ def _check_strict(module: nn.Module, state: StateDict, source: str) -> None:
 
 def _sample(keys: list[str], n: int = 4) -> str:
     more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
+    return ", ".join(_shown(k) for k in keys[:n]) + more
+
+
+def _shown(key: str) -> str:
+    """A tensor name for a one-line message: as is, or quoted when empty or not printable."""
+    return key if key and key.isprintable() and key.strip() == key else repr(key)
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:

@@ -186,3 +186,15 @@ def test_broken_ome_metadata(tmp_path: Path, change: object, match: str) -> None
         image = open_ome(str(path))
         assert image is not None
         read_ome(image, 0, OmeOptions())
+
+
+def test_unprintable_tensor_names_stay_on_one_line() -> None:
+    """An extra tensor named '\\n' put a line break in the mismatch message."""
+    state = tiny_rrdbnet(nf=4, nb=1, gc=2).state_dict()
+    state["\n"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match=r"unexpected keys '\\n'") as info:
+        build_from_state_dict(state)
+    assert "\n" not in str(info.value)
+    with pytest.raises(CheckpointError) as info:
+        build_from_state_dict({"\nx": torch.zeros(1)})
+    assert "\n" not in str(info.value)
