@@ -55,6 +55,8 @@ def test_interrupted_batch_keeps_finished_images(tmp_path: Path, signum: int, co
         h, w = read_image(folder / path.name).shape[:2]
         assert read_image(path).shape == (4 * h, 4 * w, 3)
 
+    if signum != signal.SIGINT:
+        return  # the re-run rule is the same whatever stopped the batch: checked once
     refused = run("esrgan", *args)
     assert refused.returncode == 2 and "output exists" in refused.stderr
     finished = run("esrgan", *args, "--skip-existing")
@@ -103,3 +105,27 @@ def test_interrupted_zarr_job_resumes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         zarr.open_array(str(out), mode="r")[...], zarr.open_array(str(reference), mode="r")[...]
     )
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_training_writes_a_checkpoint_and_resumes(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    from training.state import load_checkpoint
+
+    config = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny-psnr.yaml"
+    run_dir = tmp_path / "run"
+    args = ("train", str(config), "--output-dir", str(run_dir), "--quiet")
+    proc = start("esrgan", *args, "--iterations", "100000")
+    log = run_dir / "log.csv"
+    _wait_until(lambda: log.is_file() and len(log.read_text().splitlines()) > 2, proc)
+    _interrupt(proc, signum)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == code, stderr
+    name = signal.Signals(signum).name
+    assert f"stopped by {name}" in stderr and "checkpoint written" in stderr, stderr
+    stopped_at = load_checkpoint(run_dir / "checkpoint.pt")["iteration"]
+    assert 0 < stopped_at < 100000
+    resumed = run("esrgan", *args, "--resume", "--iterations", str(stopped_at + 2))
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(run_dir / "checkpoint.pt")["iteration"] == stopped_at + 2
