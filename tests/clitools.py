@@ -50,14 +50,16 @@ def run(
     )
 
 
-def start(name: str, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+def start(
+    name: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start ``esrgan ARGS`` or ``pipelines ARGS`` without waiting."""
     return subprocess.Popen(
         command(name, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=child_env(),
+        env=child_env(**(env or {})),
         cwd=cwd,
     )
 

@@ -118,3 +118,24 @@ def test_two_pipeline_runs_of_the_same_zarr_job(tmp_path: Path, batch: tuple[Pat
     np.testing.assert_array_equal(
         zarr.open_array(str(out), mode="r")[...], zarr.open_array(str(reference), mode="r")[...]
     )
+
+
+def test_two_conversions_into_the_model_cache_leave_one_valid_entry(tmp_path: Path) -> None:
+    """Two processes started together on a fresh cache (whether their conversions overlap depends
+    on timing; the atomic rename makes every order safe): one whole entry, no temporary file."""
+    from helpers import tiny_rrdbnet
+    from ncnn_files import write_rrdbnet
+
+    from esrgan_plugin.model_cache import CACHE_ENV, _read_entry, source_hash
+
+    param = write_rrdbnet(tiny_rrdbnet(nf=4, nb=1, gc=2), tmp_path / "net.param")
+    cache = tmp_path / "cache"
+    env = {**os.environ, CACHE_ENV: str(cache)}
+    procs = [start("esrgan", "info", str(param), env=env) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.communicate()
+    entries = sorted(cache.rglob("*"))
+    files = [p for p in entries if p.is_file()]
+    assert len(files) == 1 and files[0].suffix == ".safetensors", entries
+    key = source_hash([param, param.with_suffix(".bin")])
+    assert _read_entry(files[0], key) is not None
