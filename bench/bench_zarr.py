@@ -216,6 +216,7 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
         f"\n### Zarr-to-Zarr x4, RRDBNet nf {args.nf} gc {args.gc} nb {args.nb}, blocks {args.block} px, halo {args.halo}, "
         f"fp32, CPU ({platform.processor() or platform.machine()})\n"
     )
+    print(_machine() + "\n")
     print(
         "| input | output | path | wall s | output MPix/s | peak RSS MiB (process) | peak RSS MiB (workers) |"
     )
@@ -243,6 +244,23 @@ def print_tables(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
         print(
             f"| Dask-path throughput within 15% of the plain tiled path ({small}) | {ratio:.2f}x | {'yes' if ratio >= 0.85 else 'no'} |"
         )
+
+
+def _machine() -> str:
+    """CPU model, bf16/int8 flags, torch threads and load (issue 13: every table says them)."""
+    import os
+
+    import torch
+
+    from esrgan_plugin.device import cpu_info
+
+    info = cpu_info()
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info.relevant_flags.items())
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"CPU {info.model} ({info.cores} cores; {flags}); {torch.get_num_threads()} torch threads; "
+        f"load {load:.1f} (1-min average; shared machine, figures noisy)"
+    )
 
 
 def main() -> None:
