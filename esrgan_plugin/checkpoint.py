@@ -528,7 +528,8 @@ def _check_strict(module: nn.Module, state: StateDict, source: str) -> None:
             raise CheckpointError(
                 f"{source}: tensor {key} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}"
             )
-        if state[key].is_floating_point() != tensor.is_floating_point():  # e.g. BN's step counter
+        if tensor.is_floating_point() and not state[key].is_floating_point():
+            # (integer buffers such as BN's num_batches_tracked may be stored in any dtype)
             raise CheckpointError(
                 f"{source}: tensor {key} has dtype {state[key].dtype}, expected {tensor.dtype}"
             )

@@ -198,6 +198,8 @@ def test_batch_norm_srresnet_round_trips_its_own_state_dict() -> None:
     x = torch.rand(1, 3, 6, 6)
     with torch.no_grad():
         torch.testing.assert_close(loaded.module.eval()(x), net(x))
+    as_float = {k: v.float() for k, v in net.state_dict().items()}  # counters saved as floats
+    build_from_state_dict(as_float)
     bad = {k: v.long() if k == "conv_first.weight" else v for k, v in net.state_dict().items()}
     with pytest.raises(CheckpointError, match="conv_first.weight has dtype torch.int64"):
         build_from_state_dict(bad)
