@@ -32,6 +32,7 @@ from esrgan_plugin.errors import CheckpointError
 from esrgan_plugin.formats.ncnn import is_ncnn_path
 from esrgan_plugin.formats.ncnn_models import read_ncnn_state_dict
 from esrgan_plugin.model_cache import cached_conversion
+from pipelines.errors import first_line
 from pipelines.io.atomic import atomic_target
 
 StateDict = dict[str, torch.Tensor]
@@ -83,7 +84,7 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, str]]:
             header = json.loads(f.read(header_len))
     except (SafetensorError, ValueError, OSError) as exc:
         raise CheckpointError(
-            f"{path}: truncated or corrupt safetensors file ({_first_line(exc)})"
+            f"{path}: truncated or corrupt safetensors file ({first_line(exc)})"
         ) from None
     return state, dict(header.get("__metadata__") or {})
 
@@ -101,12 +102,12 @@ def _read_torch(path: Path) -> object:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})"
+            f"{path}: truncated or corrupt checkpoint ({first_line(exc)})"
         ) from None
     except Exception as exc:  # a malformed pickle stream trips torch's unpickler (IndexError, ...)
         raise CheckpointError(
             f"{path}: corrupt checkpoint: not a valid pickle stream "
-            f"({type(exc).__name__}: {_first_line(exc)[:160]})"
+            f"({type(exc).__name__}: {first_line(exc)[:160]})"
         ) from None
 
 
@@ -124,11 +125,6 @@ def _pickle_reason(exc: BaseException) -> str:
     ]
     reason = lines[0] if lines else type(exc).__name__
     return reason if len(reason) <= 120 else reason[:117].rsplit(" ", 1)[0] + "..."
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def normalise_state_dict(obj: object, source: str = "checkpoint") -> StateDict:
@@ -467,7 +463,7 @@ def build_from_state_dict(
     except (IndexError, KeyError, ZeroDivisionError) as exc:  # a safety net behind the checks
         raise CheckpointError(
             f"{source}: tensor shapes do not fit a {layout.architecture} "
-            f"({type(exc).__name__}: {_first_line(exc)})"
+            f"({type(exc).__name__}: {first_line(exc)})"
         ) from None
     with torch.device("meta"):  # shapes only: a file cannot make us allocate a huge network
         skeleton = build_network(config)
@@ -593,7 +589,7 @@ def save_state_dict(path: Path, state: StateDict, metadata: Mapping[str, str]) -
         with atomic_target(path) as tmp:
             save_file(state, str(tmp), metadata=dict(metadata))
     except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
-        reason = getattr(exc, "strerror", None) or _first_line(exc).removeprefix(
+        reason = getattr(exc, "strerror", None) or first_line(exc).removeprefix(
             "Error while serializing: "
         )
         raise CheckpointError(

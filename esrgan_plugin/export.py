@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from esrgan_plugin.errors import EsrganError
+from pipelines.errors import first_line
 from pipelines.io.atomic import atomic_target
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def export_graph(
         )
     except Exception as exc:  # the exporter raises many types; name the first line
         raise ExportError(
-            f"{type(module).__name__}: ONNX export failed: {_first_line(exc)}"
+            f"{type(module).__name__}: ONNX export failed: {first_line(exc)}"
         ) from None
     if program is None:
         raise ExportError(f"{type(module).__name__}: the exporter returned no graph")
@@ -349,8 +350,3 @@ def write_graph(graph: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise ExportError(f"{path}: cannot write ONNX file ({exc.strerror or exc})") from None
     return path
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]

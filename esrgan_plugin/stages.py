@@ -195,7 +195,6 @@ def stage_specs() -> list[StageSpec]:
 
 # --------------------------------------------------------------------------- per-process caches
 
-K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from esrgan_plugin.inference import to_float as to_float32
 from pipelines.imresize import imresize
+
+__all__ = ["downscale", "mod_crop", "to_float32", "to_rgb"]
 from training.errors import TrainingError
 
 FLOAT_KINDS = ("f",)
@@ -30,15 +33,6 @@ def to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     if channels <= 2:
         return np.repeat(array[:, :, :1], 3, axis=2)
     return array[:, :, :3]
-
-
-def to_float32(array: np.ndarray) -> np.ndarray:
-    """Samples in [0, 1] as float32: uint8 / 255, uint16 / 65535 (exact), floats clipped."""
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255.0)
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / np.float32(65535.0)
-    return np.clip(array, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def downscale(hr: np.ndarray, scale: int) -> np.ndarray:
