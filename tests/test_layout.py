@@ -76,3 +76,21 @@ def test_the_folders_name_the_concerns() -> None:
     import pipelines.api as api
 
     assert {"hookimpl", "StageSpec", "StageParams", "ImageItem", "map_stage"} <= set(api.__all__)
+
+
+def test_listing_stages_and_parsing_arguments_do_not_load_torch_dask_or_zarr() -> None:
+    """What `pipelines validate`, `pipelines stages` and `esrgan --help` import (start-up time)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pipelines.hooks.manager import build_registry, get_plugin_manager\n"
+        "import esrgan_plugin.cli\n"
+        "esrgan_plugin.cli.build_parser()\n"
+        "assert len(build_registry(get_plugin_manager())) >= 8\n"
+        "heavy = sorted({'torch', 'dask', 'zarr', 'scipy', 'cv2'} & set(sys.modules))\n"
+        "print(' '.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64)
@@ -87,12 +86,16 @@ def psnr(
 
 def _gaussian_window() -> np.ndarray:
     """The 11x11 Gaussian window (sigma 1.5, sum 1) of the reference SSIM implementation."""
+    import cv2
+
     kernel = cv2.getGaussianKernel(_SSIM_WINDOW, _SSIM_SIGMA).astype(np.float64)
     return kernel @ kernel.T
 
 
 def _filter_valid(channel: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Correlate a 2-D float64 array with ``window``, keeping only the fully covered ('valid') area."""
+    import cv2
+
     margin = window.shape[0] // 2
     filtered = cv2.filter2D(channel, -1, window)
     return filtered[margin:-margin, margin:-margin]
@@ -145,6 +148,8 @@ def _luma(image: np.ndarray) -> np.ndarray:
 
 def mean_gradient_magnitude(image: np.ndarray) -> float:
     """Mean 3x3 Sobel gradient magnitude of the Y channel (0..255 scale): a simple sharpness figure."""
+    import cv2
+
     luma = _luma(np.asarray(image))
     gx = cv2.Sobel(luma, cv2.CV_64F, 1, 0, ksize=3)
     gy = cv2.Sobel(luma, cv2.CV_64F, 0, 1, ksize=3)

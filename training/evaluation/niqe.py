@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage, special
 
 from pipelines.imresize import imresize
 from training.errors import TrainingError
@@ -158,6 +157,8 @@ def _smooth(plane: np.ndarray, window: np.ndarray) -> np.ndarray:
 
     A separable window (the standard Gaussian) runs as two 1-D passes, 3.5x fewer operations.
     """
+    from scipy import ndimage
+
     rows, cols = _separate(window)
     if rows is None or cols is None:
         return ndimage.convolve(plane, window, mode="nearest", output=np.float64).astype(np.float32)
@@ -183,6 +184,8 @@ def _blocks(plane: np.ndarray, side: int) -> np.ndarray:
 
 def _block_features(blocks: np.ndarray) -> np.ndarray:
     """(N, 18) features per block: AGGD shape and scale, then 4 per shifted product."""
+    from scipy import special
+
     alpha, left, right = _aggd(blocks.reshape(len(blocks), -1))
     columns = [alpha, (left + right) / 2]
     for shift in _SHIFTS:
@@ -197,6 +200,8 @@ def _block_features(blocks: np.ndarray) -> np.ndarray:
 @functools.cache
 def _r_gamma() -> np.ndarray:
     """The generalised-Gaussian ratio Gamma(2/g)^2 / (Gamma(1/g) Gamma(3/g)) on the search grid."""
+    from scipy import special
+
     inv = 1.0 / _GAMMAS
     return special.gamma(2 * inv) ** 2 / (special.gamma(inv) * special.gamma(3 * inv))
 
@@ -207,6 +212,8 @@ def _aggd(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Moment matching over the same 0.001-step grid as MATLAB; a row without negative or positive
     values gives NaN, as the reference does (such blocks are left out of the covariance).
     """
+    from scipy import special
+
     squares = rows * rows
     negative, positive = rows < 0, rows > 0
     with np.errstate(invalid="ignore", divide="ignore"):
