@@ -312,3 +312,21 @@ def test_threads_setting_and_bad_overrides(
         esrgan_main(["train", str(path), "--iterations", "0"])
     assert exit_info.value.code == 2
     assert "--iterations: Input should be greater than or equal to 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compiled_training_step_equals_the_eager_one(experiment: Path) -> None:
+    """`compile: true` (torch.compile of G's forward, inductor on the CPU) trains the same weights."""
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile's CPU backend needs a C++ compiler")
+    eager = train(load_config(write_config(experiment, iterations=3)), progress=False)
+    compiled_path = write_config(experiment, iterations=3, extra="compile: true\n")
+    text = compiled_path.read_text().replace("output_dir: run-psnr", "output_dir: run-compiled")
+    compiled_path.write_text(text)
+    compiled = train(load_config(compiled_path), progress=False)
+    a = load_model(eager.generator_path).module.state_dict()
+    b = load_model(compiled.generator_path).module.state_dict()
+    assert eager.generator_path != compiled.generator_path
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
