@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPENMP_WAIT_POLICY = "PASSIVE"
+"""Default ``OMP_WAIT_POLICY`` of a run (and of the worker processes it starts): OpenMP threads
+that sleep instead of spinning, which on a shared or oversubscribed machine was 2.6-30x faster
+for torch-based stages and costs nothing measurable otherwise (docs/benchmarks.md). Set the
+variable to override it; it must be set before a plugin loads its OpenMP runtime."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug)
     try:

@@ -153,3 +153,18 @@ def test_console_script_in_a_subprocess(pipeline_file: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert np.asarray(read_image(pipeline_file.parent / "out" / "in_x4.png")).shape == (24, 20, 3)
+
+
+def test_runs_default_openmp_to_passive_waits_unless_set() -> None:
+    """Set before any plugin loads torch, and inherited by the worker processes a run starts."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, pipelines.cli; pipelines.cli.main(['stages']); print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
