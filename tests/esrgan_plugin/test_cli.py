@@ -328,3 +328,42 @@ def test_refused_pickle_message_is_whole_and_unwarned(
         "only weights-only checkpoints are loaded, never arbitrary pickles"
     )
     assert len(captured.err.strip().splitlines()) == 1 and "Warning" not in captured.err
+
+
+def test_batch_messages_never_share_a_line_with_the_progress_bars(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, errors and log warnings during a batch are printed above the bars."""
+    import io
+    import logging
+    import re
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    from esrgan_plugin.inference import Upscaler
+
+    original = Upscaler.upscale
+
+    def warn_then_upscale(self: Upscaler, image: np.ndarray, progress: object = None) -> np.ndarray:
+        logging.getLogger("esrgan_plugin.inference").warning("a warning during the batch")
+        return original(self, image, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Upscaler, "upscale", warn_then_upscale)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # let main() configure logging on this terminal
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        write_image(tmp_path / "in" / f"{name}.png", random_image(5, 5))
+    (tmp_path / "in" / "b_broken.png").write_text("nope")
+    assert run("upscale", tmp_path / "in", "-o", tmp_path / "out", "--model", model) == 1
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", terminal.getvalue())  # cursor moves of nested bars
+    segments = re.split(r"[\r\n]", text)
+    messages = [s for s in segments if "esrgan:" in s]
+    assert any("a warning during the batch" in s for s in messages)
+    assert any("b_broken.png" in s for s in messages)
+    assert all(s.startswith("esrgan:") for s in messages), messages
