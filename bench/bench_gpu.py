@@ -38,7 +38,6 @@ import datetime as dt
 import logging
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -50,6 +49,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from esrgan_plugin.device import cpu_info
 
 SECTIONS = ("precision", "layout", "tiles", "oom", "compile", "dask")
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -219,22 +220,16 @@ def environment(device: torch.device) -> list[str]:
 
 
 def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return cpu_info().model
 
 
 def cpu_flags() -> str:
     """The CPU flags that decide low-precision speed (the benchmark rules ask for them)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                present = set(line.split(":", 1)[1].split())
-                wanted = ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
-                return " ".join(f for f in wanted if f in present) or "no bf16/vnni/amx flags"
-    return "flags unknown"
+    present = cpu_info().flags
+    if not present:
+        return "flags unknown"
+    wanted = ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
+    return " ".join(f for f in wanted if f in present) or "no bf16/vnni/amx flags"
 
 
 def load_bench_model(config: BenchConfig, workdir: Path) -> tuple[Any, str, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from unittest import mock
 import cv2
 import numpy as np
 
+from esrgan_plugin.device import cpu_info
 from pipelines.io.images import read_image
 from training.evaluation import niqe as niqe_module
 
@@ -32,16 +32,8 @@ FLAGS = ("avx512_bf16", "amx_bf16", "avx512_vnni")
 
 def cpu_description() -> str:
     """CPU model, the flags that matter here, cores and the load average."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    info = cpu_info()
+    model, flags = info.model, info.flags
     present = ", ".join(f for f in FLAGS if f in flags) or "none of " + ", ".join(FLAGS)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{model}; flags: {present}; {os.cpu_count()} cores; load average {load}"

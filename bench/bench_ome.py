@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from esrgan_plugin.device import cpu_info
 
 PIPELINE = """
 steps:
@@ -35,15 +36,8 @@ steps:
 
 def cpu_line() -> str:
     """CPU model, the flags that matter for inference, threads and load average."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    info = cpu_info()
+    model, flags = info.model, info.flags
     wanted = [f for f in ("avx512_bf16", "amx_bf16", "avx512_vnni") if f in flags]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (

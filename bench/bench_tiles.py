@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import torch
 
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
 from esrgan_plugin.checkpoint import load_model
+from esrgan_plugin.device import cpu_info
 from esrgan_plugin.halo import model_halo
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 
@@ -35,15 +35,8 @@ FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2"
 
 def machine_line() -> str:
     """CPU model, relevant flags, torch threads and load: printed with every table."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    info = cpu_info()
+    model, flags = info.model, info.flags
     present = ", ".join(f for f in FLAGS if f in flags) or "none of " + ", ".join(FLAGS)
     load = "/".join(f"{v:.1f}" for v in os.getloadavg())
     return (

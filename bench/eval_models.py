@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 
 from esrgan_plugin.catalogue import catalogue
 from esrgan_plugin.checkpoint import load_model
+from esrgan_plugin.device import cpu_info
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from pipelines.imresize import imresize
 from pipelines.io.images import read_image, write_image
@@ -91,17 +91,8 @@ def score(sr: np.ndarray, hr: np.ndarray) -> tuple[float, float, float, float]:
 
 def cpu_line() -> str:
     """CPU model, the flags that matter for these kernels, threads and load."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", "unknown CPU", "x86_64"):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    info = cpu_info()
+    model, flags = info.model, info.flags
     wanted = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni") if f in flags]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
