@@ -69,7 +69,7 @@ print((after - before) * 1024 / {size} ** 2 - out.numel() * 4 / {size} ** 2)
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def memory_table(nb: int, sizes: tuple[int, int] = (192, 384)) -> None:
+def memory_table(nb: int, sizes: tuple[int, int] = (384, 768)) -> None:
     """Peak RSS growth at two input sizes (fresh processes); the slope is the per-pixel cost."""
     print(f"\n### Activation memory, RRDBNet x4 nf 64 nb {nb}, whole-image forward, CPU\n")
     print(machine_line() + "\n")

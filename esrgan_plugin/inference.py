@@ -32,6 +32,7 @@ from esrgan_plugin.options import MIN_TILE, UpscaleOptions
 from esrgan_plugin.runtime import reuse_freed_memory
 from esrgan_plugin.tile_defaults import (
     FLAT,
+    TAIL_RESERVE_BYTES,
     TILE_SIDES,
     activation_bytes_per_pixel,
     choose_tile,
@@ -144,14 +145,22 @@ class Upscaler:
         if self._engine is not None:
             return self._engine(batch)
         with torch.no_grad(), self.precision.context(self.device):
-            out = self.module(batch)
+            out = self._module_forward(batch)
         if self.precision.name == "fp16" and not torch.isfinite(out).all():
             if not self._fp16_fallback:
                 log.warning("fp16 overflowed (non-finite output); recomputing in fp32")
                 self._fp16_fallback = True
             with torch.no_grad():
-                out = self.module(batch)
+                out = self._module_forward(batch)
         return out
+
+    def _module_forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The module itself; an RRDBNet's HR tail in row strips (identical output, less memory)."""
+        from esrgan_plugin.arch.rrdbnet import RRDBNet
+
+        if isinstance(self.module, RRDBNet):
+            return self.module(batch, tail_strips=True)
+        return self.module(batch)
 
     @property
     def halo(self) -> int:
@@ -180,9 +189,10 @@ class Upscaler:
         free = free_memory_bytes(self.device)
         span = max(height, width) if tile == 0 else tile + 2 * self.halo
         pixels = min(span, height) * min(span, width)
-        if pixels * bytes_per_pixel <= free:
+        if pixels * bytes_per_pixel + TAIL_RESERVE_BYTES <= free:
             return tile
-        fitting = choose_tile(height, width, self.halo, self.multiple, free // bytes_per_pixel)
+        usable = max(0, free - TAIL_RESERVE_BYTES) // bytes_per_pixel
+        fitting = choose_tile(height, width, self.halo, self.multiple, usable)
         log.warning(
             "free memory (%.1f GiB) is short of the default tile's estimated %.1f GiB; using tile "
             "%d, whose output may differ from the default's by up to the halo's error bound",

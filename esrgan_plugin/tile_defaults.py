@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from esrgan_plugin.arch.strips import TAIL_STRIP_ELEMENTS
 from esrgan_plugin.tiling import make_tiles
 
 MAX_HALO_WORK = 4 / 3
@@ -24,16 +25,21 @@ MAX_HALO_WORK = 4 / 3
 TILE_SIDES = (64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 1536, 2048, 3072)
 """Candidate tile sides, in input pixels."""
 
-BYTES_PER_ELEMENT = {"fp32": 5.7, "bf16": 5.3, "fp16": 5.3, "int8": 5.7}
+BYTES_PER_ELEMENT = {"fp32": 6.4, "bf16": 5.3, "fp16": 5.3, "int8": 6.4}
 """Peak memory per element of the activation model in ``activation_bytes_per_pixel``.
 
-Measured with ``bench/bench_tiles.py memory`` (peak RSS growth of whole-image forwards at 192x192
-and 384x384 in fresh processes, nf 64 x4 RRDBNet, CPU, two runs): the slope was 17.7-19.7 KB per
-input pixel in fp32 and 16.2-18.1 KB in bf16 with the CPU engine's reuse of freed blocks (the
-default), 7.9 and 8.3 KB with ``ESRGAN_REUSE_MEMORY=0``; i.e. 5.7 and 5.3 bytes per modelled
-element, using the upper figures. fp16 (GPU) is assumed to behave as bf16 and int8 as fp32
-(both unmeasured).
+Measured on the CPU with the HR tail in row strips: ``bench/bench_tiles.py memory`` (peak RSS
+growth of whole-image forwards at 384x384 and 768x768 in fresh processes, nf 64 x4 RRDBNet, two
+runs) gave slopes of 2.2-2.7 KB per input pixel in fp32 and 1.3-2.9 KB in bf16; one 1168x1168
+forward (a 1024 tile with halo 72) peaked at 4.90 GB in fp32 and 3.11 GB in bf16, i.e. 3.6 and
+2.3 KB per pixel above the strips' reserve. The figures are 6.4 (fp32) and 5.3 (bf16) bytes per
+modelled element, the largest of these. fp16 (GPU) is assumed to behave as bf16 and int8 as
+fp32 (both unmeasured).
 """
+
+TAIL_RESERVE_BYTES = 2 * 3 * TAIL_STRIP_ELEMENTS * 4
+"""Memory set aside for the up-sampling tail's row strips: three fp32 HR maps of one strip,
+twice over for the allocator (:mod:`esrgan_plugin.arch.strips`)."""
 
 MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.5, "mps": 0.25}
 """Share of the device's total memory the default tile may use for activations."""
@@ -73,13 +79,13 @@ def activation_bytes_per_pixel(
 ) -> float:
     """Estimated peak activation memory per LR input pixel (measured per precision).
 
-    Modelled elements per pixel: ``nf * (3 * scale**2 + 8)`` (three HR feature maps alive in
-    the up-sampling tail plus the LR trunk's dense-block concatenations); for pixel-unshuffled
-    (x1/x2) models the trunk runs on ``1 / multiple**2`` of the pixels.
+    Modelled elements per pixel: ``8 * nf`` for the trunk (the dense-block concatenations, the
+    residual stream and the long skip) plus the ``3 * scale**2`` output values; the HR tail runs
+    in row strips of bounded size (:data:`TAIL_RESERVE_BYTES`, not per pixel). For
+    pixel-unshuffled (x1/x2) models the trunk runs on ``1 / multiple**2`` of the pixels.
     """
-    nf, s2, m2 = feature_channels, scale**2, multiple**2
-    elements = nf * (3 * s2 * m2 + 8) / m2 if multiple > 1 else nf * (3 * s2 + 8)
-    return elements * BYTES_PER_ELEMENT.get(precision, 4.2)
+    elements = 8 * feature_channels / multiple**2 + 3 * scale**2
+    return elements * BYTES_PER_ELEMENT.get(precision, 5.5)
 
 
 def total_memory_bytes(device: torch.device) -> int:
@@ -99,7 +105,8 @@ def total_memory_bytes(device: torch.device) -> int:
 def memory_budget_pixels(device: torch.device, bytes_per_pixel: float) -> int:
     """Padded input pixels one forward pass may hold under the default memory budget."""
     share = MEMORY_FRACTION.get(device.type, 0.25)
-    return int(total_memory_bytes(device) * share / bytes_per_pixel)
+    budget = total_memory_bytes(device) * share - TAIL_RESERVE_BYTES
+    return max(TILE_SIDES[0] ** 2, int(budget / bytes_per_pixel))
 
 
 def cost_curve(device: torch.device, precision: str) -> CostCurve:

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from esrgan_plugin.arch.strips import map_row_strips, strip_rows
+
 RESIDUAL_SCALE = 0.2
 """The paper's residual scaling beta, used inside dense blocks and around each RRDB."""
 
@@ -131,21 +133,32 @@ class RRDBNet(nn.Module):
     def up_convs(self) -> list[nn.Conv2d]:
         return [getattr(self, f"conv_up{i}") for i in range(1, self.config.num_upsample + 1)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, tail_strips: bool = False) -> torch.Tensor:
+        """Upscale NCHW ``x``; ``tail_strips`` runs the HR tail in row strips (same output,
+        bounded memory: :mod:`esrgan_plugin.arch.strips`), for inference."""
         factor = self.config.unshuffle_factor
         height, width = x.shape[-2:]
         if factor > 1:
             x = F.pixel_unshuffle(pad_to_multiple(x, factor), factor)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
+        if tail_strips:
+            tail_scale = 2**self.config.num_upsample
+            rows = strip_rows(feat.shape[-1], feat.shape[1], tail_scale)
+            out = map_row_strips(self.tail, feat, tail_scale, rows)
+        else:
+            out = self.tail(feat)
+        if factor > 1:
+            out = out[..., : height * self.scale, : width * self.scale]
+        return out
+
+    def tail(self, feat: torch.Tensor) -> torch.Tensor:
+        """The up-sampling steps and HR convs: trunk features -> output image."""
         for conv in self.up_convs():
             feat = F.leaky_relu(
                 conv(F.interpolate(feat, scale_factor=2, mode="nearest")), NEGATIVE_SLOPE
             )
-        out = self.conv_last(F.leaky_relu(self.conv_hr(feat), NEGATIVE_SLOPE))
-        if factor > 1:
-            out = out[..., : height * self.scale, : width * self.scale]
-        return out
+        return self.conv_last(F.leaky_relu(self.conv_hr(feat), NEGATIVE_SLOPE))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

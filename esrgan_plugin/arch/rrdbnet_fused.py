@@ -34,6 +34,7 @@ from esrgan_plugin.arch.rrdbnet import (
     RRDBNet,
     pad_to_multiple,
 )
+from esrgan_plugin.arch.strips import map_row_strips, strip_rows
 
 CHANNELS_LAST = torch.channels_last
 Recorder = Callable[[int, Sequence[torch.Tensor]], None]
@@ -241,12 +242,18 @@ class FusedRRDBNet:
                     out = self.blocks[j](out, lambda f, j=j: record(j, f))  # type: ignore[call-arg]
             trunk = torch.add(trunk, out, alpha=RESIDUAL_SCALE)
         feat = self.conv_body.plus(trunk, feat)
-        for conv in self.up_convs:
-            feat = conv(feat, activate=True)
-        out = self.conv_last(self.conv_hr(feat, activate=True)).float()
+        tail_scale = 2 ** len(self.up_convs)
+        rows = strip_rows(feat.shape[-1], feat.shape[1], tail_scale)
+        out = map_row_strips(self.tail, feat, tail_scale, rows)
         if factor > 1:
             out = out[..., : height * self.config.scale, : width * self.config.scale]
         return out
+
+    def tail(self, feat: torch.Tensor) -> torch.Tensor:
+        """Up-sampling convs and HR convs on (a row strip of) the trunk's output; float32 out."""
+        for conv in self.up_convs:
+            feat = conv(feat, activate=True)
+        return self.conv_last(self.conv_hr(feat, activate=True)).float()
 
 
 def _dense_blocks(rrdb: RRDB) -> list[ResidualDenseBlock]:
