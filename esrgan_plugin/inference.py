@@ -68,7 +68,11 @@ class Upscaler:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
         self._fp16_fallback = False
-        self._engine = cpu_engine(module, self.device, self.precision, options.calibration)
+        self._engine: Callable[[torch.Tensor], torch.Tensor] | None
+        if options.engine == "openvino":
+            self._engine = openvino_engine(module, self.device, self.precision, options.calibration)
+        else:
+            self._engine = cpu_engine(module, self.device, self.precision, options.calibration)
         if self.device.type == "cpu":
             reuse_freed_memory()  # large activations stay mapped across tiles and calls
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
@@ -312,6 +316,17 @@ def cpu_engine(
         return None
     assert isinstance(module, RRDBNet)
     return FusedRRDBNet(module, FP32 if precision.name == "fp32" else BF16)
+
+
+def openvino_engine(
+    module: nn.Module, device: torch.device, precision: Precision, calibration: str | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The network compiled by OpenVINO (``engine: openvino``): CPU only, fp32/bf16/int8."""
+    if device.type != "cpu":
+        raise InferenceError(f"engine openvino runs on the CPU, not on {device}; use engine torch")
+    from esrgan_plugin.openvino_engine import OpenVinoEngine
+
+    return OpenVinoEngine(module, precision.name, torch.get_num_threads(), calibration)
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ MIN_TILE = 16
 
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 AlphaMode = Literal["bicubic", "model"]
+Engine = Literal["torch", "openvino"]
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -66,6 +67,11 @@ class UpscaleOptions(BaseModel):
         description="int8: folder or image file to calibrate on (default: built-in photo crops)",
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    engine: Engine = Field(
+        "torch",
+        description="what runs the network: torch (any device) or openvino (CPU; fp32, bf16, "
+        "int8; 1.3-2x faster here; needs the openvino extra)",
+    )
     outscale: float | None = Field(
         None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)"
     )

@@ -88,6 +88,7 @@ def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
         "tile": params.tile if params.tile is not None else "auto (per block, from free memory)",
         "precision": resolve_precision(params.precision, device).name,
         "device": str(device),
+        "engine": params.engine,
         "torch": torch.__version__,
         "esrgan_plugin": _version(),
     }
