@@ -36,6 +36,7 @@ from esrgan_plugin.checkpoint import LoadedModel, build_from_state_dict, load_mo
 from esrgan_plugin.device import cpu_info
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.int8 import INT8_REST_BF16, Int8Options, quantize_rrdbnet
+from esrgan_plugin.openvino_engine import openvino_available
 
 FLOP_PER_PIXEL_X4 = 35.8e6  # RRDBNet x4, nf 64, gc 32, nb 23 (DESIGN.md section 7)
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "images"
@@ -180,6 +181,21 @@ def speed_table(model: LoadedModel, label: str, size: int, repeats: int) -> None
         ),
         Entry("plain module, bf16 autocast (the old path)", autocast_module),
     ]
+    if openvino_available():
+        started = time.perf_counter()
+        ov = {
+            p: Upscaler(model, UpscaleOptions(tile=0, precision=p, device="cpu", engine="openvino"))
+            for p in ("fp32", "bf16", "int8")
+        }
+        ov_setup = time.perf_counter() - started
+        entries += [
+            Entry("ours fp32, engine openvino", lambda: ov["fp32"].upscale_tensor(x)),
+            Entry("ours bf16, engine openvino", lambda: ov["bf16"].upscale_tensor(x)),
+            Entry(
+                "ours int8, engine openvino (our quantisation points and calibration)",
+                lambda: ov["int8"].upscale_tensor(x),
+            ),
+        ]
     peers, skipped = peer_entries(model, x)
     entries += peers
     outputs = {e.name: e.run().clamp(0, 1) for e in entries}
@@ -203,6 +219,15 @@ def speed_table(model: LoadedModel, label: str, size: int, repeats: int) -> None
     print(
         f"\nint8 calibration (default set, once per model, then cached): {calibration_seconds:.1f} s."
     )
+    if openvino_available():
+        print(
+            f"engine openvino setup (ONNX export of three graphs, or read from the cache): "
+            f"{ov_setup:.1f} s; compiling for a new input shape is part of the first, untimed call."
+        )
+    else:
+        skipped.append(
+            "ours, engine openvino: openvino is not installed (pip install -e '.[openvino]')"
+        )
     for reason in skipped:
         print(f"Not run: {reason}.")
 
@@ -248,6 +273,15 @@ def precision_choices_table(model: LoadedModel, label: str, size: int) -> None:
             net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=6)
         ),
     }
+    if openvino_available():
+        from esrgan_plugin.openvino_engine import OpenVinoEngine
+
+        threads = torch.get_num_threads()
+        variants["engine openvino bf16"] = OpenVinoEngine(net, "bf16", threads)
+        variants["engine openvino int8, bf16 tail"] = OpenVinoEngine(
+            net, "int8", threads, quantize_tail=False
+        )
+        variants["engine openvino int8, int8 tail (default)"] = OpenVinoEngine(net, "int8", threads)
     x = next(iter(crops.values()))
     entries = [Entry(name, lambda fn=fn: fn(x)) for name, fn in variants.items()]
     speed = interleaved(entries, 2)

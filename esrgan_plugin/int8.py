@@ -38,8 +38,9 @@ from esrgan_plugin.arch.rrdbnet_fused import (
     PrecisionPolicy,
 )
 
-CALIBRATION_VERSION = 2
-"""Bumped when the calibration method changes, so cached ranges are recomputed."""
+CALIBRATION_VERSION = 3
+"""Bumped when the calibration method changes, so cached ranges are recomputed (3: the tail's
+input ranges too)."""
 
 
 def int8_available() -> bool:
@@ -82,11 +83,14 @@ class Calibration:
     """Per-dense-block activation ranges for one model and one calibration set."""
 
     ranges: tuple[BlockRanges, ...]
+    tail: tuple[ActivationRange, ...] = ()
+    """Input ranges of the tail's convolutions (each up-sampling conv, then ``conv_hr``)."""
     version: int = CALIBRATION_VERSION
 
     def to_json(self) -> str:
         rows = [[r.x.low, r.x.high, r.features.low, r.features.high] for r in self.ranges]
-        return json.dumps({"version": self.version, "ranges": rows})
+        tail = [[r.low, r.high] for r in self.tail]
+        return json.dumps({"version": self.version, "ranges": rows, "tail": tail})
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
@@ -95,7 +99,8 @@ class Calibration:
             BlockRanges(ActivationRange(float(a), float(b)), ActivationRange(float(c), float(d)))
             for a, b, c, d in data["ranges"]
         )
-        return cls(ranges, int(data["version"]))
+        tail = tuple(ActivationRange(float(a), float(b)) for a, b in data.get("tail", []))
+        return cls(ranges, tail, int(data["version"]))
 
 
 class _RangeObserver:
@@ -114,9 +119,24 @@ class _RangeObserver:
 
 
 def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
-    """Run the fp32 network on NCHW float images and record each dense block's ranges."""
+    """Run the fp32 network on NCHW float images and record each dense block's ranges, and
+    the input range of each of the tail's convolutions."""
     plan = FusedRRDBNet(net, FP32)
     observer = _RangeObserver(3 * net.config.num_blocks)
+    tail = [[0.0, 0.0] for _ in range(len(plan.up_convs) + 1)]
+
+    def observe(index: int, x: torch.Tensor) -> None:
+        low, high = torch.aminmax(x)
+        tail[index] = [min(tail[index][0], float(low)), max(tail[index][1], float(high))]
+
+    def recording_tail(feat: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(plan.up_convs):
+            observe(i, feat)
+            feat = conv(feat, activate=True)
+        observe(len(plan.up_convs), feat)
+        return plan.conv_last(plan.conv_hr(feat, activate=True)).float()
+
+    plan.tail = recording_tail  # type: ignore[method-assign]
     count = 0
     for image in images:
         plan(image, record=observer)
@@ -127,7 +147,8 @@ def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
         tuple(
             BlockRanges(ActivationRange(a, b), ActivationRange(c, d))
             for a, b, c, d in observer.bounds
-        )
+        ),
+        tuple(ActivationRange(a, b) for a, b in tail),
     )
 
 
