@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -41,4 +42,5 @@ def test_reuse_freed_memory_once_and_opt_out() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     if sys.platform == "linux":
         code = "from esrgan_plugin.runtime import reuse_freed_memory as r\nassert r() and r()\n"
-        subprocess.run([sys.executable, "-c", code], check=True)
+        env = {k: v for k, v in os.environ.items() if k != "ESRGAN_REUSE_MEMORY"}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)

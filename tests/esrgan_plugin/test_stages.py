@@ -218,7 +218,7 @@ def test_the_graph_carries_parameters_not_the_model(
     assert len(graph) >= 16 and len(payload) < 64 * 1024, len(
         payload
     )  # about 35 KB; the tiny model alone is 75 KB
-    assert b"torch" not in payload
+    assert b"torch." not in payload and b"_rebuild_tensor" not in payload  # no torch objects
     out.compute(scheduler="threads")
     assert len(loads) == 1  # once in this process, shared by all 16 blocks
 
