@@ -71,6 +71,17 @@ def upscale(image: np.ndarray, params: UpscaleParams) -> np.ndarray:
         return upscaler.upscale(image)
 
 
+def _resolved_halo(params: UpscaleParams, model: LoadedModel) -> int | str:
+    """The halo given, else the one the model needs (measured once per weights, cached)."""
+    if params.halo is not None:
+        return params.halo
+    if params.interpolate_with is not None:
+        return "auto (measured on the interpolated weights)"
+    from esrgan_plugin.halo import model_halo
+
+    return model_halo(model.module).halo
+
+
 def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
     """What these parameters resolve to: each model's name, file, SHA-256 and architecture, and
     the scale, halo, tile, precision and device used (resolved here, where the job is planned).
@@ -84,8 +95,10 @@ def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
     out: dict[str, object] = {
         "model": _model_facts(params.model, model),
         "scale": params.outscale if params.outscale is not None else model.scale,
-        "halo": params.halo,
-        "tile": params.tile if params.tile is not None else "auto (per block, from free memory)",
+        "halo": _resolved_halo(params, model),
+        "tile": params.tile
+        if params.tile is not None
+        else "auto (per block: from the model's halo and total memory)",
         "precision": resolve_precision(params.precision, device).name,
         "device": str(device),
         "engine": params.engine,

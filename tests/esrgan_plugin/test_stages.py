@@ -241,3 +241,16 @@ def test_torch_threads_follow_the_workers_thread_share(
             upscale(random_image(4, 4), UpscaleParams(model=str(models[0]), tile=0, device="cpu"))
     finally:
         torch.set_num_threads(before)
+
+
+def test_provenance_records_the_resolved_halo_and_engine(models: tuple[Path, Path]) -> None:
+    """An unset halo is recorded as the one the model needs (what every block then uses)."""
+    params = UpscaleParams(model=str(models[0]), tile=0, device="cpu")
+    record = stages_module.upscale_provenance(params)
+    expected = Upscaler(load_model(models[0]), UpscaleOptions(tile=0, device="cpu")).halo
+    assert record["halo"] == expected and isinstance(expected, int)
+    assert record["engine"] == "torch"
+    mixed = UpscaleParams(
+        model=str(models[0]), interpolate_with=str(models[1]), alpha=0.5, tile=0, device="cpu"
+    )
+    assert str(stages_module.upscale_provenance(mixed)["halo"]).startswith("auto")
