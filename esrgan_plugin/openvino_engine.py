@@ -35,12 +35,13 @@ from torch.nn import functional as F
 
 from esrgan_plugin.arch.needs import model_needs
 from esrgan_plugin.arch.rrdbnet import NEGATIVE_SLOPE, RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
+from esrgan_plugin.arch.strips import map_row_strips, strip_rows
 from esrgan_plugin.errors import InferenceError
 from pipelines.io.atomic import atomic_target
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "openvino-engine/2"
+ENGINE_VERSION = "openvino-engine/3"
 """Part of every cache key: a change to how graphs are built invalidates old entries."""
 
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}
@@ -74,8 +75,40 @@ def require_openvino() -> Any:
     return ov
 
 
+class CompiledGraph:
+    """One exported graph, compiled by OpenVINO once per input shape (least recently used
+    shapes dropped beyond :data:`COMPILED_SHAPES`)."""
+
+    def __init__(self, core: Any, model: Any, config: dict[str, str]) -> None:
+        self.core, self.model, self.config = core, model, config
+        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        request = self._request(tuple(x.shape))
+        request.infer({0: x.float().contiguous().numpy()})
+        return torch.from_numpy(np.array(request.get_output_tensor(0).data, copy=True))
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        if shape in self._compiled:
+            self._compiled.move_to_end(shape)
+            return self._compiled[shape]
+        model = self.model.clone()
+        model.reshape(list(shape))
+        request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        self._compiled[shape] = request
+        if len(self._compiled) > COMPILED_SHAPES:
+            self._compiled.popitem(last=False)
+        return request
+
+
 class OpenVinoEngine:
-    """A model compiled by OpenVINO for the CPU; call it like the module (NCHW float32 in/out)."""
+    """A model compiled by OpenVINO for the CPU; call it like the module (NCHW float32 in/out).
+
+    An RRDBNet is compiled as two graphs, the trunk and the up-sampling tail, and the tail is
+    run on row strips of the trunk's output (:mod:`esrgan_plugin.arch.strips`), so its
+    high-resolution maps stay a strip tall as in the torch engine: the same memory per pixel,
+    hence the same default tiles.
+    """
 
     def __init__(
         self,
@@ -97,53 +130,57 @@ class OpenVinoEngine:
             needs.in_channels,
         )
         self.precision, self.threads = precision, threads
-        graph_source = module
-        extra = ""
-        if precision == "int8":
-            if not isinstance(module, RRDBNet):
+        self._core = self.ov.Core()
+        config = {
+            "INFERENCE_NUM_THREADS": str(threads),
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": self._hint(),
+        }
+        self.tail_scale = 0
+        self.trunk: CompiledGraph
+        self.tail: CompiledGraph | None = None
+        if not isinstance(module, RRDBNet):
+            if precision == "int8":
                 raise InferenceError(
                     f"precision int8 needs an RRDBNet (ESRGAN) model; got {type(module).__name__}"
                 )
+            key = _weights_key(module, precision, "")
+            self.trunk = CompiledGraph(self._core, self._converted(module, key, 0), config)
+            return
+        graph: FakeQuantRRDBNet | RRDBNetParts
+        extra = ""
+        if precision == "int8":
             from esrgan_plugin.calibration import calibration_for
             from esrgan_plugin.int8 import default_int8_options
 
             ranges = calibration_for(module, calibration)
             keep_last = default_int8_options().keep_last
-            graph_source = FakeQuantRRDBNet(module, ranges, keep_last, quantize_tail)
+            graph = FakeQuantRRDBNet(module, ranges, keep_last, quantize_tail)
             extra = ranges.to_json() + f"keep_last={keep_last},tail={quantize_tail}"
-        self._core = self.ov.Core()
-        self.model = self._converted(graph_source, _weights_key(module, precision, extra))
-        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        else:
+            graph = RRDBNetParts(module)
+        key = _weights_key(module, precision, extra)
+        features = module.config.num_features
+        self.tail_scale = 2**module.config.num_upsample
+        trunk, tail = _Part(graph, "trunk"), _Part(graph, "tail")
+        self.trunk = CompiledGraph(self._core, self._converted(trunk, f"{key}-trunk", 0), config)
+        self.tail = CompiledGraph(
+            self._core, self._converted(tail, f"{key}-tail", features), config
+        )
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """NCHW float input in [0, 1] -> upscaled float32 output (padded to the model's multiple)."""
         height, width = batch.shape[-2:]
-        x = batch.float().contiguous()
+        x = batch.float()
         pad_h, pad_w = -height % self.multiple, -width % self.multiple
         if pad_h or pad_w:
             mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        request = self._request(tuple(x.shape))
-        request.infer({0: x.numpy()})
-        out = torch.from_numpy(np.array(request.get_output_tensor(0).data, copy=True))
+        out = self.trunk(x)
+        if self.tail is not None:
+            rows = strip_rows(out.shape[-1], out.shape[1], self.tail_scale)
+            out = map_row_strips(self.tail, out, self.tail_scale, rows)
         return out[..., : height * self.scale, : width * self.scale]
-
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        if shape in self._compiled:
-            self._compiled.move_to_end(shape)
-            return self._compiled[shape]
-        model = self.model.clone()
-        model.reshape(list(shape))
-        config = {
-            "INFERENCE_NUM_THREADS": str(self.threads),
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": self._hint(),
-        }
-        request = self._core.compile_model(model, "CPU", config).create_infer_request()
-        self._compiled[shape] = request
-        if len(self._compiled) > COMPILED_SHAPES:
-            self._compiled.popitem(last=False)
-        return request
 
     def _hint(self) -> str:
         from esrgan_plugin.device import cpu_has_native_bf16
@@ -153,7 +190,7 @@ class OpenVinoEngine:
             return "f32"
         return hint
 
-    def _converted(self, module: nn.Module, key: str) -> Any:
+    def _converted(self, module: nn.Module, key: str, channels: int) -> Any:
         """The OpenVINO model of ``module``: its ONNX graph from the cache, else exported (and
         cached). OpenVINO's runtime reads ONNX itself; its Python converter is not used (it
         sends usage telemetry by default)."""
@@ -168,20 +205,21 @@ class OpenVinoEngine:
         log.info("exporting the model for OpenVINO (%s); cached in %s", self.precision, path)
         try:
             with atomic_target(path) as tmp:
-                self._export(module, tmp)
+                self._export(module, tmp, channels)
             return self._core.read_model(str(path))
         except OSError as exc:  # a read-only cache costs an export next time, nothing else
             log.warning("could not cache the OpenVINO model in %s: %s", path, exc)
         with tempfile.TemporaryDirectory() as scratch:
             target = Path(scratch) / "model.onnx"
-            self._export(module, target)
+            self._export(module, target, channels)
             return self._core.read_model(str(target))
 
-    def _export(self, module: nn.Module, target: Path) -> None:
+    def _export(self, module: nn.Module, target: Path, channels: int) -> None:
         """ONNX with dynamic N, H and W, by the TorchScript exporter (seconds, where the
-        torch.export-based one takes minutes on the full model)."""
+        torch.export-based one takes minutes on the full model). ``channels``: the graph's
+        input channels when it is not the image (the tail's features)."""
         side = 4 * self.multiple * 8
-        example = torch.rand(1, self.in_channels, side, side)
+        example = torch.rand(1, channels or self.in_channels, side, side)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -213,6 +251,40 @@ def _weights_key(module: nn.Module, precision: str, extra: str) -> str:
 
 
 # ----------------------------------------------------------------------------- int8 graph
+
+
+class _Part(nn.Module):
+    """One method of a graph module (``trunk`` or ``tail``) as a module to export."""
+
+    def __init__(self, graph: nn.Module, method: str) -> None:
+        super().__init__()
+        self.graph, self.method = graph, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, getattr(self.graph, self.method)(x))
+
+
+class RRDBNetParts(nn.Module):
+    """An RRDBNet split where the engine splits it: ``trunk`` (input, already a multiple of the
+    pixel-unshuffle factor, to the features after the long skip) and ``tail`` (features to
+    output)."""
+
+    def __init__(self, net: RRDBNet) -> None:
+        super().__init__()
+        self.net = net.eval()
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        net, factor = self.net, self.net.config.unshuffle_factor
+        if factor > 1:
+            x = F.pixel_unshuffle(x, factor)
+        feat = net.conv_first(x)
+        return feat + net.conv_body(net.body(feat))
+
+    def tail(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.net.tail(feat)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.trunk(x))
 
 
 class FakeQuantDenseBlock(nn.Module):
@@ -321,12 +393,18 @@ class FakeQuantRRDBNet(nn.Module):
         r = self.tail_ranges[index]
         return torch.fake_quantize_per_tensor_affine(x, r.scale, r.zero_point, 0, 255)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
         net, factor = self.net, self.net.config.unshuffle_factor
         if factor > 1:
             x = F.pixel_unshuffle(x, factor)
         feat = net.conv_first(x)
-        feat = feat + net.conv_body(net.body(feat))
+        return feat + net.conv_body(net.body(feat))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.trunk(x))
+
+    def tail(self, feat: torch.Tensor) -> torch.Tensor:
+        net = self.net
         for i, up in enumerate(self.ups):
             upsampled = F.interpolate(self._fq(feat, i), scale_factor=2, mode="nearest")
             feat = F.leaky_relu(up(upsampled), NEGATIVE_SLOPE)

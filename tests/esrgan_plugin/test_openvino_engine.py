@@ -157,3 +157,23 @@ def test_cli_engine_flag(tmp_path: Path) -> None:
 def test_module_is_importable_without_openvino_calls() -> None:
     """Importing the engine module imports no OpenVINO (only building an engine does)."""
     assert openvino_engine.ENGINE_VERSION.startswith("openvino-engine/")
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_tail_runs_in_row_strips_with_the_same_output(
+    scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trunk and tail are two graphs; the tail on 3-row strips still equals the module."""
+    from esrgan_plugin.arch import strips
+
+    monkeypatch.setattr(strips, "MIN_STRIP_ROWS", 3)
+    monkeypatch.setattr(strips, "TAIL_STRIP_ELEMENTS", 1)
+    net = tiny_rrdbnet(scale=scale, nf=8, nb=1, gc=4)
+    x = torch.rand(1, 3, 26, 19)
+    with torch.no_grad():
+        expected = net(x)
+    engine = OpenVinoEngine(net, "fp32", threads=1)
+    assert engine.tail is not None
+    actual = engine(x)
+    assert actual.shape == expected.shape
+    assert (actual - expected).abs().max().item() <= 1e-4
