@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) scripts/demo.py --out out/demo
 
+# Two pytest processes: the training tests run in their own. One process running the whole
+# suite (Dask clusters, OpenVINO, Zarr, then in-process DDP training) crashed inside CPython's
+# attribute lookup (_PyObject_GetInstanceAttribute, SIGSEGV) at tests/training/test_distributed.py
+# on 2026-12-01, every time, while every subset passed; cause not found (see README, "Tests").
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/training
+	$(PY) -m pytest -q tests/training
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --ignore=tests/training
+	$(PY) -m pytest -q -m "not slow" tests/training
 
 # The fuzz properties (tests/fuzz/) with a large budget: FUZZ_EXAMPLES new examples per property
 # (`make test` runs the same properties with 20 fixed ones).

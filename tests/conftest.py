@@ -13,13 +13,6 @@ from hypothesis import HealthCheck, settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
-# One pytest process runs hundreds of unrelated workloads, while the CPU engine's allocator
-# setting (freed blocks kept, no mmap: esrgan_plugin/runtime.py) is meant for one upscaling
-# process; it is tested in subprocesses (test_runtime.py). With it on, a full-suite process
-# segfaulted twice in test_distributed's in-process training (2026-12-01; not reproduced in
-# any subset of the suite, cause not found).
-os.environ.setdefault("ESRGAN_REUSE_MEMORY", "0")
-
 # Hypothesis budgets: "ci" (the default, what `make test` runs: few examples, the same ones every
 # run) and "fuzz" (`make fuzz`: FUZZ_EXAMPLES examples per property, new ones every run).
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
