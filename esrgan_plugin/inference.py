@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from esrgan_plugin.arch.needs import model_needs
+from esrgan_plugin.arch.rrdbnet import RRDBNet
 from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.device import (
     Precision,
@@ -67,6 +68,7 @@ class Upscaler:
         if options.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.module = module
+        self._tail_strips = isinstance(module, RRDBNet)
         self._fp16_fallback = False
         self._engine: Callable[[torch.Tensor], torch.Tensor] | None
         if options.engine == "openvino":
@@ -160,9 +162,7 @@ class Upscaler:
 
     def _module_forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The module itself; an RRDBNet's HR tail in row strips (identical output, less memory)."""
-        from esrgan_plugin.arch.rrdbnet import RRDBNet
-
-        if isinstance(self.module, RRDBNet):
+        if self._tail_strips:
             return self.module(batch, tail_strips=True)
         return self.module(batch)
 
@@ -293,7 +293,6 @@ def cpu_engine(
     None means the module itself runs (other architectures, GPUs, PyTorch builds without
     oneDNN); int8 has no such fallback and says why.
     """
-    from esrgan_plugin.arch.rrdbnet import RRDBNet
     from esrgan_plugin.arch.rrdbnet_fused import BF16, FP32, FusedRRDBNet, fused_ops_available
 
     usable = device.type == "cpu" and isinstance(module, RRDBNet) and fused_ops_available()

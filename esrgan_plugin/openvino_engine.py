@@ -144,10 +144,10 @@ class OpenVinoEngine:
                 raise InferenceError(
                     f"precision int8 needs an RRDBNet (ESRGAN) model; got {type(module).__name__}"
                 )
-            key = _weights_key(module, precision, "")
+            key = _weights_key(module, precision, "", self.ov.__version__)
             self.trunk = CompiledGraph(self._core, self._converted(module, key, 0), config)
             return
-        graph: FakeQuantRRDBNet | RRDBNetParts
+        graph: nn.Module = module.eval()
         extra = ""
         if precision == "int8":
             from esrgan_plugin.calibration import calibration_for
@@ -157,9 +157,7 @@ class OpenVinoEngine:
             keep_last = default_int8_options().keep_last
             graph = FakeQuantRRDBNet(module, ranges, keep_last, quantize_tail)
             extra = ranges.to_json() + f"keep_last={keep_last},tail={quantize_tail}"
-        else:
-            graph = RRDBNetParts(module)
-        key = _weights_key(module, precision, extra)
+        key = _weights_key(module, precision, extra, self.ov.__version__)
         features = module.config.num_features
         self.tail_scale = 2**module.config.num_upsample
         trunk, tail = _Part(graph, "trunk"), _Part(graph, "tail")
@@ -237,9 +235,8 @@ class OpenVinoEngine:
             )
 
 
-def _weights_key(module: nn.Module, precision: str, extra: str) -> str:
-    ov = require_openvino()
-    digest = hashlib.sha256(f"{ENGINE_VERSION}|{ov.__version__}|{precision}|".encode())
+def _weights_key(module: nn.Module, precision: str, extra: str, ov_version: str) -> str:
+    digest = hashlib.sha256(f"{ENGINE_VERSION}|{ov_version}|{precision}|".encode())
     digest.update(type(module).__name__.encode())
     config = getattr(module, "config", None)
     digest.update(repr(config).encode())
@@ -262,29 +259,6 @@ class _Part(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, getattr(self.graph, self.method)(x))
-
-
-class RRDBNetParts(nn.Module):
-    """An RRDBNet split where the engine splits it: ``trunk`` (input, already a multiple of the
-    pixel-unshuffle factor, to the features after the long skip) and ``tail`` (features to
-    output)."""
-
-    def __init__(self, net: RRDBNet) -> None:
-        super().__init__()
-        self.net = net.eval()
-
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        net, factor = self.net, self.net.config.unshuffle_factor
-        if factor > 1:
-            x = F.pixel_unshuffle(x, factor)
-        feat = net.conv_first(x)
-        return feat + net.conv_body(net.body(feat))
-
-    def tail(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.net.tail(feat)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.trunk(x))
 
 
 class FakeQuantDenseBlock(nn.Module):
@@ -394,11 +368,7 @@ class FakeQuantRRDBNet(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, r.scale, r.zero_point, 0, 255)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        net, factor = self.net, self.net.config.unshuffle_factor
-        if factor > 1:
-            x = F.pixel_unshuffle(x, factor)
-        feat = net.conv_first(x)
-        return feat + net.conv_body(net.body(feat))
+        return self.net.trunk(x)  # its dense blocks are the fake-quantised ones
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.trunk(x))

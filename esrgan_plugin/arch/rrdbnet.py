@@ -136,21 +136,25 @@ class RRDBNet(nn.Module):
     def forward(self, x: torch.Tensor, tail_strips: bool = False) -> torch.Tensor:
         """Upscale NCHW ``x``; ``tail_strips`` runs the HR tail in row strips (same output,
         bounded memory: :mod:`esrgan_plugin.arch.strips`), for inference."""
-        factor = self.config.unshuffle_factor
         height, width = x.shape[-2:]
-        if factor > 1:
-            x = F.pixel_unshuffle(pad_to_multiple(x, factor), factor)
-        feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))
+        feat = self.trunk(x)
         if tail_strips:
             tail_scale = 2**self.config.num_upsample
             rows = strip_rows(feat.shape[-1], feat.shape[1], tail_scale)
             out = map_row_strips(self.tail, feat, tail_scale, rows)
         else:
             out = self.tail(feat)
-        if factor > 1:
+        if self.config.unshuffle_factor > 1:
             out = out[..., : height * self.scale, : width * self.scale]
         return out
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Input (pixel-unshuffled for x1/x2) -> features after the RRDBs and the long skip."""
+        factor = self.config.unshuffle_factor
+        if factor > 1:
+            x = F.pixel_unshuffle(pad_to_multiple(x, factor), factor)
+        feat = self.conv_first(x)
+        return feat + self.conv_body(self.body(feat))
 
     def tail(self, feat: torch.Tensor) -> torch.Tensor:
         """The up-sampling steps and HR convs: trunk features -> output image."""
