@@ -6,6 +6,11 @@ package's runner) finds plugins through the ``pipelines`` entry-point group, ask
 stages, and applies a transform stage to an image with :func:`map_stage`: on a NumPy array it
 calls the stage once; on a Dask array it maps it block by block with the stage's halo, scale and
 block multiple handled exactly as the runner does, so the result equals the whole-image call.
+
+It also holds what a plugin's own command line and library code need from the host, so that no
+plugin reaches into the host's modules: image reading and writing, atomic writes, output locks,
+interrupt handling, one-line errors, command-line options generated from a parameter model,
+the line-numbered YAML loader, MATLAB-compatible ``imresize`` and running Dask graphs.
 """
 
 from __future__ import annotations
@@ -15,38 +20,89 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import ImageIOError, PipelineError
+from pipelines.config.arguments import add_model_arguments, describe_error, given_values
+from pipelines.config.yaml_loader import Locations, YamlError, load_yaml
+from pipelines.errors import ImageIOError, PipelineError, first_line, suggest
 from pipelines.hooks.manager import build_registry, get_plugin_manager
 from pipelines.hooks.markers import PROJECT_NAME, hookimpl, hookspec
+from pipelines.imresize import imresize
+from pipelines.interrupts import exit_code, interrupts_as_exceptions, signal_name
+from pipelines.io.atomic import atomic_target
+from pipelines.io.images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    expand_inputs,
+    read_image,
+    write_image,
+)
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
+from pipelines.io.locks import OutputLockedError, output_lock
 from pipelines.runner.blocks import BlockPlan, block_plan, map_array
 from pipelines.runner.outputs import FollowUp, OutputStatus
 from pipelines.runner.registry import Kind, StageParams, StageRegistry, StageSpec
 from pipelines.runner.tasks import StepError
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
     "PROJECT_NAME",
     "BlockPlan",
+    "ExecutorConfig",
     "FollowUp",
     "ImageIOError",
     "ImageItem",
     "ImageMeta",
     "Kind",
+    "Locations",
+    "OutputLockedError",
     "OutputStatus",
     "PipelineError",
     "StageParams",
     "StageRegistry",
     "StageSpec",
     "StepError",
+    "YamlError",
+    "add_model_arguments",
+    "atomic_target",
     "block_plan",
     "build_registry",
     "channels_of",
+    "describe_error",
+    "execute",
+    "exit_code",
+    "expand_inputs",
+    "first_line",
     "get_plugin_manager",
+    "given_values",
     "hookimpl",
     "hookspec",
+    "imresize",
+    "interrupts_as_exceptions",
+    "load_yaml",
     "map_stage",
+    "output_lock",
+    "read_image",
+    "signal_name",
     "stage_params",
+    "suggest",
+    "write_image",
 ]
+
+_LAZY = {  # imported on first use: the executors module loads Dask's machinery
+    "ExecutorConfig": "pipelines.config.schema",
+    "execute": "pipelines.runner.executors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipelines.api' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def stage_params(spec: StageSpec, params: StageParams | Mapping[str, Any] | None = None) -> Any:
@@ -62,9 +118,7 @@ def stage_params(spec: StageSpec, params: StageParams | Mapping[str, Any] | None
     try:
         return spec.params.model_validate(dict(params or {}))
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "parameters"
-        raise PipelineError(f"stage {spec.id}: {where}: {first['msg']}") from None
+        raise PipelineError(f"stage {spec.id}: {describe_error(exc)}") from None
 
 
 def map_stage(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.config.yaml_loader import Locations, YamlError, load_yaml
+from pipelines.api import Locations, YamlError, load_yaml
 from training.errors import TrainingError
 
 PAPER_PSNR: dict[str, Any] = {"lr": 2e-4, "milestones": [200_000, 400_000, 600_000, 800_000]}

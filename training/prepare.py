@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from pipelines.io.atomic import atomic_target
+from pipelines.api import atomic_target
 from training.data.pixels import downscale, mod_crop
 from training.data.sources import header_shape, image_files, read_file
 from training.data.zarr_source import PREPARED_FORMAT as FORMAT
@@ -178,8 +178,7 @@ def prepare_dataset(
     """Prepare (or resume preparing) ``output`` from ``hr_dir``; returns the manifest."""
     import dask
 
-    from pipelines.config.schema import ExecutorConfig
-    from pipelines.runner.executors import execute
+    from pipelines.api import ExecutorConfig, execute
 
     options = options or PrepareOptions()
     root, out = Path(hr_dir), Path(output)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pipelines.io.atomic import atomic_target
+from pipelines.api import atomic_target
 from training.errors import TrainingError
 
 CHECKPOINT_NAME = "checkpoint.pt"

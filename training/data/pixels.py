@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from esrgan_plugin.inference import to_float as to_float32
-from pipelines.imresize import imresize
+from pipelines.api import imresize
 
 __all__ = ["downscale", "mod_crop", "to_float32", "to_rgb"]
 from training.errors import TrainingError

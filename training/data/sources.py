@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import ImageIOError
-from pipelines.io.images import IMAGE_SUFFIXES, read_image
+from pipelines.api import IMAGE_SUFFIXES, ImageIOError, read_image
 from training.data.pixels import to_float32, to_rgb
 from training.errors import TrainingError
 

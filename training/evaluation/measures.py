@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipelines.imresize import imresize
+from pipelines.api import imresize
 from training.evaluation.niqe import NiqeModel, niqe
 from training.metrics import psnr, ssim
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.imresize import imresize
+from pipelines.api import imresize
 from training.errors import TrainingError
 from training.metrics import rgb_to_y
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipelines.io.images import expand_inputs
+from pipelines.api import expand_inputs
 
 SEPARATORS = ("_", "-", ".")
 

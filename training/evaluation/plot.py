@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.io.atomic import atomic_target
+from pipelines.api import atomic_target
 from training.errors import TrainingError
 from training.evaluation.sweep import SweepResult
 

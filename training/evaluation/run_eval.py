@@ -21,9 +21,7 @@ import numpy as np
 
 from esrgan_plugin.cli import UsageError
 from esrgan_plugin.errors import EsrganError
-from pipelines.errors import PipelineError
-from pipelines.imresize import imresize
-from pipelines.io.images import DEFAULT_MAX_PIXELS, read_image
+from pipelines.api import DEFAULT_MAX_PIXELS, PipelineError, imresize, read_image
 from training.evaluation.evaluate import Evaluation, Sample, score
 from training.evaluation.measures import DEFAULT_MEASURES, MEASURES, MeasureContext, parse_measures
 from training.evaluation.niqe import load_niqe_model

@@ -102,7 +102,7 @@ def run_sweep(
     from esrgan_plugin.checkpoint import load_model
     from esrgan_plugin.inference import UpscaleOptions, Upscaler
     from esrgan_plugin.interpolate import interpolate_models
-    from pipelines.imresize import imresize
+    from pipelines.api import imresize
     from training.evaluation.run_eval import EvalUsageError, input_pairs
 
     alphas = parse_alphas(params.alphas)

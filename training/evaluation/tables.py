@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines.io.atomic import atomic_target
+from pipelines.api import atomic_target
 from training.errors import TrainingError
 from training.evaluation.measures import MEASURES
 
