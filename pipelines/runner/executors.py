@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -12,6 +13,7 @@ from pipelines.config.schema import ExecutorConfig
 from pipelines.errors import PipelineError
 from pipelines.runner.memory import return_freed_memory
 from pipelines.runner.progress import ProgressLine, follow_futures, target_keys, threads_callback
+from pipelines.runner.scheduler_probe import SchedulerUnreachable, check_scheduler
 
 
 class ExecutorError(PipelineError):
@@ -101,7 +103,11 @@ def _run_distributed(client: Any, flat: list[Any], progress: TextIO | None) -> l
 
 @contextlib.contextmanager
 def _client(config: ExecutorConfig) -> Iterator[Any]:
-    """A distributed Client: on a new LocalCluster, or connected to ``config.address``."""
+    """A distributed Client: on a new LocalCluster, or connected to ``config.address``.
+
+    The connection, handshake included, is bounded by ``config.connect_timeout``
+    (:func:`~pipelines.runner.scheduler_probe.check_scheduler`).
+    """
     from distributed import Client, LocalCluster
 
     if config.type == "processes":
@@ -119,8 +125,16 @@ def _client(config: ExecutorConfig) -> Iterator[Any]:
         ):
             yield client
         return
+    assert config.address is not None  # the schema requires it for this type
+    started = time.monotonic()
     try:
-        client = Client(config.address, timeout=config.connect_timeout)
+        check_scheduler(config.address, config.connect_timeout)
+    except SchedulerUnreachable as exc:
+        raise ExecutorError(str(exc)) from None
+    # What is left of the budget: a scheduler that just answered the handshake answers again.
+    left = max(config.connect_timeout - (time.monotonic() - started), 1.0)
+    try:
+        client = Client(config.address, timeout=left)
     except (OSError, TimeoutError) as exc:
         raise ExecutorError(
             f"cannot reach the Dask scheduler at {config.address} within {config.connect_timeout:g} s "
