@@ -12,7 +12,10 @@ from typing import Any, TextIO
 
 
 class ProgressLine:
-    """``[####    ] 37/256 outputs | 14% Completed | 2.10/s | ETA 1m44s | 17.6s`` on ``out``."""
+    """``[####    ] 37/256 outputs | 14% Completed | 2.10/s | ETA 1m44s | 17.6s`` on ``out``.
+
+    ``unit`` names what is counted (outputs; a video job counts frames).
+    """
 
     def __init__(
         self,
@@ -21,6 +24,7 @@ class ProgressLine:
         width: int = 24,
         interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "outputs",
     ) -> None:
         self.total, self.out, self.width, self.interval, self.clock = (
             total,
@@ -29,6 +33,7 @@ class ProgressLine:
             interval,
             clock,
         )
+        self.unit = unit
         self.start = self.last = clock()
         self.done = 0
 
@@ -61,7 +66,7 @@ class ProgressLine:
         )
         bar = "#" * int(self.width * frac)
         return (
-            f"[{bar:<{self.width}}] {self.done}/{self.total} outputs | {int(100 * frac)}% Completed | "
+            f"[{bar:<{self.width}}] {self.done}/{self.total} {self.unit} | {int(100 * frac)}% Completed | "
             f"{rate:.2f}/s | ETA {eta} | {elapsed:.1f}s"
         )
 
