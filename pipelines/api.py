@@ -8,7 +8,9 @@ calls the stage once; on a Dask array it maps it block by block with the stage's
 block multiple handled exactly as the runner does, so the result equals the whole-image call.
 
 It also holds what a plugin's own command line and library code need from the host, so that no
-plugin reaches into the host's modules: image reading and writing, atomic writes, output locks,
+plugin reaches into the host's modules: image reading and writing (with the ICC profile, EXIF
+and a provenance record: :class:`ImageMetadata`, :func:`make_provenance`,
+:func:`read_provenance`), atomic writes, output locks,
 interrupt handling, one-line errors, command-line options generated from a parameter model,
 the line-numbered YAML loader, MATLAB-compatible ``imresize`` and running Dask graphs.
 """
@@ -31,8 +33,13 @@ from pipelines.io.atomic import atomic_target
 from pipelines.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    ImageMetadata,
     expand_inputs,
+    make_provenance,
     read_image,
+    read_image_with_meta,
+    read_metadata,
+    read_provenance,
     write_image,
 )
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
@@ -52,6 +59,7 @@ __all__ = [
     "ImageIOError",
     "ImageItem",
     "ImageMeta",
+    "ImageMetadata",
     "Kind",
     "Locations",
     "OutputLockedError",
@@ -79,9 +87,13 @@ __all__ = [
     "imresize",
     "interrupts_as_exceptions",
     "load_yaml",
+    "make_provenance",
     "map_stage",
     "output_lock",
     "read_image",
+    "read_image_with_meta",
+    "read_metadata",
+    "read_provenance",
     "signal_name",
     "stage_params",
     "suggest",

@@ -21,8 +21,11 @@ from pipelines.io.images import (
     IMAGE_SUFFIXES,
     expand_inputs,
     read_image,
+    read_metadata,
     write_image,
 )
+from pipelines.io.images.metadata import ImageMetadata
+from pipelines.io.images.provenance import make_provenance
 from pipelines.io.intensity import restore
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
 from pipelines.io.locks import hold
@@ -32,7 +35,7 @@ from pipelines.io.probe import probe_image
 from pipelines.io.zarr_sink import write_zarr
 from pipelines.io.zarr_source import is_zarr_path, read_zarr
 from pipelines.runner.registry import StageParams
-from pipelines.runner.tasks import task
+from pipelines.runner.tasks import current_pipeline, current_step, task
 
 NAME_FIELDS = ("name", "index", "parent", "ext")
 """Placeholders of ``builtin.write``'s path pattern."""
@@ -136,6 +139,11 @@ class WriteParams(StageParams):
     downsample: Literal["mean", "nearest"] = Field(
         "mean", description="ome-zarr: how each pyramid level is made from the one before it"
     )
+    metadata: bool = Field(
+        True,
+        description="image files: write the input's ICC profile and EXIF (orientation upright, sizes updated) "
+        "and a provenance record (pipeline, steps, parameters, version) as XMP; false writes none of them",
+    )
 
     @field_validator("path")
     @classmethod
@@ -229,7 +237,15 @@ def read_file(path: Path, index: int, params: ReadParams) -> ImageItem:
     data = da.from_delayed(pixels, shape, dtype)
     if params.chunk:
         data = data.rechunk((params.chunk, params.chunk) + ((-1,) if len(shape) == 3 else ()))
-    meta = ImageMeta(path.stem, str(path), dtype.name, channels_of(shape), index, path.parent.name)
+    meta = ImageMeta(
+        path.stem,
+        str(path),
+        dtype.name,
+        channels_of(shape),
+        index,
+        path.parent.name,
+        file_metadata=read_metadata(path),
+    )
     return ImageItem(data, meta)
 
 
@@ -274,12 +290,31 @@ def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
             raise ImageIOError(
                 f"{target}: {target.suffix} cannot store the alpha channel of {item.meta.name}; write .png, .tif or .webp"
             )
+        kept = item.meta.file_metadata if params.metadata else None
+        record = provenance_of(item) if params.metadata else None
         tasks.append(
             task(
-                write_one, item.data, str(target), params.overwrite, name=f"write-{item.meta.name}"
+                write_one,
+                item.data,
+                str(target),
+                params.overwrite,
+                kept,
+                record,
+                name=f"write-{item.meta.name}",
             )
         )
     return tasks
+
+
+def provenance_of(item: ImageItem) -> dict[str, Any]:
+    """How ``item`` was made: its source, every step applied, and the pipeline and writing step."""
+    pipeline, step = current_pipeline(), current_step()
+    where = {
+        "name": pipeline[0] if pipeline else None,
+        "file": pipeline[1] if pipeline else None,
+        "write_step": step[0] if step else None,
+    }
+    return make_provenance(source=item.meta.source, steps=item.meta.history, pipeline=where)
 
 
 def output_format(items: list[ImageItem], params: WriteParams) -> str:
@@ -309,6 +344,15 @@ def output_path(pattern: str, meta: ImageMeta) -> Path:
     return Path(pattern.format(name=meta.name, index=meta.index, parent=meta.parent, ext=ext))
 
 
-def write_one(array: np.ndarray, path: str, overwrite: bool) -> str:
-    """Write one image atomically (temp file + rename), keeping bit depth and alpha."""
-    return str(write_image(path, np.asarray(array), overwrite=overwrite))
+def write_one(
+    array: np.ndarray,
+    path: str,
+    overwrite: bool,
+    metadata: ImageMetadata | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> str:
+    """Write one image atomically (temp file + rename), keeping bit depth, alpha and metadata."""
+    written = write_image(
+        path, np.asarray(array), overwrite=overwrite, metadata=metadata, provenance=provenance
+    )
+    return str(written)

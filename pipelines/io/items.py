@@ -11,6 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     import dask.array as da
 
+    from pipelines.io.images.metadata import ImageMetadata
     from pipelines.io.ome import OmePlane
 
 
@@ -22,6 +23,8 @@ class ImageMeta:
     for integer samples (``dtype`` says the rest). ``history`` holds one JSON-ready record per
     transform applied (step, stage, parameters, halo, scale), which Zarr outputs keep as attributes.
     ``ome`` says where an image read from OME-Zarr sits in its source image (None otherwise).
+    ``file_metadata`` holds the ICC profile and EXIF of an image read from a file (None for
+    other sources); ``builtin.write`` writes them into its outputs.
     """
 
     name: str
@@ -33,6 +36,7 @@ class ImageMeta:
     channel_names: tuple[str, ...] = ()
     history: tuple[Mapping[str, Any], ...] = ()
     ome: OmePlane | None = None
+    file_metadata: ImageMetadata | None = None
 
     @property
     def bit_depth(self) -> int:

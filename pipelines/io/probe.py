@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,9 @@ def _jpeg_layout(path: Path) -> tuple[int, np.dtype] | None:
         return None
     from PIL import Image
 
-    with Image.open(path) as img:
-        if img.format != "JPEG":
-            return None
-        return (1 if img.mode == "L" else 3), np.dtype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a damaged file warns here; the decoder says what is wrong
+        with Image.open(path) as img:
+            if img.format != "JPEG":
+                return None
+            return (1 if img.mode == "L" else 3), np.dtype(np.uint8)

@@ -19,7 +19,7 @@ from pipelines.runner.executors import session
 from pipelines.runner.outputs import FollowUp, OutputStatus
 from pipelines.runner.registry import StageParams
 from pipelines.runner.summary import RunSummary, StepOutput
-from pipelines.runner.tasks import StepError, building, task
+from pipelines.runner.tasks import StepError, building, building_pipeline, task
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def build_graph(
         if is_artefact != (phase == "artefacts"):
             continue
         pm.hook.before_step(step=step, pipeline=pipeline)
-        with building(step.id, step.uses):
+        with building_pipeline(pipeline.name, pipeline.file), building(step.id, step.uses):
             try:
                 _add_step(step, graph)
             except StepError:

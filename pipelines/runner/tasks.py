@@ -17,6 +17,9 @@ from pipelines.errors import PipelineError
 _CURRENT_STEP: ContextVar[tuple[str, str] | None] = ContextVar(
     "pipelines_current_step", default=None
 )
+_CURRENT_PIPELINE: ContextVar[tuple[str, str] | None] = ContextVar(
+    "pipelines_current_pipeline", default=None
+)
 
 
 class StepError(PipelineError):
@@ -43,6 +46,29 @@ def building(step_id: str, stage_id: str) -> Iterator[None]:
         yield
     finally:
         _CURRENT_STEP.reset(token)
+
+
+def current_step() -> tuple[str, str] | None:
+    """(step id, stage id) of the step being built, or None outside the runner."""
+    return _CURRENT_STEP.get()
+
+
+@contextlib.contextmanager
+def building_pipeline(name: str, file: str) -> Iterator[None]:
+    """Mark the pipeline (name, file) whose graph is being built (runner use)."""
+    token = _CURRENT_PIPELINE.set((name, file))
+    try:
+        yield
+    finally:
+        _CURRENT_PIPELINE.reset(token)
+
+
+def current_pipeline() -> tuple[str, str] | None:
+    """(name, file) of the pipeline being built, or None outside the runner.
+
+    Sinks read it while they plan their writes, to record which pipeline made an output.
+    """
+    return _CURRENT_PIPELINE.get()
 
 
 def run_attributed(
