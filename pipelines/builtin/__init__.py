@@ -25,7 +25,8 @@ def stage_specs() -> list[StageSpec]:
         ),
         StageSpec(
             id="builtin.write",
-            description="Write each image to a file named by a pattern, keeping bit depth and alpha; "
+            description="Write each image to a file named by a pattern, keeping bit depth and alpha, and the "
+            "input's ICC profile and EXIF, with a provenance record (docs/metadata.md); "
             "atomic (temporary file + rename), and existing files are refused unless overwrite is set. "
             "A .zarr path writes a checksummed Zarr v3 array chunked like the computed blocks, resumable "
             "chunk by chunk after a crash; images read from OME-Zarr are written as an OME-Zarr (NGFF 0.5) "
