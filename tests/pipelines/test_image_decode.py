@@ -220,3 +220,21 @@ def test_many_damaged_files_print_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) > 0  # the damage was real
     assert proc.stderr == ""
+
+
+def test_jpeg_pixels_are_what_opencv_and_pillow_decode(tmp_path: Path, shared_images: Path) -> None:
+    """Decoding JPEGs with Pillow changed no pixel: same values, RGB order, grey stays grey."""
+    coloured = tmp_path / "coloured.jpg"
+    gradient = np.linspace(0, 255, 64 * 48 * 3).reshape(48, 64, 3).astype(np.uint8)
+    gradient[..., 0] = 250  # channels that differ, so a swap of R and B shows
+    cv2.imwrite(str(coloured), gradient)
+    for path in (coloured, shared_images / "jpeg_0014.jpg", shared_images / "gray_wolf.jpg"):
+        ours = read_image(path)
+        opencv = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+        assert opencv is not None
+        if opencv.ndim == 3:
+            opencv = cv2.cvtColor(opencv, cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(ours, opencv)
+        with Image.open(path) as img:
+            np.testing.assert_array_equal(ours, np.asarray(img))
+    assert read_image(coloured)[..., 2].min() >= 240  # blue was written as 250 in BGR order

@@ -36,9 +36,10 @@ def decode_pixels(path: Path) -> np.ndarray:
             raise ImageIOError(f"{path}: {exc}") from None
         array = _opencv(stream)
     elif data[:3] == b"\xff\xd8\xff":
-        array = _jpeg(path, data)
-        if array is None:  # CMYK and YCCK: OpenCV's conversion to RGB, as always
-            array = _opencv(data)
+        decoded = _jpeg(path, data)
+        if decoded is not None:
+            return decoded  # already grey or RGB
+        array = _opencv(data)  # CMYK and YCCK: OpenCV's conversion to RGB, as always
     else:
         array = _opencv(data)
         if array is None and data[:4] in _TIFF_SIGNATURES:
