@@ -316,3 +316,17 @@ def test_large_icc_profile_is_split_over_jpeg_segments(tmp_path: Path) -> None:
     with Image.open(path) as img:
         assert img.info["icc_profile"] == profile
     assert decode_in_child([path]) == ""
+
+
+def test_the_api_exports_them_and_stays_light() -> None:
+    """pipelines.api has the metadata functions; importing it loads no codec or array library."""
+    code = (
+        "import sys, pipelines.api as api\n"
+        "names = {'ImageMetadata', 'make_provenance', 'read_image_with_meta', 'read_metadata',\n"
+        "         'read_provenance', 'write_image'}\n"
+        "assert names <= set(api.__all__), names - set(api.__all__)\n"
+        "print(' '.join(sorted({'torch', 'dask', 'zarr', 'scipy', 'cv2', 'PIL'} & set(sys.modules))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
