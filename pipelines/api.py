@@ -13,12 +13,17 @@ and a provenance record: :class:`ImageMetadata`, :func:`make_provenance`,
 :func:`read_provenance`), atomic writes, output locks,
 interrupt handling, one-line errors, command-line options generated from a parameter model,
 the line-numbered YAML loader, MATLAB-compatible ``imresize`` and running Dask graphs.
+
+Video (:mod:`pipelines.io.video`): :func:`probe_video` (a :class:`VideoInfo`), :func:`read_frames`
+(a frame range as a (T, H, W, C) array), :func:`write_video` with :class:`EncodeSettings`,
+:func:`video_item` (a video as a lazy pipeline item), and :func:`transform_video`, the resumable
+segment job that runs a per-frame function over a whole video on any executor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,9 +58,12 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "PROJECT_NAME",
+    "VIDEO_SUFFIXES",
     "BlockPlan",
+    "EncodeSettings",
     "ExecutorConfig",
     "FollowUp",
+    "FrameIndex",
     "ImageIOError",
     "ImageItem",
     "ImageMeta",
@@ -69,6 +77,10 @@ __all__ = [
     "StageRegistry",
     "StageSpec",
     "StepError",
+    "VideoError",
+    "VideoInfo",
+    "VideoItem",
+    "VideoResult",
     "YamlError",
     "add_model_arguments",
     "atomic_target",
@@ -85,24 +97,63 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "imresize",
+    "index_frames",
     "interrupts_as_exceptions",
+    "is_video",
+    "iter_frames",
     "load_yaml",
     "make_provenance",
     "map_stage",
     "output_lock",
+    "probe_video",
+    "read_frames",
     "read_image",
     "read_image_with_meta",
     "read_metadata",
     "read_provenance",
+    "sequence_item",
     "signal_name",
     "stage_params",
     "suggest",
+    "transform_video",
+    "video_item",
     "write_image",
+    "write_video",
 ]
+
+if TYPE_CHECKING:  # the lazily imported names below, for type checkers and linters
+    from pipelines.config.schema import ExecutorConfig
+    from pipelines.io.video.decode import iter_frames, read_frames
+    from pipelines.io.video.encode import write_video
+    from pipelines.io.video.errors import VideoError
+    from pipelines.io.video.index import FrameIndex, index_frames
+    from pipelines.io.video.lazy import VideoItem, video_item
+    from pipelines.io.video.probe import VIDEO_SUFFIXES, VideoInfo, is_video, probe_video
+    from pipelines.io.video.sequence import sequence_item
+    from pipelines.io.video.settings import EncodeSettings
+    from pipelines.io.video.transform import VideoResult, transform_video
+    from pipelines.runner.executors import execute
 
 _LAZY = {  # imported on first use: the executors module loads Dask's machinery
     "ExecutorConfig": "pipelines.config.schema",
     "execute": "pipelines.runner.executors",
+    # video (pipelines.io.video; PyAV is imported only when a function runs)
+    "VIDEO_SUFFIXES": "pipelines.io.video.probe",
+    "VideoError": "pipelines.io.video.errors",
+    "VideoInfo": "pipelines.io.video.probe",
+    "probe_video": "pipelines.io.video.probe",
+    "is_video": "pipelines.io.video.probe",
+    "FrameIndex": "pipelines.io.video.index",
+    "index_frames": "pipelines.io.video.index",
+    "read_frames": "pipelines.io.video.decode",
+    "iter_frames": "pipelines.io.video.decode",
+    "EncodeSettings": "pipelines.io.video.settings",
+    "write_video": "pipelines.io.video.encode",
+    "transform_video": "pipelines.io.video.transform",
+    "VideoResult": "pipelines.io.video.transform",
+    "VideoItem": "pipelines.io.video.lazy",
+    "video_item": "pipelines.io.video.lazy",
+    "sequence_item": "pipelines.io.video.sequence",
 }
 
 
@@ -136,7 +187,7 @@ def stage_params(spec: StageSpec, params: StageParams | Mapping[str, Any] | None
 def map_stage(
     image: Any, spec: StageSpec, params: StageParams | Mapping[str, Any] | None = None
 ) -> Any:
-    """Apply the transform stage ``spec`` to an (H, W[, C]) NumPy or Dask array.
+    """Apply the transform stage ``spec`` to an (H, W[, C]) NumPy or Dask array, or frame by frame to a (T, H, W, C) video.
 
     NumPy in, NumPy out (one call). Dask in, lazy Dask out: blocks are aligned to the stage's
     ``multiple``, padded with its ``halo`` (edge blocks see the image edge, as the whole image
@@ -148,6 +199,8 @@ def map_stage(
             "map_stage applies image -> image transforms only"
         )
     checked = stage_params(spec, params)
+    if isinstance(image, np.ndarray) and image.ndim == 4:  # a (T, H, W, C) video: frame by frame
+        return np.stack([np.asarray(spec.fn(frame, checked)) for frame in image])
     if isinstance(image, np.ndarray):
         return np.asarray(spec.fn(image, checked))
     if not hasattr(image, "chunks") or not hasattr(image, "map_blocks"):

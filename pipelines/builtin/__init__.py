@@ -17,7 +17,10 @@ def stage_specs() -> list[StageSpec]:
             description="Read image files (a file, a glob or a folder), 8/16-bit, grey/RGB/RGBA, EXIF-upright; "
             "or Zarr arrays (v3 or v2) holding one image or an (N, H, W, C) dataset, lazily by chunk; or an "
             "OME-Zarr image (NGFF 0.4/0.5): one level, chosen channels, t and z, as (y, x) planes "
-            "(3 channels together, other counts channel by channel) in per-channel intensity windows.",
+            "(3 channels together, other counts channel by channel) in per-channel intensity windows; "
+            "or videos (any file FFmpeg opens with a video stream, found by content) as one (T, H, W, C) item "
+            "each, chunked by segments of whole frames, RGB(A), 16-bit above 8 bits (docs/video.md); or a "
+            "folder or glob of numbered images as one video (fps).",
             params=ReadParams,
             fn=read_images,
             consumes=None,
@@ -30,7 +33,10 @@ def stage_specs() -> list[StageSpec]:
             "atomic (temporary file + rename), and existing files are refused unless overwrite is set. "
             "A .zarr path writes a checksummed Zarr v3 array chunked like the computed blocks, resumable "
             "chunk by chunk after a crash; images read from OME-Zarr are written as an OME-Zarr (NGFF 0.5) "
-            "image with a pyramid, physical scale, omero metadata and provenance, in the input's units and dtype.",
+            "image with a pyramid, physical scale, omero metadata and provenance, in the input's units and dtype. "
+            "A video suffix (.mp4, .mkv, .mov, .webm ...) encodes each video as a resumable segment job, keeping "
+            "its timestamps, sound, subtitles, chapters, metadata and colour tags (docs/video.md); an image path "
+            "with {frame} writes a video's frames as images.",
             params=WriteParams,
             fn=write_images,
             consumes="images",

@@ -15,6 +15,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from pipelines.builtin.video import (
+    folder_videos,
+    is_video_path,
+    read_sequence,
+    read_video,
+    write_videos,
+    writes_video,
+)
 from pipelines.errors import ImageIOError
 from pipelines.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -32,12 +40,14 @@ from pipelines.io.locks import hold
 from pipelines.io.ome_sink import write_ome
 from pipelines.io.ome_source import OmeOptions, open_ome, read_ome
 from pipelines.io.probe import probe_image
+from pipelines.io.video.probe import VIDEO_SUFFIXES
+from pipelines.io.video.settings import EncodeSettings
 from pipelines.io.zarr_sink import write_zarr
 from pipelines.io.zarr_source import is_zarr_path, read_zarr
 from pipelines.runner.registry import StageParams
 from pipelines.runner.tasks import current_pipeline, current_step, task
 
-NAME_FIELDS = ("name", "index", "parent", "ext")
+NAME_FIELDS = ("name", "index", "parent", "ext", "frame")
 """Placeholders of ``builtin.write``'s path pattern."""
 
 _NO_ALPHA = (".jpg", ".jpeg", ".bmp")
@@ -83,6 +93,23 @@ class ReadParams(StageParams):
         "omero (the display window start/end; values outside clip), data, [low, high] or one pair per channel",
     )
 
+    fps: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="video: read a folder or glob of numbered images as one video at this frame rate",
+    )
+    segment_frames: int | None = Field(
+        None,
+        ge=1,
+        description="video: frames per chunk (each chunk is decoded, processed and encoded as one segment); "
+        "default: about 32 MiB of input frames, 8 to 120",
+    )
+    keep_damaged: bool = Field(
+        False,
+        description="video: keep the frames before damage (a truncated file) instead of refusing the file",
+    )
+
     def ome_options(self) -> OmeOptions:
         """The OME-Zarr selection these parameters ask for."""
         ranges = {
@@ -113,7 +140,9 @@ class WriteParams(StageParams):
 
     path: str = Field(
         description="output path pattern; {name} is the input's file name without extension, {index} its "
-        "position in the batch, {parent} its folder's name, {ext} its extension; the extension chooses the format. "
+        "position in the batch, {parent} its folder's name, {ext} its extension, {frame} a video frame's number "
+        "(e.g. {frame:06d}); the extension chooses the format (a video suffix such as .mp4, .mkv, .mov or .webm "
+        "encodes each video). "
         "A .zarr path is a Zarr array: one per image if the path has placeholders, else one array holding the "
         "image, or an (N, H, W, C) dataset of a batch of equal images"
     )
@@ -123,7 +152,8 @@ class WriteParams(StageParams):
     )
     restart: bool = Field(
         False,
-        description="Zarr: recompute every chunk instead of resuming an unfinished run of the same job",
+        description="Zarr and video: recompute every chunk or segment instead of resuming an unfinished run of "
+        "the same job",
     )
     format: Literal["auto", "files", "zarr", "ome-zarr"] = Field(
         "auto",
@@ -145,6 +175,32 @@ class WriteParams(StageParams):
         "and a provenance record (pipeline, steps, parameters, version) as XMP; false writes none of them",
     )
 
+    video_codec: str | None = Field(
+        None,
+        description="video: encoder (libx264, libx265, libvpx-vp9, ffv1, prores_ks ...); default libvpx-vp9 "
+        "for .webm, libx264 otherwise",
+    )
+    crf: int | None = Field(
+        None,
+        ge=0,
+        le=63,
+        description="video: constant quality, lower is better (default 18 for libx264, 20 for libx265/libvpx-vp9)",
+    )
+    preset: str | None = Field(
+        None,
+        description="video: libx264/libx265 speed preset (ultrafast ... veryslow; default medium)",
+    )
+    pix_fmt: str | None = Field(
+        None,
+        description="video: pixel format written (default from the codec, the input's bit depth and alpha)",
+    )
+
+    def encode_settings(self) -> EncodeSettings:
+        """The video encoder settings these parameters ask for."""
+        return EncodeSettings(
+            codec=self.video_codec, crf=self.crf, preset=self.preset, pix_fmt=self.pix_fmt
+        )
+
     @field_validator("path")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
@@ -160,9 +216,11 @@ class WriteParams(StageParams):
                 f"unknown placeholder {{{unknown[0]}}} in {value!r}; use {', '.join('{' + n + '}' for n in NAME_FIELDS)}"
             )
         suffix = Path(value).suffix.lower()
-        if "{ext}" not in value and suffix not in IMAGE_SUFFIXES and not is_zarr_path(value):
+        known = suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES
+        if "{ext}" not in value and not known and not is_zarr_path(value):
             raise ValueError(
-                f"{value!r} does not end in an image extension ({', '.join(IMAGE_SUFFIXES)}) or .zarr"
+                f"{value!r} does not end in an image extension ({', '.join(IMAGE_SUFFIXES)}), "
+                f"a video extension ({', '.join(VIDEO_SUFFIXES)}) or .zarr"
             )
         return value
 
@@ -193,10 +251,14 @@ def read_images(params: ReadParams) -> list[ImageItem]:
             raise ImageIOError(
                 f"{pattern}: level, channels, t, z and intensity_range apply to OME-Zarr images only"
             )
-        for path in expand_inputs([pattern]):
+        if params.fps is not None:  # an image sequence, read as one video
+            items.append(read_sequence(pattern, len(items), params))
+            continue
+        for path in [*expand_inputs([pattern]), *folder_videos(pattern)]:
             if path not in seen:
                 seen.add(path)
-                items.append(read_file(path, len(items), params))
+                read = read_video if is_video_path(path) else read_file
+                items.append(read(path, len(items), params))
     return items
 
 
@@ -266,6 +328,8 @@ def load_image(path: str, max_pixels: int, shape: tuple[int, ...], dtype: str) -
 def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
     """One write task per image (or per Zarr block); refuses clashing or existing outputs before anything runs."""
     hold(params.path)  # for the whole run: a second run writing the same output is refused
+    if writes_video(items, params.path):
+        return write_videos(items, params)
     kind = output_format(items, params)
     if kind == "ome-zarr":
         return write_ome(
@@ -341,7 +405,9 @@ def in_source_units(item: ImageItem) -> ImageItem:
 def output_path(pattern: str, meta: ImageMeta) -> Path:
     """The file ``pattern`` names for an image."""
     ext = Path(meta.source).suffix.lstrip(".") if meta.source else "png"
-    return Path(pattern.format(name=meta.name, index=meta.index, parent=meta.parent, ext=ext))
+    return Path(
+        pattern.format(name=meta.name, index=meta.index, parent=meta.parent, ext=ext, frame=0)
+    )
 
 
 def write_one(

@@ -9,6 +9,10 @@ see the image's own edge, mapped with output chunks multiplied by the scale, and
 trimmed by ``halo * scale`` inside its own task. ``map_overlap`` is not used: it cannot change
 the block size. When the scale is unknown before running, or a block's output size would not be
 a whole number of pixels, the image is processed as one block instead.
+
+A (T, H, W, C) video is mapped frame by frame: each chunk along T holds whole frames (spatial
+chunks are merged), the stage is called once per frame, and the scale applies to H and W only.
+Halos and block multiples do not arise, since a frame is never split.
 """
 
 from __future__ import annotations
@@ -66,9 +70,14 @@ def map_array(
     params: Any,
     plan: BlockPlan,
 ) -> Any:
-    """``fn`` mapped over the Dask array ``data`` (H, W[, C]) block by block with the plan's halo."""
+    """``fn`` mapped over the Dask array ``data`` (H, W[, C]) block by block with the plan's halo.
+
+    A 4-D ``data`` is a (T, H, W, C) video: see :func:`map_frames`.
+    """
     import dask.array as da
 
+    if data.ndim == 4:
+        return map_frames(data, step_id, stage_id, fn, params, plan)
     chunks = tiled_chunks(data.chunks, plan)
     if chunks is None:
         return map_whole_array(data, step_id, stage_id, fn, params, plan)
@@ -100,6 +109,61 @@ def map_array(
         meta=_meta(data),
         token=step_id,
     )
+
+
+def map_frames(
+    data: Any,
+    step_id: str,
+    stage_id: str,
+    fn: Callable[..., Any],
+    params: Any,
+    plan: BlockPlan,
+) -> Any:
+    """``fn`` applied to every frame of a (T, H, W, C) array, one task per chunk of whole frames along T."""
+    import dask.array as da
+
+    data = data.rechunk((data.chunks[0], -1, -1, -1))
+    height, width = (_scaled(n, plan.scale) for n in data.shape[1:3])
+    chunks = (data.chunks[0], (height,), (width,), data.chunks[3])
+    return da.map_blocks(
+        run_frames,
+        data,
+        step_id,
+        stage_id,
+        fn,
+        params,
+        plan.scale,
+        chunks=chunks,
+        dtype=data.dtype,
+        meta=_meta(data),
+        token=step_id,
+    )
+
+
+def run_frames(
+    block: np.ndarray,
+    step_id: str,
+    stage_id: str,
+    fn: Callable[..., Any],
+    params: Any,
+    scale: float | None,
+) -> np.ndarray:
+    """Call a transform on each (H, W, C) frame of a (t, H, W, C) block; every result the same size."""
+    outs = [run_block(frame, step_id, stage_id, fn, params) for frame in block]
+    if not outs:
+        return block
+    sizes = {out.shape for out in outs}
+    expected = (
+        tuple(int(n * scale) for n in block.shape[1:3]) if scale is not None else outs[0].shape[:2]
+    )
+    if len(sizes) > 1 or outs[0].shape[:2] != expected:
+        raise StepError(
+            f"step {step_id!r} ({stage_id}): returned frames of {sorted(s[:2] for s in sizes)} for "
+            f"{block.shape[1]}x{block.shape[2]} frames; expected every frame {expected[0]}x{expected[1]}",
+            step_id,
+            stage_id,
+        )
+    return np.stack(outs)
 
 
 def map_whole_array(

@@ -18,21 +18,7 @@ import numpy as np
 from pipelines.io.video.errors import VideoError, describe_av_error
 from pipelines.io.video.index import FrameIndex, index_frames
 from pipelines.io.video.pixels import Conversion, array_format, conversion, is_rgb_format
-from pipelines.io.video.probe import VideoInfo, probe_video
-
-
-def decoder_for(stream: Any, name: str | None) -> Any:
-    """The codec context that decodes ``stream``: its own, or the named decoder (libvpx-vp9 for alpha)."""
-    import av
-
-    if name is None:
-        ctx = stream.codec_context
-    else:
-        ctx = av.CodecContext.create(name, "r")
-        if stream.codec_context.extradata:
-            ctx.extradata = stream.codec_context.extradata
-    ctx.thread_type = "AUTO"
-    return ctx
+from pipelines.io.video.probe import VideoInfo, decoder_for, probe_video
 
 
 def source_conversion(info: VideoInfo) -> Conversion:

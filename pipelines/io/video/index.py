@@ -6,7 +6,8 @@ video is the one with the ``i``-th smallest timestamp, whatever the decode order
 Keyframes say where a decoder can start, which is where segment jobs seek to.
 
 Damage is found here too: a packet FFmpeg flags as corrupt, a read error, or a stream that ends
-before its header says it should (a truncated download). By default that is an error naming the
+before its header says it should (a truncated download: fewer frames than the header counts,
+or a last frame ending more than 0.1 s, or 1.5 frame durations, before the stated duration). By default that is an error naming the
 frame; with ``keep_damaged`` the frames before the damage are kept and the rest dropped.
 """
 
@@ -187,7 +188,7 @@ def _short(
             return f"the header promises {int(value)} frames but the stream ends after {packets} (truncated?)"
         return None
     end = float((int(pts[-1]) + int(durations[-1])) * stream_base)
-    tolerance = 1.5 * float(int(np.median(durations)) * stream_base)
+    tolerance = max(0.1, 1.5 * float(int(np.median(durations)) * stream_base))
     if end + tolerance < value:
         return f"the stream ends at {end:.3f} s but its header says {value:.3f} s (truncated?)"
     return None

@@ -6,8 +6,9 @@
         job.json            the fingerprint (the caller's, the encoder settings, the source, the plan)
         seg-000003.mkv      a finished segment (frames of segment 3)
         seg-000003.json     its record: frames, size, SHA-256, reordering depth; written last
-        seg-000004.mkv.partial, seg-000004.count   a segment being encoded, and its frames so far
+        seg-000004.mkv.TOKEN.partial, seg-000004.count   a segment being encoded, its frames so far
         joined.partial      the output being joined, renamed over the output when complete
+        cancelled           present while a failed run stops its remaining segment tasks
 
 A segment counts as finished only when its record exists and the file's checksum matches it, so
 a job killed at any moment (even between writing a segment and its record) redoes at most the
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ FORMAT = 1
 """Version of the job folder layout (part of the fingerprint)."""
 
 SEGMENT_SUFFIX = ".mkv"
+CANCELLED = "cancelled"
 SEGMENT_MUXER = "matroska"
 
 
@@ -92,8 +95,9 @@ class VideoJob:
     def record_path(self, k: int) -> Path:
         return Path(self.folder) / f"seg-{k:06d}.json"
 
-    def partial_path(self, k: int) -> Path:
-        return Path(self.folder) / f"seg-{k:06d}{SEGMENT_SUFFIX}.partial"
+    def partial_path(self, k: int, token: str = "") -> Path:
+        """Where a writer of segment ``k`` encodes (``token`` keeps two writers of it apart)."""
+        return Path(self.folder) / f"seg-{k:06d}{SEGMENT_SUFFIX}.{token}.partial"
 
     def count_path(self, k: int) -> Path:
         return Path(self.folder) / f"seg-{k:06d}.count"
@@ -128,8 +132,26 @@ class VideoJob:
 
     def _remove_leftovers(self) -> None:
         for path in Path(self.folder).iterdir():
-            if path.name.endswith((".partial", ".count", ".tmp")):
+            if path.name.endswith((".partial", ".count", ".tmp")) or path.name == CANCELLED:
                 path.unlink(missing_ok=True)
+
+    def cancel(self, wait: float = 30.0) -> None:
+        """Ask the segment tasks still running to stop, and wait (up to ``wait`` s) until they have.
+
+        A task checks between batches (:meth:`cancelled`) and drops its partial file; a task on a
+        worker that is gone never does, hence the bound.
+        """
+        folder = Path(self.folder)
+        if not folder.is_dir():
+            return
+        (folder / CANCELLED).touch()
+        deadline = time.monotonic() + wait
+        while any(folder.glob("*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called for this run."""
+        return (Path(self.folder) / CANCELLED).exists()
 
     def finished(self, k: int) -> bool:
         """True when segment ``k`` has a record and its file matches the record's checksum."""
@@ -157,10 +179,10 @@ class VideoJob:
 
     # ------------------------------------------------------------------ segment tasks (worker side)
 
-    def commit(self, k: int) -> None:
-        """Make the encoded ``partial_path(k)`` the finished segment ``k``: rename, then record."""
+    def commit(self, k: int, partial: Path) -> None:
+        """Make the encoded ``partial`` the finished segment ``k``: rename, then record."""
         start, stop = self.plan[k]
-        partial, final = self.partial_path(k), self.segment_path(k)
+        final = self.segment_path(k)
         delay = segment_delay(partial, stop - start)
         digest = _sha256(partial)
         size = partial.stat().st_size

@@ -9,6 +9,7 @@ it was made by the same job (see :mod:`pipelines.io.video.job`).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -99,7 +100,7 @@ class SegmentWriter:
 
     def __init__(self, sink: SegmentSink, k: int) -> None:
         self.sink, self.k = sink, k
-        self.partial = sink.job.partial_path(k)
+        self.partial = sink.job.partial_path(k, uuid.uuid4().hex[:8])
         self.writer = FrameWriter(
             self.partial,
             sink.encoding,
@@ -112,6 +113,8 @@ class SegmentWriter:
 
     def write(self, batch: np.ndarray, stamps: Sequence[int] | np.ndarray) -> None:
         """Encode a batch of frames shown at ``stamps``; the count is noted for progress."""
+        if self.sink.job.cancelled():
+            raise VideoError(f"{self.sink.job.target}: segment {self.k} stopped: the job failed")
         for frame, stamp in zip(batch, stamps, strict=True):
             self.writer.write(frame, int(stamp))
         self.sink.job.report(self.k, self.writer.frames)
@@ -125,7 +128,7 @@ class SegmentWriter:
             raise VideoError(
                 f"{job.target}: segment {self.k} got {self.writer.frames} frames, expected {stop - start}"
             )
-        job.commit(self.k)
+        job.commit(self.k, self.partial)
         return self.writer.frames
 
     def abort(self) -> None:

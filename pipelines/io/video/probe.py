@@ -269,10 +269,22 @@ def _special_decoder(stream: Any) -> str | None:
     return None
 
 
-def _first_frame(container: Any, stream: Any, decoder: str | None, path: Path) -> Any:
+def decoder_for(stream: Any, name: str | None) -> Any:
+    """The codec context that decodes ``stream``: its own, or the named decoder (libvpx-vp9 for alpha)."""
     import av
 
-    from pipelines.io.video.decode import decoder_for
+    if name is None:
+        ctx = stream.codec_context
+    else:
+        ctx = av.CodecContext.create(name, "r")
+        if stream.codec_context.extradata:
+            ctx.extradata = stream.codec_context.extradata
+    ctx.thread_type = "AUTO"
+    return ctx
+
+
+def _first_frame(container: Any, stream: Any, decoder: str | None, path: Path) -> Any:
+    import av
 
     ctx = decoder_for(stream, decoder)
     try:

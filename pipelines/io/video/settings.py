@@ -214,10 +214,10 @@ def even_size(pix_fmt: str, width: int, height: int) -> tuple[int, int]:
     """The size ``pix_fmt`` can hold: width and height rounded down to its chroma subsampling."""
     import av
 
-    components = av.VideoFormat(pix_fmt).components
-    x_shift = max(int(c.width) for c in components)
-    y_shift = max(int(c.height) for c in components)
-    return width - width % (1 << x_shift), height - height % (1 << y_shift)
+    fmt = av.VideoFormat(pix_fmt)
+    x_step = 1024 // fmt.chroma_width(1024)  # 2 for 4:2:0 and 4:2:2, 4 for 4:1:0, 1 for RGB
+    y_step = 1024 // fmt.chroma_height(1024)
+    return width - width % x_step, height - height % y_step
 
 
 def _encoder(name: str, path: str | os.PathLike[str]) -> Any:
@@ -231,7 +231,8 @@ def _encoder(name: str, path: str | os.PathLike[str]) -> Any:
             f"try one of {', '.join(available_encoders())}"
         ) from None
     if codec.type != "video":
-        raise VideoError(f"{path}: {name} is a {codec.type} encoder, not a video encoder")
+        article = "an" if codec.type[0] in "aeiou" else "a"
+        raise VideoError(f"{path}: {name} is {article} {codec.type} encoder, not a video encoder")
     return codec
 
 

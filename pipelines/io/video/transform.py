@@ -147,8 +147,12 @@ def transform_video(
         tasks = [task(run_segment, work, k, index.window(*job.plan[k])) for k in pending]
         with frame_progress(job, state.reused_frames, progress):
             if tasks:
-                with session(config, None) as compute:
-                    compute(tasks)
+                try:
+                    with session(config, None) as compute:
+                        compute(tasks)
+                except BaseException:
+                    job.cancel()  # segment tasks still running elsewhere stop at their next batch
+                    raise
         finish_output(output)
     result = VideoResult(
         str(target),
