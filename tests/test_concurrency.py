@@ -87,6 +87,48 @@ def test_upscale_refused_while_a_pipeline_writes_the_same_file(tmp_path: Path) -
     assert not out.exists()
 
 
+def _folder_pipeline(tmp_path: Path, model: Path, folder: Path, pattern: str) -> Path:
+    """A pipeline upscaling every image of ``folder`` into the path pattern ``pattern``."""
+    path = tmp_path / "folder-job.yaml"
+    path.write_text(
+        "steps:\n"
+        f"  - {{id: src, uses: builtin.read, with: {{path: {folder}}}}}\n"
+        f"  - {{id: sr, uses: esrgan.upscale, with: {{model: {model}, tile: 0}}}}\n"
+        f"  - {{id: out, uses: builtin.write, with: {{path: '{pattern}'}}}}\n"
+    )
+    return path
+
+
+def test_a_folder_upscale_and_a_pattern_pipeline_exclude_each_other(
+    tmp_path: Path, batch: tuple[Path, Path]
+) -> None:
+    """``esrgan upscale -o out/`` and ``builtin.write`` to ``out/{name}.png`` lock the same
+    folder, in either order: the second is refused at once and writes nothing."""
+    model, folder = batch
+    out = tmp_path / "out"
+    job = _folder_pipeline(tmp_path, model, folder, f"{out}/{{name}}.png")
+    first = start("esrgan", "upscale", str(folder), "-o", f"{out}/", "--model", str(model))
+    _wait_for(lock_path(out), first)
+    with paused(first):
+        second = run("pipelines", "run", str(job), "--quiet")
+    assert second.returncode == 1
+    one_line_error(second, str(out), f"another process (pid {first.pid}) is writing this output")
+    assert first.wait(timeout=600) == 0, first.communicate()
+    upscaled = _images(out)
+    assert len(upscaled) == 6
+
+    other = tmp_path / "other"
+    job = _folder_pipeline(tmp_path, model, folder, f"{other}/{{name}}.png")
+    first = start("pipelines", "run", str(job), "--quiet")
+    _wait_for(lock_path(other), first)
+    with paused(first):
+        second = run("esrgan", "upscale", str(folder), "-o", f"{other}/", "--model", str(model))
+    assert second.returncode == 1
+    one_line_error(second, str(other), f"another process (pid {first.pid}) is writing this output")
+    assert first.wait(timeout=600) == 0, first.communicate()
+    assert _images(other).keys() == upscaled.keys()
+
+
 def _pipeline(tmp_path: Path, model: Path, src: Path, out: Path) -> Path:
     path = tmp_path / "job.yaml"
     path.write_text(

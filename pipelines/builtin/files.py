@@ -36,7 +36,7 @@ from pipelines.io.images.metadata import ImageMetadata
 from pipelines.io.images.provenance import make_provenance
 from pipelines.io.intensity import restore
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
-from pipelines.io.locks import hold
+from pipelines.io.locks import hold, output_location
 from pipelines.io.ome_sink import write_ome
 from pipelines.io.ome_source import OmeOptions, open_ome, read_ome
 from pipelines.io.probe import probe_image
@@ -327,7 +327,8 @@ def load_image(path: str, max_pixels: int, shape: tuple[int, ...], dtype: str) -
 
 def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
     """One write task per image (or per Zarr block); refuses clashing or existing outputs before anything runs."""
-    hold(params.path)  # for the whole run: a second run writing the same output is refused
+    # for the whole run, a second writer of the same file or folder (any command) is refused
+    hold(output_location(params.path))
     if writes_video(items, params.path):
         return write_videos(items, params)
     kind = output_format(items, params)
