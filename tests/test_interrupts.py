@@ -15,6 +15,7 @@ from clitools import run, start
 from helpers import random_image, save_tiny
 
 from pipelines.io.images import read_image, write_image
+from pipelines.io.zarr_publish import work_path
 
 COUNT = 8
 
@@ -87,13 +88,22 @@ def test_interrupted_zarr_job_resumes(tmp_path: Path) -> None:
     out = tmp_path / "out.zarr"
     job = _job(tmp_path, model, src, out)
     proc = start("pipelines", "run", str(job), "--quiet")
-    _wait_until(lambda: any((out / "c").rglob("*")) if (out / "c").is_dir() else False, proc)
+    work = Path(work_path(str(out)))  # where an output is written until it is complete
+    record = work / ".done" / "c"  # a file per chunk whose store has finished
+    _wait_until(
+        lambda: (
+            record.is_dir()
+            and any(p.is_file() and not p.name.endswith(".partial") for p in record.rglob("*"))
+        ),
+        proc,
+    )
     _interrupt(proc, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 143, stderr
     assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
-    record = np.asarray(zarr.open_array(str(out / ".done"), mode="r")[...])
-    assert 0 < record.sum() < record.size  # some chunks finished, some left
+    assert not out.exists()  # not published: no reader takes it for a finished array
+    done = np.asarray(zarr.open_array(str(work / ".done"), mode="r")[...])
+    assert 0 < done.sum() < done.size  # some chunks finished, some left
 
     resumed = run("pipelines", "run", str(job), "--quiet")
     assert resumed.returncode == 0, resumed.stderr

@@ -8,7 +8,9 @@ written before it once that level is complete (a follow-up phase, so memory stay
 chunk). ``multiscales`` gets the input's axes, and scales and translations that keep the physical
 extent (pixels ``factor`` times smaller after an upscale); ``omero`` is carried over for the
 chosen channels; our provenance goes under the ``pipelines`` attribute. Each level has a
-completion record, so a killed job resumes level 0 chunk by chunk and then its pyramid.
+completion record, so a killed job resumes level 0 chunk by chunk and then its pyramid. The
+image is written under its work path without ``ome`` metadata; both come when it is complete
+(:mod:`pipelines.io.zarr_publish`), so no reader takes a half-written image for a finished one.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from pipelines.io.ome import (
     omero_subset,
     upscaled_level,
 )
-from pipelines.io.zarr_sink import align, decide, package_version
+from pipelines.io.zarr_publish import UNFINISHED_ATTR, publish, reopen
+from pipelines.io.zarr_sink import align, package_version, plan_work, prepared_only
 from pipelines.io.zarr_store import (
     JOB_ATTR,
     RECORD,
     RUN_ATTR,
+    Existing,
     OutputSpec,
     inspect_output,
     prepare_output,
@@ -70,6 +74,8 @@ class OmeOutput:
     levels: tuple[OutputSpec, ...]
     attributes: dict[str, Any]
     method: str
+    target: str = ""
+    """Where the image is published; ``path`` is where it is written until then."""
 
 
 def write_ome(
@@ -80,32 +86,50 @@ def write_ome(
     levels: int | None,
     method: str,
 ) -> list[Any]:
-    """Status, level-0 store tasks and the pyramid follow-up of every OME-Zarr output."""
+    """Status, level-0 store tasks and the pyramid (then publish) follow-up of every OME-Zarr output."""
     entries: list[Any] = []
     for target, members in group_images(items, pattern):
-        out = plan_output(target, members, levels, method)
-        existing = inspect_group(target)
-        mode = decide(replace(out.levels[0], path=target), existing, overwrite, restart)
-        if mode == "resume":
-            assert existing is not None
+        planned = plan_output(target, members, levels, method)
+        work = plan_work(
+            replace(planned.levels[0], path=target),
+            inspect_group,
+            overwrite,
+            restart,
+            complete=functools.partial(finished_at, planned),
+        )
+        if work.complete:
+            entries.append(OutputStatus(target, chunk_count(planned), chunk_count(planned)))
+            continue
+        out = relocate(planned, work.path)
+        existing = work.existing
+        if existing is not None:
             done = existing.done
             if existing.chunks != out.levels[0].chunks:
                 raise ImageIOError(
                     f"{target}: existing level 0 has chunks {existing.chunks}, this job writes "
                     f"{out.levels[0].chunks}; set restart: true to start over"
                 )
-            remove_orphans(target)
         else:
             done = np.zeros(out.levels[0].grid, dtype=bool)
-        status = OutputStatus(target, chunk_count(out), int(done.sum()) + pyramid_done(out, mode))
-        if status.complete:
-            entries.append(status)
-            continue
-        prepared = task(prepare_group, out, mode, name="prepare")
-        entries.append(status)
-        entries.extend(level0_tasks(out, members, prepared, done))
+        pyramid = pyramid_done(relocate(planned, work.found)) if existing is not None else 0
+        entries.append(
+            OutputStatus(target, chunk_count(out), int(done.sum()) + pyramid, published=False)
+        )
+        prepared = task(prepare_group, out, work.mode, work.reopen, name="prepare")
+        entries.extend(level0_tasks(out, members, prepared, done) or [prepared_only(prepared)])
         entries.append(FollowUp(f"{target} pyramid", functools.partial(pyramid_tasks, out, 1)))
     return entries
+
+
+def finished_at(out: OmeOutput, path: str, existing: Existing) -> bool:
+    """Whether the image of ``out`` at ``path`` (level 0 is ``existing``) has every chunk stored."""
+    return bool(existing.done.all()) and pyramid_complete(relocate(out, path))
+
+
+def relocate(out: OmeOutput, path: str) -> OmeOutput:
+    """``out`` written at ``path`` (its work path), published at its target."""
+    levels = tuple(replace(spec, path=f"{path}/{k}") for k, spec in enumerate(out.levels))
+    return replace(out, path=path, levels=levels, target=out.target or out.path)
 
 
 def group_images(items: Sequence[ImageItem], pattern: str) -> list[tuple[str, list[ImageItem]]]:
@@ -285,18 +309,43 @@ def inspect_group(target: str) -> Any:
     return inspect_output(f"{target}/0")
 
 
-def prepare_group(out: OmeOutput, mode: str) -> str:
-    """Create (or recreate) the image group and every level with its record; for resume, keep them."""
+def prepare_group(out: OmeOutput, mode: str, move_back: bool = False) -> str:
+    """Create (or recreate) the image group and every level with its record; for resume, keep them.
+
+    The group is created without its ``ome`` metadata, which :func:`publish_image` adds last, so
+    that no OME-Zarr reader takes it for an image before it is complete.
+    """
     import zarr
 
-    run = out.levels[0].attributes[RUN_ATTR]
-    if mode == "resume" or _created_by(out.levels[0].path, run):
+    if move_back:
+        reopen(out.target, out.path)
+    if mode == "resume":
+        remove_orphans(out.path)  # before any task of this run could be writing there
         return out.path
-    zarr.create_group(out.path, overwrite=True, attributes=out.attributes)
+    run = out.levels[0].attributes[RUN_ATTR]
+    if _created_by(out.levels[0].path, run):
+        return out.path
+    attributes = {k: v for k, v in out.attributes.items() if k != "ome"}
+    try:
+        zarr.create_group(
+            out.path, overwrite=True, attributes={**attributes, UNFINISHED_ATTR: True}
+        )
+    except OSError as exc:  # a full disk: nothing is published; a re-run creates it again
+        raise ImageIOError(
+            f"{out.target}: cannot create the output group at {out.path} "
+            f"({exc.strerror or exc}); run again once there is space"
+        ) from None
     for spec in out.levels[1:]:
         prepare_output(spec, "create")
     prepare_output(out.levels[0], "create")  # last: its run id says the whole group is ready
     return out.path
+
+
+def publish_image(out: OmeOutput) -> str:
+    """Add the ``ome`` metadata to the complete image and rename it into place (see
+    :func:`~pipelines.io.zarr_publish.publish`)."""
+    members = tuple(spec.path.rsplit("/", 1)[1] for spec in out.levels)
+    return publish(out.path, out.target, members, {"ome": out.attributes["ome"]})
 
 
 def _created_by(path: str, run: str) -> bool:
@@ -344,10 +393,9 @@ def level0_tasks(
 
 def store_level_block(
     block: np.ndarray, level: str, region: tuple[slice, ...], cells: tuple[slice, ...]
-) -> str:
-    """Store one block of level 0 and record it; returns the image group's path."""
+) -> None:
+    """Store one block of level 0 and record it."""
     store_block(block, level, region, cells)
-    return level.rsplit("/", 1)[0]
 
 
 def _path(prepared: Any, level_path: str) -> Any:
@@ -384,17 +432,21 @@ def chunk_count(out: OmeOutput) -> int:
     return sum(math.prod(spec.grid) for spec in out.levels)
 
 
-def pyramid_done(out: OmeOutput, mode: str) -> int:
-    """Chunks of the pyramid levels (1, 2, ...) that a resumed output already has."""
-    if mode != "resume":
-        return 0
+def pyramid_done(out: OmeOutput) -> int:
+    """Chunks of the pyramid levels (1, 2, ...) already stored at ``out.path``."""
     return sum(int(read_record(spec.path, spec.grid).sum()) for spec in out.levels[1:])
 
 
+def pyramid_complete(out: OmeOutput) -> bool:
+    """Whether every pyramid level at ``out.path`` is complete."""
+    return pyramid_done(out) == sum(math.prod(spec.grid) for spec in out.levels[1:])
+
+
 def pyramid_tasks(out: OmeOutput, level: int) -> list[Any]:
-    """Store tasks for the unfinished chunks of ``level`` (from level - 1), then the next level's follow-up."""
+    """Store tasks for the unfinished chunks of ``level`` (from level - 1), then the next level's
+    follow-up; after the last level, the task that publishes the image."""
     if level >= len(out.levels):
-        return []
+        return [task(publish_image, out, name="publish")]
     spec, source = out.levels[level], out.levels[level - 1]
     done = read_record(spec.path, spec.grid)
     tasks: list[Any] = []
@@ -417,18 +469,14 @@ def pyramid_tasks(out: OmeOutput, level: int) -> list[Any]:
                 name=f"level{level}",
             )
         )
-    if level + 1 < len(out.levels):
-        tasks.append(
-            FollowUp(
-                f"{out.path} level {level + 1}", functools.partial(pyramid_tasks, out, level + 1)
-            )
-        )
+    following = f"{out.target} level {level + 1}" if level + 1 < len(out.levels) else "publish"
+    tasks.append(FollowUp(following, functools.partial(pyramid_tasks, out, level + 1)))
     return tasks
 
 
 def store_downsampled(
     source: str, target: str, region: tuple[slice, ...], cells: tuple[slice, ...], method: str
-) -> str:
+) -> None:
     """Read the 2x region of ``source`` under one chunk of ``target``, downsample it, store it."""
     import zarr
 
@@ -442,7 +490,6 @@ def store_downsampled(
     )
     block = downsample(np.asarray(array[window]), method)
     store_block(block, target, region, cells)
-    return target.rsplit("/", 1)[0]
 
 
 def downsample(block: np.ndarray, method: str) -> np.ndarray:

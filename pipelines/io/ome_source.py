@@ -21,6 +21,7 @@ from pipelines.errors import ImageIOError
 from pipelines.io.intensity import Window, dtype_window, normalise
 from pipelines.io.items import ImageItem, ImageMeta
 from pipelines.io.ome import OmeImage, OmePlane, ome_attributes, parse_image
+from pipelines.io.zarr_publish import refuse_unfinished
 from pipelines.io.zarr_source import DTYPES, check_blocks, zarr_name
 
 RGB_LIKE = 3
@@ -41,14 +42,20 @@ class OmeOptions:
 
 
 def open_ome(path: str) -> OmeImage | None:
-    """The NGFF image at ``path``, or None when ``path`` is not an OME-Zarr image group."""
+    """The NGFF image at ``path``, or None when ``path`` is not an OME-Zarr image group.
+
+    An image that a run is still writing is refused (:func:`refuse_unfinished`).
+    """
     import zarr
 
     try:
         node = zarr.open(path, mode="r")
     except Exception:
         return None
-    if not isinstance(node, zarr.Group) or ome_attributes(dict(node.attrs)) is None:
+    if not isinstance(node, zarr.Group):
+        return None
+    refuse_unfinished(str(path), dict(node.attrs))  # a URL image still being written
+    if ome_attributes(dict(node.attrs)) is None:
         return None
     return parse_image(str(path).rstrip("/"), dict(node.attrs))
 

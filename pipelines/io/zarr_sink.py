@@ -2,27 +2,31 @@
 
 Output chunks are the computed blocks (blocks are realigned to an existing array's chunks
 when resuming), and each block is stored by exactly one task, so no two tasks ever write the
-same chunk. An array already at the target made by the same job (same inputs, stages and
-parameters) is resumed: blocks whose chunks the completion record marks as finished are not
-computed again. Everything is decided while planning, before any task runs.
+same chunk. An array is written under its work path and published (renamed into place) once its
+last chunk is stored (:mod:`pipelines.io.zarr_publish`), so the output path holds only finished
+arrays. An unfinished array of the same job (same inputs, stages and parameters) is resumed:
+blocks whose chunks the completion record marks as finished are not computed again. Everything
+is decided while planning, before any task runs.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import math
 import string
 import uuid
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from pipelines.errors import ImageIOError
 from pipelines.io.items import ImageItem
+from pipelines.io.zarr_publish import UNFINISHED_ATTR, publish, reopen, work_path
 from pipelines.io.zarr_source import DEFAULT_CHANNEL_NAMES, DTYPES
 from pipelines.io.zarr_store import (
     JOB_ATTR,
@@ -36,31 +40,115 @@ from pipelines.io.zarr_store import (
     remove_orphans,
     store_block,
 )
-from pipelines.runner.outputs import OutputStatus
+from pipelines.runner.outputs import FollowUp, OutputStatus
 from pipelines.runner.tasks import task
 
 
 def write_zarr(items: Sequence[ImageItem], path: str, overwrite: bool, restart: bool) -> list[Any]:
-    """Store tasks for every unfinished block of every output array named by ``path``."""
-    tasks: list[Any] = []
+    """Store tasks for every unfinished block of every output array named by ``path``, each
+    output's status, and the follow-up that publishes it once its chunks are stored."""
+    entries: list[Any] = []
     for target, members in group_outputs(items, path):
         spec = output_spec(target, members)
-        existing = inspect_output(target)
-        mode = decide(spec, existing, overwrite, restart)
-        if mode == "resume":
+        work = plan_work(spec, inspect_output, overwrite, restart)
+        existing = work.existing
+        if work.complete:
             assert existing is not None
-            spec = replace(
-                spec, chunks=existing.chunks
-            )  # its chunks, which the record's grid follows
+            entries.append(OutputStatus(target, int(existing.done.size), int(existing.done.size)))
+            continue
+        if existing is not None:
+            # its chunks, which the record's grid follows
+            spec = replace(spec, path=work.path, chunks=existing.chunks)
             done = existing.done
-            remove_orphans(target)  # before any task of this run could be writing there
         else:
+            spec = replace(spec, path=work.path)
             done = np.zeros(spec.grid, dtype=bool)
-        status = OutputStatus(target, int(done.size), int(done.sum()))
-        tasks.append(status)
-        if not status.complete:
-            tasks.extend(block_tasks(spec, members, mode, done))
-    return tasks
+        entries.append(OutputStatus(target, int(done.size), int(done.sum()), published=False))
+        prepared = task(prepare_work, spec, work.mode, work.reopen, target, name="prepare")
+        entries.extend(block_tasks(spec, members, prepared, done) or [prepared_only(prepared)])
+        entries.append(
+            FollowUp(f"{target} publish", functools.partial(publish_tasks, work.path, target))
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class Work:
+    """Where and how an output is written this run (see :func:`plan_work`).
+
+    ``found``: where ``existing`` (what a resume continues) was found; ``reopen``: it is a
+    published output, moved back to ``path`` by the first task.
+    """
+
+    path: str
+    mode: Mode
+    existing: Existing | None = None
+    found: str = ""
+    reopen: bool = False
+    complete: bool = False
+
+
+def _all_done(path: str, existing: Existing) -> bool:
+    return bool(existing.done.all())
+
+
+def plan_work(
+    spec: OutputSpec,
+    inspect: Callable[[str], Existing | None],
+    overwrite: bool,
+    restart: bool,
+    complete: Callable[[str, Existing], bool] = _all_done,
+) -> Work:
+    """Decide from the output at ``spec.path`` and an unfinished one at its work path.
+
+    A finished output of this job (``complete``) needs nothing (unless ``restart``); one of
+    another job is refused unless ``overwrite``, and replaced only when the new one is published.
+    An unfinished output at the work path is resumed if it is this job's, else replaced under the
+    same rule. A published output whose records say it is unfinished (an older version's, or a
+    damaged one) is moved back to the work path and resumed.
+    """
+    target = spec.path
+    work = work_path(target)
+    final = inspect(target)
+    final_mode = decide(spec, final, overwrite, restart)
+    if final_mode == "resume":
+        assert final is not None
+        if complete(target, final):
+            return Work(target, "resume", final, target, complete=True)
+    partial = inspect(work) if work != target else None
+    if partial is not None:
+        mode = decide(replace(spec, path=work), partial, overwrite, restart)
+        return Work(work, mode, partial if mode == "resume" else None, work)
+    if final_mode == "resume":
+        return Work(work, "resume", final, target, reopen=work != target)
+    if work == target and final is not None:
+        return Work(work, "replace")  # in place (a URL): the old array is replaced now
+    return Work(work, "create")
+
+
+def prepare_work(spec: OutputSpec, mode: Mode, move_back: bool, target: str) -> str:
+    """The first task of an output: move a published unfinished output back, or create the array."""
+    if move_back:
+        reopen(target, spec.path)
+        remove_orphans(spec.path)
+    elif mode == "resume":
+        remove_orphans(spec.path)  # before any task of this run could be writing there
+    return prepare_output(spec, mode)
+
+
+def prepared_only(prepared: Any) -> Any:
+    """A task that runs the preparation alone (when no chunk is left to store, the follow-ups
+    still need it: a published output moved back, orphans removed)."""
+    return task(_nothing, prepared, name="prepare")
+
+
+def _nothing(prepared: str) -> None:
+    return None
+
+
+def publish_tasks(work: str, target: str) -> list[Any]:
+    """The follow-up of an output whose chunks are stored: publish it (see :func:`publish`)."""
+    return [task(publish, work, target, name="publish")]
 
 
 def group_outputs(items: Sequence[ImageItem], pattern: str) -> list[tuple[str, list[ImageItem]]]:
@@ -133,6 +221,7 @@ def attributes(items: Sequence[ImageItem], shape: tuple[int, ...], dtype: str) -
         "version": package_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         RUN_ATTR: uuid.uuid4().hex,
+        UNFINISHED_ATTR: True,
         JOB_ATTR: hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()[
             :20
         ],
@@ -177,10 +266,9 @@ def decide(spec: OutputSpec, existing: Existing | None, overwrite: bool, restart
 
 
 def block_tasks(
-    spec: OutputSpec, items: Sequence[ImageItem], mode: Mode, done: np.ndarray
+    spec: OutputSpec, items: Sequence[ImageItem], prepared: Any, done: np.ndarray
 ) -> list[Any]:
-    """One store task per block with an unfinished chunk; the path itself when nothing is left to do."""
-    prepared = task(prepare_output, spec, mode, name="prepare")
+    """One store task per block with an unfinished chunk (each depends on ``prepared``)."""
     stacked = len(spec.shape) == len(items[0].data.shape) + 1
     tasks = []
     for n, item in enumerate(items):
@@ -197,7 +285,7 @@ def block_tasks(
             if done[cells].all():
                 continue
             tasks.append(task(store_block, blocks[index], prepared, region, cells, name="chunk"))
-    return tasks or [spec.path]
+    return tasks
 
 
 def align(data: Any, chunks: tuple[int, ...]) -> Any:

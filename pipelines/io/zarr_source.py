@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines.errors import ImageIOError
 from pipelines.io.items import ImageItem, ImageMeta
+from pipelines.io.zarr_publish import refuse_unfinished
 
 DTYPES = ("uint8", "uint16", "float32", "float64")
 """Sample types accepted in Zarr inputs and written to Zarr outputs."""
@@ -49,17 +50,22 @@ def zarr_name(path: str, level: int = 1) -> str:
 
 
 def open_arrays(path: str) -> list[tuple[str, Any]]:
-    """(path, read-only array) pairs: the array at ``path``, or every array of the group there."""
+    """(path, read-only array) pairs: the array at ``path``, or every array of the group there.
+
+    An output that a run has not finished is refused with a message saying how to resume it.
+    """
     import zarr
 
     try:
         node = zarr.open(path, mode="r")
     except FileNotFoundError:
+        refuse_unfinished(path)  # only its work path is there: a run stopped before the end
         raise ImageIOError(f"{path}: no Zarr array or group here") from None
     except Exception as exc:
         raise ImageIOError(
             f"{path}: cannot open as Zarr ({type(exc).__name__}: {' '.join(str(exc).split())})"
         ) from None
+    refuse_unfinished(path, dict(node.attrs))  # still being written (in place: a URL)
     if isinstance(node, zarr.Group):
         try:  # reading the members parses their metadata, which may be broken
             names = sorted(node.array_keys())

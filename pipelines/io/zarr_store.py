@@ -4,7 +4,8 @@ Chunks are compressed with zstd and then checksummed (CRC-32C), so a damaged chu
 read instead of reading back wrong. Every computed chunk is stored (``write_empty_chunks``), and
 the completion record ``<array>/.done`` (one uint8 per output chunk) is set only after a block's
 chunks have been stored: the record, not the presence of a chunk key, says what is finished,
-so a killed run's partly written block is recomputed when the job is resumed.
+so a killed run's partly written block is recomputed when the job is resumed. The arrays are
+created at a work path and published when complete (:mod:`pipelines.io.zarr_publish`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pipelines.errors import ImageIOError
+from pipelines.io.zarr_publish import output_name
 
 RECORD = ".done"
 """Name of the completion record, an array stored inside the output array's folder."""
@@ -121,27 +123,33 @@ def prepare_output(spec: OutputSpec, mode: Mode) -> str:
 
     if mode == "resume" or _created_by(spec.path, spec.attributes[RUN_ATTR]):
         return spec.path
-    zarr.create_array(
-        spec.path,
-        shape=spec.shape,
-        chunks=spec.chunks,
-        dtype=spec.dtype,
-        fill_value=0,
-        compressors=(ZstdCodec(level=3), Crc32cCodec()),
-        dimension_names=spec.dimension_names,
-        attributes=dict(spec.attributes),
-        config={"write_empty_chunks": True},
-        overwrite=mode == "replace",
-    )
-    zarr.create_array(
-        f"{spec.path}/{RECORD}",
-        shape=spec.grid,
-        chunks=(1,) * len(spec.grid),
-        dtype="uint8",
-        fill_value=0,
-        compressors=None,
-        config={"write_empty_chunks": True},
-    )
+    try:
+        zarr.create_array(
+            spec.path,
+            shape=spec.shape,
+            chunks=spec.chunks,
+            dtype=spec.dtype,
+            fill_value=0,
+            compressors=(ZstdCodec(level=3), Crc32cCodec()),
+            dimension_names=spec.dimension_names,
+            attributes=dict(spec.attributes),
+            config={"write_empty_chunks": True},
+            overwrite=mode == "replace",
+        )
+        zarr.create_array(
+            f"{spec.path}/{RECORD}",
+            shape=spec.grid,
+            chunks=(1,) * len(spec.grid),
+            dtype="uint8",
+            fill_value=0,
+            compressors=None,
+            config={"write_empty_chunks": True},
+        )
+    except OSError as exc:  # a full disk: nothing is published; a re-run creates it again
+        raise ImageIOError(
+            f"{output_name(spec.path)}: cannot create the output array at {spec.path} "
+            f"({exc.strerror or exc}); run again once there is space"
+        ) from None
     return spec.path
 
 
@@ -155,8 +163,11 @@ def _created_by(path: str, run: str) -> bool:
         return False
 
 
-def store_block(block: np.ndarray, prepared: str, region: Region, cells: Region) -> str:
-    """Store one computed block (whole output chunks), then mark those chunks finished in the record."""
+def store_block(block: np.ndarray, prepared: str, region: Region, cells: Region) -> None:
+    """Store one computed block (whole output chunks), then mark those chunks finished in the record.
+
+    Returns nothing: an output counts as written once it is published, not per chunk.
+    """
     import zarr
 
     try:
@@ -169,10 +180,9 @@ def store_block(block: np.ndarray, prepared: str, region: Region, cells: Region)
     except OSError as exc:  # a full disk: the chunk stays unfinished and is redone on resume
         span = ", ".join(f"{r.start}:{r.stop}" for r in region)
         raise ImageIOError(
-            f"{prepared}: cannot store the chunk at [{span}] ({exc.strerror or exc}); "
-            "run again once there is space to resume"
+            f"{output_name(prepared)}: cannot store the chunk at [{span}] "
+            f"({exc.strerror or exc}); run again once there is space to resume"
         ) from None
-    return prepared
 
 
 def remove_orphans(path: str) -> None:

@@ -17,20 +17,28 @@ from typing import Any
 
 @dataclass(frozen=True)
 class OutputStatus:
-    """One output of a sink: its path, its chunks in all, and those already done before this run."""
+    """One output of a sink: its path, its chunks in all, and those already done before this run.
+
+    ``published``: whether the output is already visible at ``path`` (a Zarr output is written
+    under a work path and published when complete); one whose chunks are all done but that is not
+    published yet still has its publishing to do.
+    """
 
     path: str
     total: int
     done: int
+    published: bool = True
 
     @property
     def complete(self) -> bool:
-        return self.done >= self.total
+        return self.done >= self.total and self.published
 
     def describe(self) -> str:
         """``out.zarr: resuming: 3 of 16 chunks already done, 13 to do`` and the like."""
         if self.complete:
             return f"{self.path}: already complete ({self.total} of {self.total} chunks); nothing to do"
+        if self.done >= self.total:
+            return f"{self.path}: all {self.total} chunks already done; publishing it"
         if self.done:
             return (
                 f"{self.path}: resuming: {self.done} of {self.total} chunks already done, "

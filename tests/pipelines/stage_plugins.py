@@ -1,5 +1,6 @@
 """Test stages importable by worker processes and subprocesses: a logging slow copy, a crash-once copy,
-and nearest-neighbour x2 with a box blur (a scale-changing stage with a halo)."""
+a copy that fails after some calls, and nearest-neighbour x2 with a box blur (a scale-changing
+stage with a halo)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ class CrashParams(StageParams):
     log: str = Field(description="file that gets one line per call")
     after: int = Field(
         3, ge=0, description="crash on the first call once this many calls were logged (0: never)"
+    )
+
+
+class FailParams(StageParams):
+    log: str = Field(description="file that gets one line per call")
+    after: int = Field(
+        3, ge=0, description="calls that succeed; every later call raises (0: none fails)"
     )
 
 
@@ -55,6 +63,16 @@ def crash_once(image: np.ndarray, params: CrashParams) -> np.ndarray:
     return image
 
 
+def fail_after(image: np.ndarray, params: FailParams) -> np.ndarray:
+    """The image unchanged; every call after the first ``after`` raises (a run failing part-way)."""
+    with open(params.log, "a", encoding="utf-8") as f:
+        f.write("call\n")
+    calls = len(Path(params.log).read_text(encoding="utf-8").splitlines())
+    if params.after and calls > params.after:
+        raise RuntimeError(f"planned failure at call {calls}")
+    return image
+
+
 def box_zoom(image: np.ndarray, params: ZoomParams) -> np.ndarray:
     """Box blur of ``radius`` (zero outside the image), then nearest-neighbour x2; same dtype."""
     r = params.radius
@@ -79,6 +97,12 @@ def register_stages() -> list[StageSpec]:
             description="Copy; kills its process once.",
             params=CrashParams,
             fn=crash_once,
+        ),
+        StageSpec(
+            id="test.fail_after",
+            description="Copy; fails after some calls.",
+            params=FailParams,
+            fn=fail_after,
         ),
         StageSpec(
             id="test.zoom",

@@ -19,6 +19,7 @@ from helpers import random_image, save_tiny
 
 from pipelines.cli import main
 from pipelines.errors import PipelineError
+from pipelines.io.zarr_publish import work_path
 from pipelines.runner.progress import ProgressLine
 from pipelines.testing import run_text
 
@@ -42,8 +43,10 @@ BLOCKS = 16
 
 
 def finished(out: Path) -> int:
-    """Chunks the completion record marks as stored."""
-    record = out / ".done" / "c"
+    """Chunks the completion record marks as stored: in the work path while the output is
+    unfinished, in the output once it is published."""
+    where = out if out.exists() else Path(work_path(str(out)))
+    record = where / ".done" / "c"
     return (
         sum(1 for p in record.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
         if record.exists()
