@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--restart",
         action="store_true",
-        help="start Zarr outputs over instead of resuming (sets restart: true on every step that has it)",
+        help="start Zarr and video outputs over instead of resuming (sets restart: true on every step that has it)",
     )
     run.set_defaults(func=cmd_run)
 
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(
             f"pipelines: interrupted ({signal_name(exc)}); finished outputs are kept; "
-            "run it again to resume Zarr outputs",
+            "run it again to resume Zarr and video outputs",
             file=sys.stderr,
         )
         return exit_code(exc)
