@@ -51,7 +51,14 @@ def read_video(path: Path, position: int, params: Any) -> ImageItem:
             f"{path}: chunk (a block side in pixels) does not apply to videos, whose chunks are "
             "whole frames; set segment_frames"
         )
-    return video_item(path, position, params.segment_frames, params.keep_damaged)
+    item = video_item(path, position, params.segment_frames, params.keep_damaged)
+    height, width = item.data.shape[1:3]
+    if height * width > params.max_pixels:
+        raise VideoError(
+            f"{path}: frames are {width}x{height} = {width * height} pixels, over the limit of "
+            f"{params.max_pixels} (raise max_pixels if the file is trusted)"
+        )
+    return item
 
 
 def read_sequence(pattern: str, position: int, params: Any) -> ImageItem:
@@ -104,6 +111,11 @@ def write_videos(items: Sequence[ImageItem], params: Any) -> list[Any]:
             "a video output needs video input (a video file, or image files read with fps)"
         )
     suffix = Path(params.path).suffix.lower()
+    if suffix == ".zarr" or any(part.endswith(".zarr") for part in Path(params.path).parts):
+        raise VideoError(
+            f"{params.path}: videos are written to a video file (.mp4, .mkv, .mov, .webm ...) or as "
+            "frames ({frame} in an image path), not to Zarr"
+        )
     fields = {f for _, f, _, _ in string.Formatter().parse(params.path) if f}
     if suffix in IMAGE_SUFFIXES or "{ext}" in params.path:
         if "frame" not in fields:

@@ -204,6 +204,26 @@ def test_a_frame_function_that_breaks_its_promise_is_named(
     assert not (tmp_path / "o.mkv").exists()
 
 
+def test_a_declared_size_overrides_the_scale_and_bad_arguments_are_one_line(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    def crop_x2(frames: np.ndarray) -> np.ndarray:  # rounds down where round() would not
+        return x2(frames)[:, :95, :127]
+
+    transform_video(
+        clips["ffv1"].path, tmp_path / "o.mkv", crop_x2, 1.99, {"codec": "ffv1"}, size=(95, 127)
+    )
+    assert read_frames(tmp_path / "o.mkv").shape == (20, 95, 127, 3)
+    for bad, message in [
+        ({"settings": {"codecc": "x"}}, r"settings \{'codecc': 'x'\}: codecc: Extra inputs"),
+        ({"settings": {"crf": 99}}, r"crf: input should be less than or equal to 63"),
+        ({"executor": "bogus"}, r"executor 'bogus': type 'bogus' is not one of"),
+    ]:
+        with pytest.raises(VideoError, match=message):
+            transform_video(clips["ffv1"].path, tmp_path / "bad.mp4", x2, 2.0, **bad)
+    assert not (tmp_path / "bad.mp4").exists()
+
+
 def test_peak_memory_follows_the_segment_not_the_video(tmp_path: Path) -> None:
     """Frames held by the job (NumPy, traced) stay a few batches, however long the video is.
 

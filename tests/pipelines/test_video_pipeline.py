@@ -307,6 +307,31 @@ def test_a_truncated_video_keeps_the_frames_before_the_damage_when_asked(
     np.testing.assert_array_equal(kept, clips["ffv1"].frames[: len(kept)])
 
 
+def test_video_pixels_are_capped_and_videos_do_not_go_to_zarr(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    src = clips["ffv1"].path
+    with pytest.raises(api.PipelineError, match=r"ffv1\.mkv: frames are 64x48 = 3072 pixels, over"):
+        run_text(
+            f"""
+            steps:
+              - {{id: src, uses: builtin.read, with: {{path: "{src}", max_pixels: 1000}}}}
+              - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/o.mkv"}}}}
+            """
+        )
+    with pytest.raises(
+        api.PipelineError, match=r"videos are written to a video file .* not to Zarr"
+    ):
+        run_text(
+            f"""
+            steps:
+              - {{id: src, uses: builtin.read, with: {{path: "{src}"}}}}
+              - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/o.zarr"}}}}
+            """
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_still_image_is_not_written_as_a_video(tmp_path: Path) -> None:
     write_image(tmp_path / "in.png", np.zeros((8, 8, 3), dtype=np.uint8))
     with pytest.raises(api.PipelineError, match=r"in\.png is an image, not a video"):

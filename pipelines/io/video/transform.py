@@ -84,11 +84,13 @@ def transform_video(
     overwrite: bool = False,
     restart: bool = False,
     keep_damaged: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> VideoResult:
     """Write ``frame_fn`` applied to every frame of ``source`` to ``target``; resumable (see the module docstring).
 
     ``frame_fn`` gets (t, H, W, C) uint8/uint16 RGB(A) batches (t <= ``batch_frames``) and must
-    return (t, round(H * scale), round(W * scale), C) arrays of the same dtype. ``fingerprint``
+    return (t, round(H * scale), round(W * scale), C) arrays of the same dtype (``size``, an
+    (height, width), overrides that prediction when the function rounds otherwise). ``fingerprint``
     holds what decides its output (a model's hash, precision ...): a job folder left by a run
     with another fingerprint is refused unless ``restart``. ``executor`` is an
     :class:`~pipelines.config.schema.ExecutorConfig` or its shorthand (``threads``,
@@ -100,19 +102,11 @@ def transform_video(
     from pipelines.runner.tasks import task
 
     start_time = time.perf_counter()
-    config = (
-        executor
-        if isinstance(executor, ExecutorConfig)
-        else ExecutorConfig.model_validate(executor)
-    )
-    options = (
-        settings
-        if isinstance(settings, EncodeSettings)
-        else EncodeSettings.model_validate(settings or {})
-    )
+    config = _validated(ExecutorConfig, executor, "executor")
+    options = _validated(EncodeSettings, settings or {}, "settings")
     info = probe_video(source)
     index = index_frames(info, keep_damaged=keep_damaged)
-    size = (round(info.height * scale), round(info.width * scale))
+    size = size or (round(info.height * scale), round(info.width * scale))
     if min(size) < 1:
         raise VideoError(f"{target}: scale {scale:g} makes {info.width}x{info.height} frames empty")
     encoding = resolve(options, target, size[1], size[0], info.bit_depth, info.has_alpha)
@@ -165,6 +159,20 @@ def transform_video(
         progress.write(result.summary() + "\n")
         progress.flush()
     return result
+
+
+def _validated(model: Any, value: Any, what: str) -> Any:
+    """``value`` as a ``model`` instance; a bad value is a one-line :class:`VideoError`."""
+    import pydantic
+
+    from pipelines.config.arguments import describe_error
+
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise VideoError(f"{what} {value!r}: {describe_error(exc)}") from None
 
 
 def source_identity(info: VideoInfo, index: FrameIndex) -> dict[str, Any]:
