@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +55,37 @@ def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ["ESRGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("model-cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every temporary file goes under this run's pytest folder, never loose in /tmp.
+
+    Libraries make their own temporary folders and keep them: Dask's LocalCluster workers
+    ``dask-scratch-space``, torchrun ``torchelastic_*``, torch.compile ``torchinductor_*``. So
+    ``tempfile`` (this process), ``TMPDIR`` (child processes) and Dask's ``temporary-directory``
+    point into the session's folder, which pytest prunes with its own.
+    """
+    folder = tmp_path_factory.mktemp("tmp")
+    saved = tempfile.tempdir, os.environ.get("TMPDIR"), os.environ.get("DASK_TEMPORARY_DIRECTORY")
+    tempfile.tempdir = str(folder)
+    os.environ["TMPDIR"] = os.environ["DASK_TEMPORARY_DIRECTORY"] = str(folder)
+    dask = sys.modules.get("dask")  # read its environment at import: if already imported, set it
+    if dask is not None:
+        dask.config.set({"temporary-directory": str(folder)})
+    yield folder
+    tempfile.tempdir = saved[0]
+    for name, value in zip(("TMPDIR", "DASK_TEMPORARY_DIRECTORY"), saved[1:], strict=True):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests get no wall-clock limit: their time grows with the machine's load, and the
+    global ``timeout`` (pyproject.toml) only guards the fast tests against hangs. A slow test
+    that can hang (it waits on another process) sets its own ``@pytest.mark.timeout``."""
+    for item in items:
+        if item.get_closest_marker("slow") and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(0))  # 0: no limit (pytest-timeout)

@@ -5,7 +5,6 @@ in their JSON tree, read as pipeline input."""
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import tempfile
 from pathlib import Path
@@ -24,12 +23,16 @@ ome_writer = pytest.importorskip("ome_zarr.writer")
 ome_format = pytest.importorskip("ome_zarr.format")
 
 
-@functools.cache
-def seed(version: str) -> tuple[Path, dict[str, Any]]:
-    """A small 3-channel uint16 image written by ome-zarr (kept for the session), and its attributes."""
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """A small 3-channel uint16 image written by ome-zarr in each NGFF version, and its attributes."""
+    root = tmp_path_factory.mktemp("ome-seed")
+    return {version: _seed(root / version, version) for version in ("0.4", "0.5")}
+
+
+def _seed(root: Path, version: str) -> tuple[Path, dict[str, Any]]:
     import zarr
 
-    root = Path(tempfile.mkdtemp(prefix="ome-seed-"))
     fmt = ome_format.FormatV04() if version == "0.4" else ome_format.FormatV05()
     group = zarr.open_group(str(root / "img.zarr"), mode="w", zarr_format=fmt.zarr_format)
     data = np.arange(3 * 8 * 10, dtype=np.uint16).reshape(3, 8, 10)
@@ -98,9 +101,11 @@ def mutated_attrs(draw: st.DrawFn, attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 @given(st.sampled_from(("0.4", "0.5")), st.data())
-def test_ome_metadata_reads_or_fails_cleanly(version: str, data: Any) -> None:
+def test_ome_metadata_reads_or_fails_cleanly(
+    seeds: dict[str, tuple[Path, dict[str, Any]]], version: str, data: Any
+) -> None:
     """Any NGFF attributes: lazy images whose blocks compute as declared, or an ImageIOError."""
-    source, attrs = seed(version)
+    source, attrs = seeds[version]
     broken = data.draw(mutated_attrs(attrs))
     with tempfile.TemporaryDirectory() as tmp:
         import shutil

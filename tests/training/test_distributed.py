@@ -73,19 +73,28 @@ def _command(config: Path, *args: str, ranks: int = 2) -> list[str]:
     return [*command, "--quiet", *args]
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+def _env(config: Path) -> dict[str, str]:
+    """One thread per rank, no GPU; torchrun's ``torchelastic_*`` folders beside the config."""
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "TMPDIR": str(config.parent),
+    }
 
 
 def _torchrun(config: Path, *args: str) -> None:
     done = subprocess.run(
-        _command(config, *args), env=ENV, capture_output=True, text=True, timeout=240
+        _command(config, *args), env=_env(config), capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _torchrun_killed(config: Path) -> str:
     """Start a 2-rank run, SIGTERM torchrun once rank 0 has logged iteration 1; its stderr."""
-    process = subprocess.Popen(_command(config), env=ENV, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _command(config), env=_env(config), stderr=subprocess.PIPE, text=True
+    )
     log = config.parent / config.stem / "log.csv"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
