@@ -191,6 +191,7 @@ def test_default_encoders_per_container_and_depth() -> None:
         ("o.mp4", {"codec": "libnothing"}, 8, False, r"encoder 'libnothing' is not in this FFmpeg"),
         ("o.mp4", {"codec": "aac"}, 8, False, r"aac is an audio encoder, not a video encoder"),
         ("o.xyz", {}, 8, False, r"o\.xyz: FFmpeg has no muxer for \.xyz files"),
+        ("o.avi", {}, 8, False, r"o\.avi: AVI stores no presentation timestamps"),
         ("o.webm", {"codec": "libx264"}, 8, False, r"the webm container cannot hold libx264"),
         ("o.webm", {}, 10, False, r"libvpx-vp9 has no pixel format above 8 bits"),
         ("o.mkv", {"codec": "ffv1", "crf": 10}, 8, False, r"ffv1 has no crf setting"),

@@ -102,6 +102,21 @@ def test_h264_to_mp4_and_mkv_keeps_frames_timing_audio_subtitles_and_rotation(
     assert [c.title for c in probe_video(tmp_path / "out.mp4").chapters] == ["One"]
 
 
+def test_containers_without_negative_timestamps_shift_every_stream_alike(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """MPEG-TS cannot start at a negative decode time: video and sound move by the same offset."""
+    clip = clips["mkv"]
+    out = tmp_path / "out.ts"
+    transform_video(clip.path, out, x2, 2.0, segment_frames=8)
+    shift = video_times(out)[0] - video_times(clip.path)[0]
+    assert video_times(out) == pytest.approx([t + shift for t in video_times(clip.path)], abs=1e-4)
+    sound, source_sound = packets(out, "audio"), packets(clip.path, "audio")
+    adts = [p[7:] if p[:2] == b"\xff\xf1" else p for _, p in sound]  # TS frames AAC in ADTS
+    assert adts == [p for _, p in source_sound]  # copied, not re-encoded
+    assert sound[0][0] - source_sound[0][0] == pytest.approx(shift, abs=1e-3)  # still in sync
+
+
 def test_alpha_is_kept_where_the_codec_can_hold_it_and_refused_where_it_cannot(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:

@@ -94,6 +94,7 @@ def join_segments(
                 template = first.streams.video[0]
                 video = out.add_stream_from_template(template)
                 extradata = bytes(template.codec_context.extradata or b"")
+                codec = str(template.codec_context.name)
                 alpha = template.metadata.get("alpha_mode") or template.metadata.get("ALPHA_MODE")
             video.time_base = timeline.time_base
             if alpha:
@@ -101,7 +102,8 @@ def join_segments(
             if rotation:
                 video.set_display_rotation(rotation)
             copies = _prepare_copies(out, source, video) if source is not None else {}
-            packets = _video_packets(segments, timeline, delay, video, extradata)
+            annexb = _annexb_filter(out, codec)
+            packets = _video_packets(segments, timeline, delay, video, extradata, annexb)
             if copies:
                 assert source is not None
                 others = _source_packets(source, copies, keep_damaged)
@@ -121,7 +123,6 @@ def _prepare_copies(out: Any, source: VideoInfo, video: Any) -> dict[int, Any]:
     out.metadata.update(clean(source.metadata))
     video.metadata.update(clean(source.video.metadata))
     _set_disposition(video, source.video.disposition)
-    supported = set(out.supported_codecs or ())
     copies: dict[int, Any] = {}
     with av.open(source.path, metadata_errors="ignore") as container:
         for info in source.others():
@@ -129,7 +130,9 @@ def _prepare_copies(out: Any, source: VideoInfo, video: Any) -> dict[int, Any]:
             if info.kind == "attachment":
                 _attach(out, stream, info.index)
                 continue
-            if info.codec not in supported:
+            try:
+                copy = out.add_stream_from_template(stream)
+            except ValueError:  # FFmpeg: the container does not take this codec
                 log.warning(
                     "%s: stream #%d (%s %s) cannot be stored in a %s file; it is not copied "
                     "(write .mkv to keep it)",
@@ -140,7 +143,6 @@ def _prepare_copies(out: Any, source: VideoInfo, video: Any) -> dict[int, Any]:
                     out.format.name,
                 )
                 continue
-            copy = out.add_stream_from_template(stream)
             copy.metadata.update(clean(info.metadata))
             _set_disposition(copy, info.disposition)
             copies[info.index] = copy
@@ -187,8 +189,26 @@ def clean(metadata: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _annexb_filter(out: Any, codec: str) -> str | None:
+    """The bitstream filter H.264/HEVC needs in a container without global headers (AVI), if any.
+
+    Segments are stored in Matroska, with the codec headers out of band; a container that keeps
+    no headers of its own needs them in the stream (Annex B start codes) instead.
+    """
+    import av
+
+    if codec not in ("h264", "hevc") or out.format.flags & av.format.Flags.global_header.value:
+        return None
+    return f"{codec}_mp4toannexb"
+
+
 def _video_packets(
-    segments: Sequence[Segment], timeline: FrameIndex, delay: int, stream: Any, extradata: bytes
+    segments: Sequence[Segment],
+    timeline: FrameIndex,
+    delay: int,
+    stream: Any,
+    extradata: bytes,
+    annexb: str | None = None,
 ) -> Iterator[tuple[float, Any]]:
     """(decode time in seconds, packet) of every segment, retimed from ``timeline``."""
     import av
@@ -206,6 +226,8 @@ def _video_packets(
                     "restart the job"
                 )
             packets = [p for p in container.demux(source) if p.size]
+            if annexb is not None:
+                packets = _filtered(packets, annexb, source)
         if len(packets) != segment.stop - segment.start:
             raise VideoError(
                 f"{segment.path}: holds {len(packets)} frames, expected {segment.stop - segment.start}"
@@ -221,6 +243,18 @@ def _video_packets(
             packet.stream = stream
             decoded += 1
             yield float(dts * base), packet
+
+
+def _filtered(packets: list[Any], name: str, source: Any) -> list[Any]:
+    """``packets`` through the bitstream filter ``name`` (one packet out per packet in)."""
+    import av.bitstream
+
+    bsf = av.bitstream.BitStreamFilterContext(name, source)
+    out = [q for p in packets for q in bsf.filter(p)]
+    out += bsf.filter(None)  # drain
+    if len(out) != len(packets):
+        raise VideoError(f"{name} turned {len(packets)} packets into {len(out)}")
+    return out
 
 
 def _source_packets(

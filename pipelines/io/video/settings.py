@@ -36,6 +36,9 @@ DEFAULT_CODECS = {"webm": "libvpx-vp9"}
 
 FALLBACK_CODEC = "libx264"
 
+NO_TIMESTAMPS = ("avi",)
+"""Muxers refused for output: they keep no presentation times (read from them is fine)."""
+
 
 class EncodeSettings(BaseModel):
     """The encoder a video is written with; unset fields take the codec's documented default."""
@@ -142,13 +145,12 @@ class Encoding:
         }
 
 
-def muxer_for(path: str | os.PathLike[str]) -> str:
-    """The FFmpeg muxer chosen by ``path``'s suffix; :class:`VideoError` when there is none."""
-    return _muxer(path)[0]
+def muxer_for(path: str | os.PathLike[str], codec: str | None = None) -> str:
+    """The FFmpeg muxer chosen by ``path``'s suffix; :class:`VideoError` when there is none.
 
-
-def _muxer(path: str | os.PathLike[str]) -> tuple[str, frozenset[str]]:
-    """(muxer name, codecs it can hold) for ``path``'s suffix, asked of FFmpeg itself."""
+    With ``codec``, also checks that the container can hold that encoder's video (as FFmpeg
+    itself answers it: containers without a codec table accept anything).
+    """
     import av
 
     suffix = Path(path).suffix.lower()
@@ -158,12 +160,26 @@ def _muxer(path: str | os.PathLike[str]) -> tuple[str, frozenset[str]]:
         )
     with tempfile.TemporaryDirectory(prefix="pipelines-muxer-") as folder:
         try:
-            with av.open(os.path.join(folder, "probe" + suffix), "w") as probe:
-                return str(probe.format.name), frozenset(probe.supported_codecs or ())
+            probe = av.open(os.path.join(folder, "probe" + suffix), "w")
         except (ValueError, av.FFmpegError):
             raise VideoError(
                 f"{path}: FFmpeg has no muxer for {suffix} files; use .mp4, .mkv, .mov or .webm"
             ) from None
+        with probe:
+            name = str(probe.format.name)
+            if name in NO_TIMESTAMPS:
+                raise VideoError(
+                    f"{path}: {name.upper()} stores no presentation timestamps (frame timing and "
+                    "B-frames would be lost); write .mkv, .mp4 or .mov"
+                )
+            if codec is not None:
+                try:
+                    probe.add_stream(codec)
+                except ValueError:
+                    raise VideoError(
+                        f"{path}: the {name} container cannot hold {codec} video; use .mkv, or another codec"
+                    ) from None
+            return name
 
 
 def resolve(
@@ -175,14 +191,11 @@ def resolve(
     has_alpha: bool,
 ) -> Encoding:
     """The encoding of frames of this size, depth and alpha into ``path``; refuses what cannot work."""
-    container, supported = _muxer(path)
-    codec_name = settings.codec or DEFAULT_CODECS.get(container.split(",")[0], FALLBACK_CODEC)
+    container = muxer_for(path)
+    codec_name = settings.codec or DEFAULT_CODECS.get(container, FALLBACK_CODEC)
     codec = _encoder(codec_name, path)
+    muxer_for(path, codec.name)
     rule = RULES.get(codec.name, CodecRule(depth10=None))
-    if supported and codec.canonical_name not in supported:
-        raise VideoError(
-            f"{path}: the {container} container cannot hold {codec.name} video; use .mkv, or another codec"
-        )
     pix_fmt = settings.pix_fmt or _default_format(codec, rule, bit_depth, has_alpha, path)
     formats = [f.name for f in codec.video_formats or ()]
     if formats and pix_fmt not in formats:
