@@ -208,6 +208,19 @@ def test_an_existing_output_is_refused_and_overwritten_only_when_asked(
     assert probe_video(out).width == 128
 
 
+def test_the_output_is_locked_for_the_job_unless_the_caller_holds_the_lock(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    from pipelines.io.locks import OutputLockedError, output_lock
+
+    out = tmp_path / "out.mkv"
+    with output_lock(out):  # as a command writing several outputs holds it
+        with pytest.raises(OutputLockedError, match="is writing this output"):
+            transform_video(clips["ffv1"].path, out, x2, 2.0)
+        transform_video(clips["ffv1"].path, out, x2, 2.0, lock=False)
+    assert probe_video(out).width == 128
+
+
 def test_a_frame_function_that_breaks_its_promise_is_named(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:

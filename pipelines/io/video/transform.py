@@ -10,6 +10,7 @@ joined without re-encoding, with the source's sound, subtitles, chapters and met
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -85,6 +86,7 @@ def transform_video(
     restart: bool = False,
     keep_damaged: bool = False,
     size: tuple[int, int] | None = None,
+    lock: bool = True,
 ) -> VideoResult:
     """Write ``frame_fn`` applied to every frame of ``source`` to ``target``; resumable (see the module docstring).
 
@@ -95,7 +97,8 @@ def transform_video(
     with another fingerprint is refused unless ``restart``. ``executor`` is an
     :class:`~pipelines.config.schema.ExecutorConfig` or its shorthand (``threads``,
     ``processes``, ``tcp://host:8786``); progress (frames done, frames/s, ETA) and a summary go
-    to ``progress``.
+    to ``progress``. The output is locked for the job (``.NAME.lock``); a caller that already
+    holds that lock (:func:`~pipelines.io.locks.output_lock`) passes ``lock=False``.
     """
     from pipelines.config.schema import ExecutorConfig
     from pipelines.runner.executors import session
@@ -110,7 +113,7 @@ def transform_video(
     if min(size) < 1:
         raise VideoError(f"{target}: scale {scale:g} makes {info.width}x{info.height} frames empty")
     encoding = resolve(options, target, size[1], size[0], info.bit_depth, info.has_alpha)
-    with output_lock(target):
+    with output_lock(target) if lock else contextlib.nullcontext():
         output, state = plan_output(
             target,
             encoding,
