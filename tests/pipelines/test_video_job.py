@@ -102,6 +102,25 @@ def test_h264_to_mp4_and_mkv_keeps_frames_timing_audio_subtitles_and_rotation(
     assert [c.title for c in probe_video(tmp_path / "out.mp4").chapters] == ["One"]
 
 
+def test_matroska_attachments_are_kept(clips: dict[str, Clip], tmp_path: Path) -> None:
+    source = tmp_path / "fonts.mkv"
+    with av.open(str(clips["ffv1"].path)) as clip, av.open(str(source), "w") as out:
+        video = out.add_stream_from_template(clip.streams.video[0])
+        out.add_attachment("font.ttf", "application/x-truetype-font", b"FONT" * 8)
+        for packet in clip.demux(clip.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+    transform_video(source, tmp_path / "out.mkv", x2, 2.0, {"codec": "ffv1"})
+    with av.open(str(tmp_path / "out.mkv")) as out:
+        kept = [
+            (s.metadata.get("filename"), bytes(s.data))
+            for s in out.streams
+            if s.type == "attachment"
+        ]
+    assert kept == [("font.ttf", b"FONT" * 8)]
+
+
 def test_containers_without_negative_timestamps_shift_every_stream_alike(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:
