@@ -235,8 +235,8 @@ def cpu_flags() -> str:
 def load_bench_model(config: BenchConfig, workdir: Path) -> tuple[Any, str, str]:
     """(LoadedModel, model reference for a pipeline, label): real weights when installed."""
     from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-    from esrgan_plugin.checkpoint import build_from_state_dict, load_model, save_model
     from esrgan_plugin.errors import EsrganError
+    from esrgan_plugin.models.loading import build_from_state_dict, load_model, save_model
 
     if config.smoke:
         net = RRDBNet(RRDBNetConfig(num_features=8, num_blocks=1, growth_channels=4))
@@ -721,7 +721,8 @@ def _worker_device() -> str:
 
 
 def _warm_up(model: str, precision: str, device: str) -> None:
-    from esrgan_plugin.stages import UpscaleParams, upscale
+    from esrgan_plugin.options import UpscaleParams
+    from esrgan_plugin.stages import upscale
 
     upscale(
         np.zeros((32, 32, 3), np.uint8),

@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig, receptive_radius
-from esrgan_plugin.arch.rrdbnet_fused import BF16, FP32, FusedRRDBNet, PrecisionPolicy
-from esrgan_plugin.calibration import calibration_for, default_images, to_tensor
-from esrgan_plugin.checkpoint import LoadedModel, build_from_state_dict, load_model
 from esrgan_plugin.device import cpu_info
+from esrgan_plugin.engines.calibration import calibration_for, default_images, to_tensor
+from esrgan_plugin.engines.onednn.fused import BF16, FP32, FusedRRDBNet, PrecisionPolicy
+from esrgan_plugin.engines.onednn.int8 import INT8_REST_BF16, Int8Options, quantize_rrdbnet
+from esrgan_plugin.engines.openvino.engine import openvino_available
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
-from esrgan_plugin.int8 import INT8_REST_BF16, Int8Options, quantize_rrdbnet
-from esrgan_plugin.openvino_engine import openvino_available
+from esrgan_plugin.models.loading import LoadedModel, build_from_state_dict, load_model
 
 FLOP_PER_PIXEL_X4 = 35.8e6  # RRDBNet x4, nf 64, gc 32, nb 23 (DESIGN.md section 7)
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "images"
@@ -274,7 +274,7 @@ def precision_choices_table(model: LoadedModel, label: str, size: int) -> None:
         ),
     }
     if openvino_available():
-        from esrgan_plugin.openvino_engine import OpenVinoEngine
+        from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
 
         threads = torch.get_num_threads()
         variants["engine openvino bf16"] = OpenVinoEngine(net, "bf16", threads)

@@ -55,7 +55,7 @@ def make_inputs(folder: Path, size: int, chunk: int) -> tuple[Path, Path]:
     from ome_zarr.writer import write_image
 
     from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-    from esrgan_plugin.checkpoint import save_model
+    from esrgan_plugin.models.loading import save_model
 
     torch.manual_seed(0)
     model = save_model(
@@ -81,7 +81,8 @@ def make_inputs(folder: Path, size: int, chunk: int) -> tuple[Path, Path]:
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """One measured run, in this (fresh) process."""
-    from esrgan_plugin.stages import UpscaleParams, upscale
+    from esrgan_plugin.options import UpscaleParams
+    from esrgan_plugin.stages import upscale
     from pipelines.testing import run_text
 
     upscale(

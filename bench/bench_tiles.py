@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.device import cpu_info
-from esrgan_plugin.halo import model_halo
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
+from esrgan_plugin.models.loading import load_model
+from esrgan_plugin.tiles.halo import model_halo
 
 FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2")
 
@@ -153,7 +153,8 @@ def dask_upscale(image: np.ndarray, model: str, chunk: int, halo: int | None) ->
     """The pipeline stage esrgan.upscale mapped over a Dask array in ``chunk``-pixel blocks."""
     import dask.array as da
 
-    from esrgan_plugin.stages import UpscaleParams, stage_specs
+    from esrgan_plugin.options import UpscaleParams
+    from esrgan_plugin.stages import stage_specs
     from pipelines.io.items import ImageItem, ImageMeta
     from pipelines.runner.blocks import BlockPlan, map_image
 

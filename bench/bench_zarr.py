@@ -46,7 +46,7 @@ def make_model(path: Path, nf: int, gc: int, nb: int) -> Path:
     import torch
 
     from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-    from esrgan_plugin.checkpoint import save_model
+    from esrgan_plugin.models.loading import save_model
 
     torch.manual_seed(0)
     return save_model(
@@ -89,7 +89,8 @@ def warm_up(model: str, halo: int) -> None:
 
     import pipelines.io.zarr_sink  # noqa: F401
     import pipelines.io.zarr_source  # noqa: F401
-    from esrgan_plugin.stages import UpscaleParams, upscale
+    from esrgan_plugin.options import UpscaleParams
+    from esrgan_plugin.stages import upscale
 
     upscale(
         np.zeros((64, 64, 3), np.uint8),
@@ -120,8 +121,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     if args.child == "plain":
         import zarr
 
-        from esrgan_plugin.checkpoint import load_model
         from esrgan_plugin.inference import UpscaleOptions, Upscaler
+        from esrgan_plugin.models.loading import load_model
 
         image = zarr.open_array(str(src), mode="r")[...]
         upscaler = Upscaler(

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from esrgan_plugin.catalogue import catalogue
-from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.device import cpu_info
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
+from esrgan_plugin.models.catalogue import catalogue
+from esrgan_plugin.models.loading import load_model
 from pipelines.imresize import imresize
 from pipelines.io.images import read_image, write_image
 from training.evaluation.niqe import NiqeModel, load_niqe_model, niqe

@@ -1,4 +1,4 @@
-"""Measure the halo each model needs (esrgan_plugin.halo's probe) and write the shipped table.
+"""Measure the halo each model needs (esrgan_plugin.tiles.halo's probe) and write the shipped table.
 
 The table (``esrgan_plugin/weights/halos.json``) saves users the probe's one-time cost for the
 shipped models and the weight packages' models; any other model is probed on first use.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from esrgan_plugin.checkpoint import load_model
-from esrgan_plugin.halo import HALO_BOUND, measure_halo
+from esrgan_plugin.models.loading import load_model
+from esrgan_plugin.tiles.halo import HALO_BOUND, measure_halo
 
 
 def main() -> None:

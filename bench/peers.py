@@ -2,7 +2,7 @@
 
 For the benchmark tables (``bench/bench_inference.py`` calls these); nothing here is used by
 the product. Every peer runs the ONNX graph of the *same* PyTorch module (exported with
-``esrgan_plugin.export``, dynamic shape, fp32), so timings and outputs compare like for like.
+``esrgan_plugin.export.onnx``, dynamic shape, fp32), so timings and outputs compare like for like.
 
 API
 ---
@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from esrgan_plugin.arch.needs import model_needs
-from esrgan_plugin.checkpoint import LoadedModel
-from esrgan_plugin.export import INPUT_NAME, OnnxExportOptions, export_graph, write_graph
+from esrgan_plugin.arch.registry import model_needs
+from esrgan_plugin.export.onnx import INPUT_NAME, OnnxExportOptions, export_graph, write_graph
+from esrgan_plugin.models.loading import LoadedModel
 from pipelines.io.atomic import atomic_target
 
 PEER_KINDS = ("ort-fp32", "ort-int8", "ov-f32", "ov-bf16", "ov-int8")

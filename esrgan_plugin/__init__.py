@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from esrgan_plugin.arch import RRDBNet, RRDBNetConfig, SRResNet, SRResNetConfig
-    from esrgan_plugin.checkpoint import LoadedModel, build_from_state_dict, load_model, save_model
     from esrgan_plugin.errors import (
         CheckpointError,
         EsrganError,
@@ -27,6 +26,12 @@ if TYPE_CHECKING:
         interpolate_models,
         interpolate_state_dicts,
     )
+    from esrgan_plugin.models.loading import (
+        LoadedModel,
+        build_from_state_dict,
+        load_model,
+        save_model,
+    )
     from esrgan_plugin.options import UpscaleOptions
 
 _EXPORTS = {
@@ -34,10 +39,10 @@ _EXPORTS = {
     "RRDBNetConfig": "esrgan_plugin.arch",
     "SRResNet": "esrgan_plugin.arch",
     "SRResNetConfig": "esrgan_plugin.arch",
-    "LoadedModel": "esrgan_plugin.checkpoint",
-    "build_from_state_dict": "esrgan_plugin.checkpoint",
-    "load_model": "esrgan_plugin.checkpoint",
-    "save_model": "esrgan_plugin.checkpoint",
+    "LoadedModel": "esrgan_plugin.models.loading",
+    "build_from_state_dict": "esrgan_plugin.models.loading",
+    "load_model": "esrgan_plugin.models.loading",
+    "save_model": "esrgan_plugin.models.loading",
     "CheckpointError": "esrgan_plugin.errors",
     "EsrganError": "esrgan_plugin.errors",
     "InferenceError": "esrgan_plugin.errors",

@@ -1,22 +1,17 @@
-"""Device and precision choices for inference: auto-detection, validation and autocast."""
+"""Devices and precisions for inference: auto-detection and validation, CPU and memory facts."""
 
 from __future__ import annotations
 
-import contextlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
 
 from esrgan_plugin.errors import InferenceError
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
-_DTYPES = {
-    "fp32": torch.float32,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "int8": torch.int8,  # statically quantised convolutions (esrgan_plugin.int8), CPU only
-}
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+"""The precisions an engine may run (``auto`` resolves to one of them)."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -50,40 +45,17 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
-@dataclass(frozen=True)
-class Precision:
-    """A resolved precision: the compute dtype and whether autocast is used."""
-
-    name: str
-    dtype: torch.dtype
-
-    @property
-    def autocast(self) -> bool:
-        return self.dtype in (torch.bfloat16, torch.float16)
-
-    def context(self, device: torch.device) -> contextlib.AbstractContextManager[None]:
-        """Autocast for bf16/fp16 (weights stay fp32, convs run in low precision)."""
-        if not self.autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=self.dtype)
-
-
-def resolve_precision(name: str, device: torch.device, supports_half: bool = True) -> Precision:
-    """``auto`` = fp16 on CUDA when the model allows it, fp32 elsewhere; fp16 never on CPU."""
+def resolve_precision(
+    name: str, device: torch.device, precisions: Collection[str] = PRECISIONS
+) -> str:
+    """A precision name, with ``auto`` resolved: fp16 on CUDA when the architecture runs in fp16
+    (its ``precisions``), fp32 elsewhere. Which engine runs it is the engine table's question."""
     name = (name or "auto").strip().lower()
-    if name not in PRECISIONS:
-        raise InferenceError(f"precision {name!r} is not one of {', '.join(PRECISIONS)}")
+    if name not in (*PRECISIONS, "auto"):
+        raise InferenceError(f"precision {name!r} is not one of {', '.join((*PRECISIONS, 'auto'))}")
     if name == "auto":
-        name = "fp16" if device.type == "cuda" and supports_half else "fp32"
-    if name == "fp16" and device.type == "cpu":
-        raise InferenceError("precision fp16 is not supported on the CPU; use bf16 or fp32")
-    if name == "int8" and device.type != "cpu":
-        raise InferenceError(
-            f"precision int8 runs on the CPU only, not on {device}; use fp16 there"
-        )
-    if name == "bf16" and device.type == "mps":
-        raise InferenceError("precision bf16 is not supported on MPS; use fp16 or fp32")
-    return Precision(name, _DTYPES[name])
+        return "fp16" if device.type == "cuda" and "fp16" in precisions else "fp32"
+    return name
 
 
 @dataclass(frozen=True)

@@ -15,3 +15,7 @@ class InterpolationError(EsrganError):
 
 class InferenceError(EsrganError):
     """Bad inference settings or an image the model cannot process."""
+
+
+class UsageError(EsrganError):
+    """Command-line arguments that do not fit together (exit code 2)."""

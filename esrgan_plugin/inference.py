@@ -1,37 +1,37 @@
-"""The inference engine: NumPy images in, upscaled NumPy images out, on any device.
+"""The upscaler: NumPy images in, upscaled NumPy images out, on any device and engine.
 
 Handles what the network itself does not: bit depth (8/16-bit and float), grey and alpha
-channels, device and precision, whole-image or tiled execution (default tile from the model's
-measured halo, measured costs and total memory: ``tile_defaults``), halving the tile when the device runs out of memory, and a final resize for an
-``outscale`` that differs from the network's own scale.
+channels, whole-image or tiled execution (default tile from the model's measured halo,
+measured costs and total memory: :mod:`esrgan_plugin.tiles.defaults`), halving the tile when
+the device runs out of memory, and a final resize for an ``outscale`` that differs from the
+network's own scale. Which engine runs the network is chosen once, from the engine table
+(:mod:`esrgan_plugin.engines.registry`).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from esrgan_plugin.arch.needs import model_needs
-from esrgan_plugin.arch.rrdbnet import RRDBNet
-from esrgan_plugin.checkpoint import LoadedModel
+from esrgan_plugin.arch.registry import architecture_of
 from esrgan_plugin.device import (
-    Precision,
     free_memory_bytes,
     is_out_of_memory,
     resolve_device,
     resolve_precision,
 )
+from esrgan_plugin.engines.base import EngineRequest
+from esrgan_plugin.engines.registry import choose_engine
 from esrgan_plugin.errors import InferenceError
-from esrgan_plugin.halo import model_halo
-from esrgan_plugin.options import DEFAULT_HALO as DEFAULT_HALO
+from esrgan_plugin.models.loaded import LoadedModel
 from esrgan_plugin.options import MIN_TILE, UpscaleOptions
+from esrgan_plugin.pixels import from_float, to_float
 from esrgan_plugin.runtime import reuse_freed_memory
-from esrgan_plugin.tile_defaults import (
+from esrgan_plugin.tiles.defaults import (
     FLAT,
     TAIL_RESERVE_BYTES,
     TILE_SIDES,
@@ -40,7 +40,8 @@ from esrgan_plugin.tile_defaults import (
     cost_curve,
     memory_budget_pixels,
 )
-from esrgan_plugin.tiling import Progress, round_up, run_tiled
+from esrgan_plugin.tiles.grid import Progress, round_up, run_tiled
+from esrgan_plugin.tiles.halo import model_halo
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +56,29 @@ class Upscaler:
     ) -> None:
         self.options = options = (options or UpscaleOptions()).options()
         module = model.module if isinstance(model, LoadedModel) else model
-        self.needs = needs = model_needs(module)
+        self.arch = model.descriptor if isinstance(model, LoadedModel) else architecture_of(module)
+        self.needs = needs = self.arch.needs(module.config)
         self.scale = needs.scale
         self.in_channels = needs.in_channels
         self.out_channels = needs.out_channels
         self.multiple = needs.multiple_of
         self.num_features = needs.feature_channels
         self.device = resolve_device(options.device)
-        self.precision: Precision = resolve_precision(options.precision, self.device)
-        module = copy.deepcopy(module).eval().requires_grad_(False)
-        module = module.to(self.device)
-        if options.channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        self.module = module
-        self._tail_strips = isinstance(module, RRDBNet)
-        self._fp16_fallback = False
-        self._engine: Callable[[torch.Tensor], torch.Tensor] | None
-        if options.engine == "openvino":
-            self._engine = openvino_engine(module, self.device, self.precision, options.calibration)
-        else:
-            self._engine = cpu_engine(module, self.device, self.precision, options.calibration)
+        self.precision = resolve_precision(options.precision, self.device, self.arch.precisions)
+        parameters = sum(p.numel() for p in module.parameters())
+        self.engine = choose_engine(
+            options.engine, self.arch, self.device, self.precision, parameters
+        )
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+        request = EngineRequest(
+            self.module,
+            self.arch,
+            self.device,
+            self.precision,
+            options.calibration,
+            options.channels_last,
+        )
+        self._network = self.engine.prepare(request)
         if self.device.type == "cpu":
             reuse_freed_memory()  # large activations stay mapped across tiles and calls
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
@@ -148,23 +152,7 @@ class Upscaler:
             torch.channels_last if self.options.channels_last else torch.contiguous_format
         )
         batch = batch.to(self.device, torch.float32).contiguous(memory_format=memory_format)
-        if self._engine is not None:
-            return self._engine(batch)
-        with torch.no_grad(), self.precision.context(self.device):
-            out = self._module_forward(batch)
-        if self.precision.name == "fp16" and not torch.isfinite(out).all():
-            if not self._fp16_fallback:
-                log.warning("fp16 overflowed (non-finite output); recomputing in fp32")
-                self._fp16_fallback = True
-            with torch.no_grad():
-                out = self._module_forward(batch)
-        return out
-
-    def _module_forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """The module itself; an RRDBNet's HR tail in row strips (identical output, less memory)."""
-        if self._tail_strips:
-            return self.module(batch, tail_strips=True)
-        return self.module(batch)
+        return self._network(batch)
 
     @property
     def halo(self) -> int:
@@ -180,7 +168,7 @@ class Upscaler:
             return self.options.tile
         bytes_per_pixel = self.bytes_per_pixel()
         budget = memory_budget_pixels(self.device, bytes_per_pixel)
-        curve = cost_curve(self.device, self.precision.name)
+        curve = cost_curve(self.device, self.precision)
         fits = height * width <= budget
         if height * width <= TILE_SIDES[0] ** 2 or (fits and curve == FLAT):
             tile = 0  # no grid can beat the whole image: the halo is not even needed
@@ -209,9 +197,7 @@ class Upscaler:
     def bytes_per_pixel(self) -> int:
         """Estimated peak activation memory per LR input pixel at this precision (measured)."""
         return int(
-            activation_bytes_per_pixel(
-                self.num_features, self.scale, self.multiple, self.precision.name
-            )
+            activation_bytes_per_pixel(self.num_features, self.scale, self.multiple, self.precision)
         )
 
     def _release_cache(self) -> None:
@@ -283,75 +269,6 @@ class Upscaler:
         if resized.ndim == 2:
             resized = resized[..., None]
         return np.clip(resized, 0.0, 1.0)
-
-
-def cpu_engine(
-    module: nn.Module, device: torch.device, precision: Precision, calibration: str | None
-) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The fused oneDNN engine for an RRDBNet on the CPU (fp32, bf16, int8), else None.
-
-    None means the module itself runs (other architectures, GPUs, PyTorch builds without
-    oneDNN); int8 has no such fallback and says why.
-    """
-    from esrgan_plugin.arch.rrdbnet_fused import BF16, FP32, FusedRRDBNet, fused_ops_available
-
-    usable = device.type == "cpu" and isinstance(module, RRDBNet) and fused_ops_available()
-    if precision.name == "int8":
-        from esrgan_plugin.int8 import int8_available
-
-        if not (usable and int8_available()):
-            raise InferenceError(
-                "precision int8 needs an RRDBNet (ESRGAN) model on a CPU with PyTorch's oneDNN "
-                f"int8 kernels; got {type(module).__name__} on {device}"
-            )
-        from esrgan_plugin.calibration import calibration_for
-        from esrgan_plugin.int8 import default_int8_options, quantize_rrdbnet
-
-        assert isinstance(module, RRDBNet)
-        return quantize_rrdbnet(
-            module, calibration_for(module, calibration), default_int8_options()
-        )
-    if not usable or precision.name not in ("fp32", "bf16"):
-        return None
-    assert isinstance(module, RRDBNet)
-    return FusedRRDBNet(module, FP32 if precision.name == "fp32" else BF16)
-
-
-def openvino_engine(
-    module: nn.Module, device: torch.device, precision: Precision, calibration: str | None
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The network compiled by OpenVINO (``engine: openvino``): CPU only, fp32/bf16/int8."""
-    if device.type != "cpu":
-        raise InferenceError(f"engine openvino runs on the CPU, not on {device}; use engine torch")
-    from esrgan_plugin.openvino_engine import OpenVinoEngine
-
-    return OpenVinoEngine(module, precision.name, torch.get_num_threads(), calibration)
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """uint8/uint16/float image -> float32 in [0, 1]."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    if np.issubdtype(image.dtype, np.floating):
-        return np.clip(image.astype(np.float32), 0.0, 1.0)
-    raise InferenceError(f"unsupported image dtype {image.dtype}; expected uint8, uint16 or float")
-
-
-def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 in [0, 1] -> ``dtype`` (rounded for integers).
-
-    Done with torch, whose element-wise ops use every core: on a 16k x 16k output this is
-    seconds, not tens of seconds.
-    """
-    if dtype not in (np.uint8, np.uint16):
-        return image.astype(dtype)
-    peak = 255.0 if dtype == np.uint8 else 65535.0
-    scaled = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).mul(peak).add_(0.5)
-    if dtype == np.uint8:
-        return scaled.to(torch.uint8).numpy()
-    return scaled.to(torch.int32).numpy().astype(np.uint16)
 
 
 def upscale(

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from esrgan_plugin.checkpoint import LoadedModel
 from esrgan_plugin.errors import InterpolationError
+from esrgan_plugin.models.loading import LoadedModel
 
 
 def check_alpha(alpha: float) -> float:

@@ -15,18 +15,17 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esrgan_plugin.errors import InferenceError
-from pipelines.api import StageParams
-from pipelines.config.arguments import describe_error
+from pipelines.api import StageParams, describe_error
 
 DEFAULT_HALO = None
-"""No fixed halo: by default each model gets the halo it needs, measured (``esrgan_plugin.halo``)."""
+"""No fixed halo: by default each model gets the halo it needs, measured (``esrgan_plugin.tiles.halo``)."""
 
 MIN_TILE = 16
 """The smallest tile side, in input pixels."""
 
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 AlphaMode = Literal["bicubic", "model"]
-Engine = Literal["torch", "openvino"]
+Engine = Literal["auto", "openvino", "onednn", "pytorch", "torch"]
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -68,9 +67,10 @@ class UpscaleOptions(BaseModel):
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     engine: Engine = Field(
-        "torch",
-        description="what runs the network: torch (any device) or openvino (CPU; fp32, bf16, "
-        "int8; 1.3-2x faster here; needs the openvino extra)",
+        "auto",
+        description="what runs the network: auto (the fastest installed engine that runs the "
+        "request, `esrgan engines`), openvino (CPU), onednn (CPU, RRDBNet), pytorch (any "
+        "device), or torch (onednn where it applies, else pytorch)",
     )
     outscale: float | None = Field(
         None, gt=0, le=16, description="final scale, if not the model's own (model, then resize)"

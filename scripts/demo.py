@@ -46,7 +46,7 @@ def sample_input(out: Path) -> tuple[Path, np.ndarray]:
 
 def _model_name(model: str) -> str:
     """The model's name as the catalogue resolves it (``default`` names the real default)."""
-    from esrgan_plugin.catalogue import DEFAULT_NAME, catalogue
+    from esrgan_plugin.models.catalogue import DEFAULT_NAME, catalogue
 
     return catalogue().default_name() if model == DEFAULT_NAME else model
 

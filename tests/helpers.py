@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-from esrgan_plugin.checkpoint import save_model
+from esrgan_plugin.models.loading import save_model
 
 
 def tiny_rrdbnet(

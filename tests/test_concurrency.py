@@ -168,7 +168,7 @@ def test_two_conversions_into_the_model_cache_leave_one_valid_entry(tmp_path: Pa
     from helpers import tiny_rrdbnet
     from ncnn_files import write_rrdbnet
 
-    from esrgan_plugin.model_cache import CACHE_ENV, _read_entry, source_hash
+    from esrgan_plugin.cache import CACHE_ENV, MODELS, file_sha256, read_conversion
 
     param = write_rrdbnet(tiny_rrdbnet(nf=4, nb=1, gc=2), tmp_path / "net.param")
     cache = tmp_path / "cache"
@@ -179,5 +179,5 @@ def test_two_conversions_into_the_model_cache_leave_one_valid_entry(tmp_path: Pa
     entries = sorted(cache.rglob("*"))
     files = [p for p in entries if p.is_file()]
     assert len(files) == 1 and files[0].suffix == ".safetensors", entries
-    key = source_hash([param, param.with_suffix(".bin")])
-    assert _read_entry(files[0], key) is not None
+    key = MODELS.key(file_sha256([param, param.with_suffix(".bin")]))
+    assert read_conversion(files[0], key) is not None

@@ -1,4 +1,5 @@
-"""The packages' shape: imports flow training -> esrgan_plugin -> pipelines, and old paths still work."""
+"""The packages' shape: imports flow training -> esrgan_plugin -> pipelines through the host's
+contract, no import cycles, small modules, a light start-up, and old paths still work."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ DEPRECATED = {
 }
 
 
+PACKAGES = ("pipelines", "esrgan_plugin", "training")
+MAX_MODULE_LINES = 450
+
+
 def _imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
@@ -43,6 +48,96 @@ def test_imports_flow_one_way(package: str) -> None:
         if name.split(".")[0] in FORBIDDEN[package]
     ]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("package", ["esrgan_plugin", "training"])
+def test_plugins_use_the_host_only_through_its_contract(package: str) -> None:
+    """``pipelines.api`` is the host's public contract; nothing else of the host is imported."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in sorted(_imported_modules(path))
+        if name.split(".")[0] == "pipelines" and name.split(".")[:2] != ["pipelines", "api"]
+    ]
+    assert not offenders, offenders
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports, anywhere in it (inside functions too)."""
+    paths = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names if alias.name in paths)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                    here = here[: len(here) - node.level + 1]
+                    base = ".".join([*here, *([node.module] if node.module else [])])
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    targets.add(full if full in paths else base)
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles_among_the_project_modules() -> None:
+    """Imports inside functions count: a cycle hidden in a function is still a cycle."""
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_is_long() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for pkg in PACKAGES
+        for path in (ROOT / pkg).rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long
 
 
 def test_no_project_module_uses_a_deprecated_path() -> None:

@@ -2,14 +2,13 @@
 
 Stage ``psnr``: L1 only. Stage ``gan``: starts from a stage-1 generator; the generator minimises
 ``perceptual + lambda * RaGAN + eta * L1`` and the discriminator the RaGAN loss, updated
-alternately. Checkpoints (networks, optimisers, EMA, RNG, iteration) are written atomically;
-a resumed run draws the same batches and ends with the same weights as an uninterrupted one.
+alternately (:mod:`training.steps`). Checkpoints (networks, optimisers, EMA, RNG, iteration) are
+written atomically; a resumed run draws the same batches and ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,14 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
-from esrgan_plugin.checkpoint import load_model, save_model
+from esrgan_plugin.models.loading import save_model
 from training.config import TrainConfig
-from training.discriminator import VGGStyleDiscriminator
 from training.distributed import (
     DistContext,
     barrier,
@@ -39,7 +33,7 @@ from training.errors import TrainingError
 from training.instruments import Window, peak_memory_mb
 from training.interrupt import stop_on_signals
 from training.logs import MetricsLog
-from training.losses import PerceptualLoss, ragan_discriminator_terms, ragan_generator_loss
+from training.networks import GENERATOR_NAME, Networks, build_networks, wrap_for_training
 from training.state import (
     CHECKPOINT_NAME,
     keep_checkpoint,
@@ -48,38 +42,10 @@ from training.state import (
     save_checkpoint,
     snapshot_path,
 )
+from training.steps import gan_step, psnr_step, update_ema
 from training.validation import Validator
 
 log = logging.getLogger(__name__)
-
-GENERATOR_NAME = "generator.safetensors"
-
-Generator = RRDBNet | SRResNet
-
-
-@dataclass
-class Networks:
-    """Everything that learns, plus what optimises it."""
-
-    generator: Generator
-    optimizer_g: torch.optim.Optimizer
-    discriminator: VGGStyleDiscriminator | None = None
-    optimizer_d: torch.optim.Optimizer | None = None
-    perceptual: PerceptualLoss | None = None
-    ema: Generator | None = None
-    scaler: torch.amp.GradScaler | None = None
-    train_g: Any = None
-    """What the steps call to run G: its DDP wrapper and/or compiled form (default: G itself)."""
-    train_d: Any = None
-    """What D's update calls: its DDP wrapper (default: D itself; G's update calls D directly)."""
-    channels_last: bool = False
-
-    def __post_init__(self) -> None:
-        self.train_g = self.train_g or self.generator
-
-    def exported(self) -> Generator:
-        """The generator to publish: the EMA copy when there is one."""
-        return self.ema if self.ema is not None else self.generator
 
 
 @dataclass(frozen=True)
@@ -91,202 +57,6 @@ class TrainResult:
     last_losses: dict[str, float] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)
     interrupted_by: str | None = None
-
-
-def build_networks(config: TrainConfig, device: torch.device) -> Networks:
-    """Generator (from scratch or the stage-1 model), and for ``gan`` the D and the VGG loss."""
-    torch.manual_seed(config.seed)
-    m = config.model
-    generator = build_generator(config)
-    if config.stage == "gan":
-        _load_pretrained(generator, config)
-    generator.to(device).train()
-    opt = config.optim
-    nets = Networks(
-        generator, torch.optim.Adam(generator.parameters(), lr=opt.lr or 0.0, betas=opt.betas)
-    )
-    if opt.ema_decay is not None:
-        nets.ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    if config.stage == "gan":
-        nets.discriminator = VGGStyleDiscriminator(
-            m.out_channels, config.gan.discriminator_features, config.data.hr_size
-        )
-        nets.discriminator.to(device).train()
-        nets.optimizer_d = torch.optim.Adam(
-            nets.discriminator.parameters(),
-            lr=opt.discriminator_lr or opt.lr or 0.0,
-            betas=opt.betas,
-        )
-        weights = config.gan.vgg_weights
-        if weights not in ("imagenet", "random"):
-            weights = str(config.resolve(weights))
-        nets.perceptual = PerceptualLoss(
-            config.gan.perceptual_layers, weights=weights, seed=config.seed
-        ).to(device)
-    if config.precision == "fp16":
-        if device.type != "cuda":
-            raise TrainingError(
-                f"precision fp16 needs a CUDA device (got {device}); use bf16 or fp32"
-            )
-        nets.scaler = torch.amp.GradScaler("cuda")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop shapes: autotune once
-        nets.channels_last = True
-        for net in (nets.generator, nets.discriminator, nets.ema):
-            if net is not None:
-                net.to(memory_format=torch.channels_last)
-    return nets
-
-
-def wrap_for_training(nets: Networks, config: TrainConfig, ctx: DistContext) -> None:
-    """DDP wrappers for G and D when there are several ranks; torch.compile of G when asked.
-
-    D's BN layers stay per-rank BatchNorm (no SyncBatchNorm), as in BasicSR and Real-ESRGAN:
-    SyncBatchNorm runs only on GPUs, and per-rank statistics are what the authors trained with.
-    """
-    if ctx.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        nets.train_g = DistributedDataParallel(nets.generator)
-        if nets.discriminator is not None:
-            nets.train_d = DistributedDataParallel(nets.discriminator)
-    if nets.discriminator is not None and nets.train_d is None:
-        nets.train_d = nets.discriminator
-    if config.compile:
-        nets.train_g = torch.compile(nets.train_g)
-
-
-def build_generator(config: TrainConfig) -> Generator:
-    """A freshly initialised generator as the model section describes."""
-    m = config.model
-    if m.architecture == "srresnet":
-        return SRResNet(
-            SRResNetConfig(
-                m.in_channels, m.out_channels, m.num_features, m.num_blocks, m.scale, m.batch_norm
-            )
-        )
-    return RRDBNet(
-        RRDBNetConfig.for_scale(
-            m.scale,
-            num_features=m.num_features,
-            num_blocks=m.num_blocks,
-            growth_channels=m.growth_channels,
-            in_channels=m.in_channels,
-            out_channels=m.out_channels,
-        )
-    )
-
-
-def _load_pretrained(generator: Generator, config: TrainConfig) -> None:
-    if not config.gan.pretrained:
-        raise TrainingError(
-            "stage gan needs gan.pretrained: the stage-1 (psnr) generator or its experiment folder"
-        )
-    path = config.resolve(config.gan.pretrained)
-    if path.is_dir():
-        path = path / GENERATOR_NAME
-    model = load_model(path)
-    if model.config != generator.config:
-        raise TrainingError(
-            f"{path}: pretrained generator {model.config} does not match the model section {generator.config}"
-        )
-    generator.load_state_dict(model.module.state_dict())
-
-
-# --------------------------------------------------------------------------- one iteration
-
-
-def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    if config.precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def _backward_step(
-    loss: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    nets: Networks,
-    params: Any,
-    clip: float | None,
-) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    if nets.scaler is not None:
-        nets.scaler.scale(loss).backward()
-        nets.scaler.unscale_(optimizer)
-    else:
-        loss.backward()
-    if clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    if nets.scaler is not None:
-        nets.scaler.step(optimizer)
-    else:
-        optimizer.step()
-
-
-def psnr_step(
-    nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainConfig, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Stage 1: L1 between the SR output and the HR crop."""
-    with _autocast(config, device):
-        l_pix = F.l1_loss(nets.train_g(lr).float(), hr)
-    _backward_step(
-        l_pix, nets.optimizer_g, nets, nets.generator.parameters(), config.optim.grad_clip
-    )
-    return {"l_pix": l_pix.detach()}
-
-
-def gan_step(
-    nets: Networks, lr: torch.Tensor, hr: torch.Tensor, config: TrainConfig, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Stage 2: a generator update (D frozen), then a discriminator update on detached SR."""
-    assert (
-        nets.discriminator is not None
-        and nets.optimizer_d is not None
-        and nets.perceptual is not None
-    )
-    g = config.gan
-    nets.discriminator.requires_grad_(False)
-    with _autocast(config, device):
-        sr = nets.train_g(lr).float()
-        l_pix = F.l1_loss(sr, hr)
-        l_percep = nets.perceptual(sr, hr)
-        real_logits = nets.discriminator(hr).detach().float()
-        l_g_gan = ragan_generator_loss(real_logits, nets.discriminator(sr).float())
-        l_g = g.perceptual_weight * l_percep + g.gan_weight * l_g_gan + g.pixel_weight * l_pix
-    _backward_step(l_g, nets.optimizer_g, nets, nets.generator.parameters(), config.optim.grad_clip)
-
-    nets.discriminator.requires_grad_(True)
-    with _autocast(config, device):
-        real_d = nets.train_d(hr).float()
-        fake_d = nets.train_d(sr.detach()).float()
-        l_d_real, l_d_fake = ragan_discriminator_terms(real_d, fake_d)
-        l_d = l_d_real + l_d_fake
-    _backward_step(
-        l_d, nets.optimizer_d, nets, nets.discriminator.parameters(), config.optim.grad_clip
-    )
-    if nets.scaler is not None:
-        nets.scaler.update()
-    return {
-        "l_g": l_g.detach(),
-        "l_pix": l_pix.detach(),
-        "l_percep": l_percep.detach(),
-        "l_g_gan": l_g_gan.detach(),
-        "l_d": l_d.detach(),
-        "l_d_real": l_d_real.detach(),
-        "l_d_fake": l_d_fake.detach(),
-        "out_d_real": real_d.detach().mean(),
-        "out_d_fake": fake_d.detach().mean(),
-    }
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-        e.lerp_(p, 1.0 - decay)
-
-
-# --------------------------------------------------------------------------- checkpoints
 
 
 def training_state(nets: Networks, iteration: int, world_size: int = 1) -> dict[str, Any]:

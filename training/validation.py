@@ -40,7 +40,9 @@ class Validator:
     def evaluate(self, generator: nn.Module) -> dict[str, float]:
         """Mean PSNR/SSIM (Y, crop = scale), and NIQE if asked, over the validation pairs."""
         upscaler = Upscaler(
-            generator, UpscaleOptions(tile=0, precision="fp32", device=str(self.device))
+            generator,
+            # the PyTorch engines: weights that change every validation would be exported anew
+            UpscaleOptions(tile=0, precision="fp32", device=str(self.device), engine="torch"),
         )
         psnrs, ssims, niqes = [], [], []
         for lr, hr in self.pairs:

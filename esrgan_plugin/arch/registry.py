@@ -1,62 +1,86 @@
-"""Configuration type -> network class, for every architecture the project builds."""
+"""The architectures the project builds itself, and lookups over their descriptors.
+
+One table (:data:`ARCHITECTURES`, in detection order); every other module asks it, by name, by
+configuration, by network, or by a checkpoint's keys.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
 from torch import nn
 
-from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
-from esrgan_plugin.arch.rrdbnet import RRDBNet, RRDBNetConfig
-from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
+from esrgan_plugin.arch import compact, rrdbnet, srresnet
+from esrgan_plugin.arch.compact import CompactConfig
+from esrgan_plugin.arch.descriptor import Architecture, KeyLayout, ModelNeeds
+from esrgan_plugin.arch.rrdbnet import RRDBNetConfig
+from esrgan_plugin.arch.srresnet import SRResNetConfig
+from esrgan_plugin.errors import CheckpointError
 
 ModelConfig = RRDBNetConfig | SRResNetConfig | CompactConfig
 
-NETWORKS: dict[type, type[nn.Module]] = {
-    RRDBNetConfig: RRDBNet,
-    SRResNetConfig: SRResNet,
-    CompactConfig: SRVGGNetCompact,
-}
-"""A new architecture adds its configuration and module class here (and its needs in needs.py)."""
+ARCHITECTURES: tuple[Architecture, ...] = (
+    rrdbnet.ARCHITECTURE,
+    compact.ARCHITECTURE,
+    srresnet.ARCHITECTURE,
+)
+"""Every architecture, in the order checkpoints are matched against their key layouts."""
 
 
-def model_class(config: ModelConfig) -> type[nn.Module]:
-    """The network class a configuration builds."""
-    return NETWORKS[type(config)]
+def architecture_named(name: str) -> Architecture:
+    """The descriptor called ``name`` (``RRDBNet``, ``SRVGGNetCompact``, ``SRResNet``)."""
+    for arch in ARCHITECTURES:
+        if arch.name == name:
+            return arch
+    raise KeyError(f"unknown architecture {name!r}")
 
 
-def build_network(config: ModelConfig) -> nn.Module:
+def architecture_of(obj: object) -> Architecture:
+    """The descriptor of a network (its class or a subclass) or of a configuration."""
+    for arch in ARCHITECTURES:
+        if isinstance(obj, (arch.module_class, arch.config_class)):
+            return arch
+    raise TypeError(f"{type(obj).__name__} is not a registered super-resolution architecture")
+
+
+def model_needs(module: nn.Module) -> ModelNeeds:
+    """The needs of a network built from a registered architecture."""
+    return architecture_of(module).needs(module.config)
+
+
+def build_network(config: object) -> nn.Module:
     """A freshly initialised network for ``config``."""
-    return model_class(config)(config)  # type: ignore[call-arg]
+    return architecture_of(config).build(config)
 
 
-def _conv(cin: int, cout: int) -> int:
-    return cin * cout * 9 + cout  # a 3x3 convolution with bias
+def model_class(config: object) -> type[nn.Module]:
+    """The network class a configuration builds."""
+    return architecture_of(config).module_class
 
 
-def _rrdbnet_parameters(c: RRDBNetConfig) -> int:
-    nf, gc = c.num_features, c.growth_channels
-    dense = sum(_conv(nf + j * gc, gc) for j in range(4)) + _conv(nf + 4 * gc, nf)
-    return (
-        _conv(c.in_channels * c.unshuffle_factor**2, nf)
-        + c.num_blocks * 3 * dense
-        + (2 + c.num_upsample) * _conv(nf, nf)  # conv_body, up-steps, conv_hr
-        + _conv(nf, c.out_channels)
+def parameter_count(config: object) -> int:
+    """Parameters of the network ``config`` builds."""
+    return architecture_of(config).parameters(config)
+
+
+def detect_layout(
+    state: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> tuple[Architecture, KeyLayout]:
+    """The first architecture and key layout whose keys are all present; a clear error otherwise."""
+    for arch in ARCHITECTURES:
+        for layout in arch.layouts:
+            if layout.matches(state):
+                return arch, layout
+    sample = ", ".join(shown_key(k) for k in list(state)[:5])
+    known = "; ".join(
+        f"{layout.name} ({layout.description})" for arch in ARCHITECTURES for layout in arch.layouts
+    )
+    raise CheckpointError(
+        f"{source}: not an ESRGAN-family checkpoint: unknown key layout (first keys: {sample}); known layouts: {known}"
     )
 
 
-def _compact_parameters(c: CompactConfig) -> int:
-    nf = c.num_features
-    return (
-        _conv(c.in_channels, nf)
-        + (c.num_convs + 1) * nf  # PReLU slopes
-        + c.num_convs * _conv(nf, nf)
-        + _conv(nf, c.out_channels * c.upscale**2)
-    )
-
-
-def parameter_count(config: ModelConfig) -> int:
-    """Parameters of the network ``config`` builds, without building it where a formula exists."""
-    if isinstance(config, RRDBNetConfig):
-        return _rrdbnet_parameters(config)
-    if isinstance(config, CompactConfig):
-        return _compact_parameters(config)
-    return sum(p.numel() for p in build_network(config).parameters())
+def shown_key(key: str) -> str:
+    """A tensor name for a one-line message: as is, or quoted when empty or not printable."""
+    return key if key and key.isprintable() and key.strip() == key else repr(key)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import random_image, tiny_rrdbnet
 
-from esrgan_plugin.checkpoint import build_from_state_dict
+from esrgan_plugin.models.loading import build_from_state_dict
 
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxruntime")

@@ -15,15 +15,17 @@ import torch
 from helpers import random_image, save_tiny
 from ncnn_files import write_compact
 
-from esrgan_plugin import catalogue as catalogue_module
-from esrgan_plugin import load_model, model_cache
+from esrgan_plugin import cache as model_cache
+from esrgan_plugin import load_model
 from esrgan_plugin.arch import CompactConfig, SRVGGNetCompact
-from esrgan_plugin.catalogue import ModelEntry, build_catalogue, catalogue
 from esrgan_plugin.cli import main
+from esrgan_plugin.engines.upscalers import clear_caches
 from esrgan_plugin.errors import CheckpointError
 from esrgan_plugin.formats import ncnn_models
-from esrgan_plugin.model_packages import SR_VULKAN_MODELS
-from esrgan_plugin.stages import UpscaleParams, clear_caches
+from esrgan_plugin.models import catalogue as catalogue_module
+from esrgan_plugin.models.catalogue import ModelEntry, build_catalogue, catalogue
+from esrgan_plugin.models.packages import SR_VULKAN_MODELS
+from esrgan_plugin.options import UpscaleParams
 from esrgan_plugin.stages import upscale as upscale_stage
 
 REAL_NAMES = sorted(SR_VULKAN_MODELS)
@@ -107,13 +109,13 @@ def test_a_known_model_that_is_not_installed_names_its_package(
 def test_default_is_x4plus_when_installed_else_the_shipped_model(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from esrgan_plugin.zoo import resolve_model_path
+    from esrgan_plugin.models.names import resolve_model_path
 
     if _sr_vulkan_installed():
         assert resolve_model_path("default") == catalogue().entries["realesrgan-x4plus"].path()
     _without(monkeypatch, "realesrgan-x4plus")
     catalogue_module._note_fallback.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="esrgan_plugin.catalogue"):
+    with caplog.at_level(logging.WARNING, logger="esrgan_plugin.models.catalogue"):
         path = resolve_model_path("default")
         resolve_model_path("default")
     assert path.name == "default-psnr.safetensors"
@@ -145,7 +147,7 @@ def test_a_third_party_package_adds_models_through_the_entry_point(
     (package / "acme_models.py").write_text(
         "from pathlib import Path\n"
         "from esrgan_plugin.arch import RRDBNetConfig\n"
-        "from esrgan_plugin.catalogue import ModelEntry\n"
+        "from esrgan_plugin.models.catalogue import ModelEntry\n"
         "def models():\n"
         "    config = RRDBNetConfig(num_features=8, num_blocks=1, growth_channels=4)\n"
         f"    path = Path({str(weights)!r})\n"
@@ -198,11 +200,11 @@ def test_ncnn_files_are_converted_once(tmp_path: Path, monkeypatch: pytest.Monke
     entries = list((tmp_path / "cache" / "models").glob("c-*.safetensors"))
     assert len(entries) == 1
 
-    def no_conversion(path: str) -> None:
+    def no_conversion(*args: object) -> None:
         raise AssertionError("converted again")
 
     monkeypatch.setattr(ncnn_models, "read_ncnn_state_dict", no_conversion)
-    import esrgan_plugin.checkpoint as checkpoint
+    import esrgan_plugin.models.loading as checkpoint
 
     monkeypatch.setattr(checkpoint, "read_ncnn_state_dict", no_conversion)
     second = load_model(param)
@@ -233,14 +235,13 @@ def test_a_corrupt_cache_entry_is_rebuilt(
     else:
         data[-3] ^= 0xFF  # inside the last tensor: still a valid file, wrong weights
         entry.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="esrgan_plugin.model_cache"):
+    with caplog.at_level(logging.WARNING, logger="esrgan_plugin.cache"):
         again = load_model(param)
     assert any("corrupt" in r.getMessage() for r in caplog.records)
     for key, value in good.module.state_dict().items():
         assert torch.equal(again.module.state_dict()[key], value)
-    assert model_cache._read_entry(
-        entry, model_cache.source_hash([param, param.with_suffix(".bin")])
-    )
+    key = model_cache.MODELS.key(model_cache.file_sha256([param, param.with_suffix(".bin")]))
+    assert model_cache.read_conversion(entry, key)
 
 
 def test_an_unwritable_cache_folder_still_loads(

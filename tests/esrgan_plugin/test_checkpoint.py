@@ -12,14 +12,14 @@ from helpers import tiny_rrdbnet, to_layout
 from safetensors.torch import load_file, save_file
 
 from esrgan_plugin.arch import SRResNet, SRResNetConfig
-from esrgan_plugin.checkpoint import (
+from esrgan_plugin.arch.registry import detect_layout
+from esrgan_plugin.errors import CheckpointError
+from esrgan_plugin.models.loading import (
     build_from_state_dict,
-    detect_layout,
     load_model,
     read_state_dict,
     save_model,
 )
-from esrgan_plugin.errors import CheckpointError
 
 
 @pytest.mark.parametrize("layout", ["old", "esrgan", "basicsr"])

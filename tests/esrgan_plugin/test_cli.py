@@ -12,8 +12,8 @@ import pytest
 import torch
 from helpers import random_image, save_tiny, tiny_rrdbnet, to_layout
 
-from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.cli import main
+from esrgan_plugin.models.loading import load_model
 from pipelines.io.images import read_image, write_image
 
 

@@ -12,11 +12,13 @@ from helpers import random_image, save_tiny
 
 from esrgan_plugin import UpscaleOptions, Upscaler, interpolate_models, load_model
 from esrgan_plugin.arch import CompactConfig, SRVGGNetCompact
-from esrgan_plugin.arch.needs import model_needs
-from esrgan_plugin.checkpoint import save_model
+from esrgan_plugin.arch.registry import model_needs
 from esrgan_plugin.cli import main
+from esrgan_plugin.engines.upscalers import clear_caches
 from esrgan_plugin.errors import InterpolationError
-from esrgan_plugin.stages import UpscaleParams, clear_caches, stage_specs
+from esrgan_plugin.models.loading import save_model
+from esrgan_plugin.options import UpscaleParams
+from esrgan_plugin.stages import stage_specs
 
 
 def tiny_compact(

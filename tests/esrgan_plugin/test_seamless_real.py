@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan_plugin.checkpoint import LoadedModel, load_model
 from esrgan_plugin.inference import upscale
+from esrgan_plugin.models.loading import LoadedModel, load_model
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,8 @@ def test_dask_chunks_with_the_default_halo_match_the_whole_image(
 ) -> None:
     import dask.array as da
 
-    from esrgan_plugin.stages import UpscaleParams, stage_specs
+    from esrgan_plugin.options import UpscaleParams
+    from esrgan_plugin.stages import stage_specs
     from pipelines.io.items import ImageItem, ImageMeta
     from pipelines.runner.blocks import BlockPlan, map_image
 

@@ -11,10 +11,11 @@ from helpers import random_image, save_tiny
 
 from esrgan_plugin import UpscaleOptions, Upscaler, interpolate_models, load_model
 from esrgan_plugin import stages as stages_module
+from esrgan_plugin.engines import upscalers
 from esrgan_plugin.errors import EsrganError
+from esrgan_plugin.options import UpscaleParams
 from esrgan_plugin.stages import (
     InterpolateParams,
-    UpscaleParams,
     interpolate,
     stage_specs,
     upscale,
@@ -25,7 +26,7 @@ from pipelines.runner.registry import StageSpec
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    stages_module.clear_caches()
+    upscalers.clear_caches()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_upscale_stage_matches_the_library(models: tuple[Path, Path]) -> None:
 def test_models_are_loaded_once_per_process_and_reloaded_when_the_file_changes(
     models: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import esrgan_plugin.checkpoint as checkpoint
+    import esrgan_plugin.engines.upscalers as checkpoint
 
     calls: list[str] = []
     real = checkpoint.load_model
@@ -206,7 +207,7 @@ def test_the_graph_carries_parameters_not_the_model(
     import cloudpickle
     import dask
 
-    import esrgan_plugin.checkpoint as checkpoint
+    import esrgan_plugin.engines.upscalers as checkpoint
 
     loads: list[str] = []
     real = checkpoint.load_model
@@ -230,13 +231,13 @@ def test_torch_threads_follow_the_workers_thread_share(
 
     before = torch.get_num_threads()
     try:
-        monkeypatch.delenv(stages_module.TORCH_THREADS_ENV, raising=False)
+        monkeypatch.delenv(upscalers.TORCH_THREADS_ENV, raising=False)
         monkeypatch.setenv(
             "OMP_NUM_THREADS", "1"
         )  # as the runner sets it in worker processes, even after torch started
         upscale(random_image(4, 4), UpscaleParams(model=str(models[0]), tile=0, device="cpu"))
         assert torch.get_num_threads() == 1
-        monkeypatch.setenv(stages_module.TORCH_THREADS_ENV, "x")
+        monkeypatch.setenv(upscalers.TORCH_THREADS_ENV, "x")
         with pytest.raises(EsrganError, match="ESRGAN_TORCH_THREADS='x' is not a whole number"):
             upscale(random_image(4, 4), UpscaleParams(model=str(models[0]), tile=0, device="cpu"))
     finally:
@@ -249,8 +250,10 @@ def test_provenance_records_the_resolved_halo_and_engine(models: tuple[Path, Pat
     record = stages_module.upscale_provenance(params)
     expected = Upscaler(load_model(models[0]), UpscaleOptions(tile=0, device="cpu")).halo
     assert record["halo"] == expected and isinstance(expected, int)
-    assert record["engine"] == "torch"
+    assert record["engine"] == Upscaler(load_model(models[0]), UpscaleOptions()).engine.name
     mixed = UpscaleParams(
         model=str(models[0]), interpolate_with=str(models[1]), alpha=0.5, tile=0, device="cpu"
     )
-    assert str(stages_module.upscale_provenance(mixed)["halo"]).startswith("auto")
+    blended = interpolate_models(load_model(models[0]), load_model(models[1]), 0.5)
+    expected_mixed = Upscaler(blended, UpscaleOptions(tile=0, device="cpu")).halo
+    assert stages_module.upscale_provenance(mixed)["halo"] == expected_mixed

@@ -7,8 +7,8 @@ import torch
 from helpers import tiny_rrdbnet
 
 from esrgan_plugin.arch import strips
-from esrgan_plugin.arch.rrdbnet_fused import FP32, FusedRRDBNet, fused_ops_available
 from esrgan_plugin.arch.strips import TAIL_HALO, map_row_strips, strip_rows
+from esrgan_plugin.engines.onednn.fused import FP32, FusedRRDBNet, fused_ops_available
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import pytest
 import torch
 from helpers import random_image, save_tiny, tiny_rrdbnet
 
-from esrgan_plugin import halo as halo_mod
-from esrgan_plugin import inference, tile_defaults
+from esrgan_plugin import inference
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
-from esrgan_plugin.tile_defaults import (
+from esrgan_plugin.tiles import defaults as tile_defaults
+from esrgan_plugin.tiles import halo as halo_mod
+from esrgan_plugin.tiles.defaults import (
     MAX_HALO_WORK,
     TAIL_RESERVE_BYTES,
     CostCurve,

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from esrgan_plugin import zoo
-from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.errors import CheckpointError
+from esrgan_plugin.models import names
+from esrgan_plugin.models import shipped as zoo
+from esrgan_plugin.models.loading import load_model
 
 
 @pytest.mark.parametrize("name", ["default-psnr", "default-gan"])
@@ -29,4 +30,4 @@ def test_missing_shipped_model_says_how_to_rebuild(monkeypatch: pytest.MonkeyPat
 
 
 def test_other_values_are_paths(tmp_path: Path) -> None:
-    assert zoo.resolve_model_path(str(tmp_path / "x.pth")) == tmp_path / "x.pth"
+    assert names.resolve_model_path(str(tmp_path / "x.pth")) == tmp_path / "x.pth"

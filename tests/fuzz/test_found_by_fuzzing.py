@@ -13,8 +13,8 @@ import torch
 from helpers import tiny_rrdbnet
 from ncnn_files import write_rrdbnet
 
-from esrgan_plugin.checkpoint import build_from_state_dict, load_model
 from esrgan_plugin.errors import CheckpointError
+from esrgan_plugin.models.loading import build_from_state_dict, load_model
 from pipelines.config.loader import ValidationError, parse_config
 from pipelines.config.yaml_loader import MAX_DEPTH, YamlError, parse_yaml
 from pipelines.errors import ImageIOError

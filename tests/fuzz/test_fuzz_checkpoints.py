@@ -20,8 +20,8 @@ from safetensors.torch import save_file
 
 from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
 from esrgan_plugin.arch.srresnet import SRResNet, SRResNetConfig
-from esrgan_plugin.checkpoint import LoadedModel, load_model
 from esrgan_plugin.errors import CheckpointError
+from esrgan_plugin.models.loading import LoadedModel, load_model
 
 SENTINEL_ENV = "ESRGAN_FUZZ_SENTINEL"
 """Environment variable naming the file that :func:`ran_code` creates if a pickle ever runs it."""

@@ -14,8 +14,8 @@ from ncnn_files import write_compact, write_rrdbnet
 from properties import result_or_error
 
 from esrgan_plugin.arch.compact import CompactConfig, SRVGGNetCompact
-from esrgan_plugin.checkpoint import LoadedModel, load_model
 from esrgan_plugin.errors import CheckpointError
+from esrgan_plugin.models.loading import LoadedModel, load_model
 
 
 def _seed(kind: str, fp16: bool) -> tuple[str, bytes]:

@@ -14,8 +14,8 @@ import pytest
 import zarr
 from helpers import save_tiny
 
-from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
+from esrgan_plugin.models.loading import load_model
 from pipelines.errors import PipelineError
 from pipelines.io.ome_sink import downsample
 from pipelines.testing import run_text

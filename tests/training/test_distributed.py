@@ -154,7 +154,7 @@ def test_two_ranks_match_one_rank(runs: Path) -> None:
 
 
 def _initial_conv_last(folder: Path) -> torch.Tensor:
-    from training.loop import build_generator
+    from training.networks import build_generator
 
     torch.manual_seed(5)
     return build_generator(load_config(folder / "one.yaml")).state_dict()["conv_last.weight"]

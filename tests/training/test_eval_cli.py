@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import save_tiny
 
-from esrgan_plugin.checkpoint import load_model
+from esrgan_plugin.models.loading import load_model
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from pipelines.imresize import imresize

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan_plugin.checkpoint import load_model
 from esrgan_plugin.cli import main as esrgan_main
+from esrgan_plugin.models.loading import load_model
 from pipelines.io.images import write_image
 from training.config import load_config
 from training.errors import TrainingError

@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import save_tiny, tiny_rrdbnet
 
-from esrgan_plugin.checkpoint import load_model, save_model
+from esrgan_plugin.models.loading import load_model, save_model
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.interpolate import interpolate_models

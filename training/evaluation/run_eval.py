@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from esrgan_plugin.cli import UsageError
-from esrgan_plugin.errors import EsrganError
+from esrgan_plugin.errors import EsrganError, UsageError
 from pipelines.api import DEFAULT_MAX_PIXELS, PipelineError, imresize, read_image
 from training.evaluation.evaluate import Evaluation, Sample, score
 from training.evaluation.measures import DEFAULT_MEASURES, MEASURES, MeasureContext, parse_measures
@@ -200,7 +199,7 @@ def input_pairs(
 
 def plan_model(args: argparse.Namespace) -> tuple[Plan, int]:
     """Jobs that upscale each LR image with ``--model`` (and the model's scale)."""
-    from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.models.loading import load_model
     from esrgan_plugin.inference import UpscaleOptions, Upscaler
 
     if args.sr:

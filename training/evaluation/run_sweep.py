@@ -43,7 +43,7 @@ def sweep_report(params: SweepParams, progress: Progress | None = None) -> Path:
         )
     metrics, notes = sweep_metrics(params)
     crop = params.crop_border
-    from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.models.loading import load_model
 
     if crop is None:
         crop = load_model(params.psnr_model).scale

@@ -99,7 +99,7 @@ def run_sweep(
     progress: Progress | None = None,
 ) -> SweepResult:
     """Upscale every image at every alpha (models interpolated in memory) and score it."""
-    from esrgan_plugin.checkpoint import load_model
+    from esrgan_plugin.models.loading import load_model
     from esrgan_plugin.inference import UpscaleOptions, Upscaler
     from esrgan_plugin.interpolate import interpolate_models
     from pipelines.api import imresize
@@ -112,7 +112,10 @@ def run_sweep(
     if not inputs:
         raise EvalUsageError(f"no images found in {params.lr or params.hr}")
     has_hr = params.hr is not None
-    options = UpscaleOptions(tile=params.tile, precision=params.precision, device=params.device)
+    # the PyTorch engines: each alpha is new weights, which an exporting engine would export anew
+    options = UpscaleOptions(
+        tile=params.tile, precision=params.precision, device=params.device, engine="torch"
+    )
     methods: dict[str, Evaluation] = {}
     crops = [
         ImageCrops(

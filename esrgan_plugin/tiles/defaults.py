@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from esrgan_plugin.arch.strips import TAIL_STRIP_ELEMENTS
-from esrgan_plugin.tiling import make_tiles
+from esrgan_plugin.tiles.grid import make_tiles
 
 MAX_HALO_WORK = 4 / 3
 """Default tiles process at most this many input pixels per output pixel (halo cost <= 1/3)."""

@@ -8,39 +8,31 @@ the kernels PyTorch's x86 quantisation flow lowers to), driven directly so the g
   dense concatenations stay plain byte copies (a quarter of the fp32 traffic);
 - kept in higher precision (measured, see the README's int8 table): the residual stream (fp32
   sums), the head (``conv_first``, ``conv_body``, long skip) and the tail (up-sampling and HR
-  convolutions), which :class:`~esrgan_plugin.arch.rrdbnet_fused.FusedRRDBNet` runs in fp32 or
+  convolutions), which :class:`~esrgan_plugin.engines.onednn.fused.FusedRRDBNet` runs in fp32 or
   bf16.
 
-Calibration runs the fp32 network over a few images and records each dense block's activation
-range (minimum and maximum: on RealESRGAN_x4plus the 99.99th percentile clipped values the
-output needs, 35.7 dB against 41.7 dB). Results are cached per model weights and calibration
-set (:mod:`esrgan_plugin.calibration`).
+The activation ranges come from :mod:`esrgan_plugin.engines.calibration`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import warnings
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
 from esrgan_plugin.arch.rrdbnet import NEGATIVE_SLOPE, RESIDUAL_SCALE, ResidualDenseBlock, RRDBNet
-from esrgan_plugin.arch.rrdbnet_fused import (
+from esrgan_plugin.device import cpu_has_native_bf16
+from esrgan_plugin.engines.calibration import ActivationRange, BlockRanges, Calibration
+from esrgan_plugin.engines.onednn.fused import (
     CHANNELS_LAST,
     FP32,
+    FusedDenseBlock,
     FusedRRDBNet,
     PrecisionPolicy,
 )
-
-CALIBRATION_VERSION = 3
-"""Bumped when the calibration method changes, so cached ranges are recomputed (3: the tail's
-input ranges too)."""
 
 
 def int8_available() -> bool:
@@ -51,104 +43,6 @@ def int8_available() -> bool:
         and ops is not None
         and hasattr(ops, "qconv2d_pointwise")
         and hasattr(ops, "qconv_prepack")
-    )
-
-
-@dataclass(frozen=True)
-class ActivationRange:
-    """The float range ``[low, high]`` one dense block's uint8 activations cover."""
-
-    low: float
-    high: float
-
-    @property
-    def scale(self) -> float:
-        return max(self.high - self.low, 1e-8) / 255.0
-
-    @property
-    def zero_point(self) -> int:
-        return int(np.clip(round(-self.low / self.scale), 0, 255))
-
-
-@dataclass(frozen=True)
-class BlockRanges:
-    """A dense block's two uint8 ranges: its input ``x`` and its features ``x1 .. x4``."""
-
-    x: ActivationRange
-    features: ActivationRange
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Per-dense-block activation ranges for one model and one calibration set."""
-
-    ranges: tuple[BlockRanges, ...]
-    tail: tuple[ActivationRange, ...] = ()
-    """Input ranges of the tail's convolutions (each up-sampling conv, then ``conv_hr``)."""
-    version: int = CALIBRATION_VERSION
-
-    def to_json(self) -> str:
-        rows = [[r.x.low, r.x.high, r.features.low, r.features.high] for r in self.ranges]
-        tail = [[r.low, r.high] for r in self.tail]
-        return json.dumps({"version": self.version, "ranges": rows, "tail": tail})
-
-    @classmethod
-    def from_json(cls, text: str) -> Calibration:
-        data = json.loads(text)
-        ranges = tuple(
-            BlockRanges(ActivationRange(float(a), float(b)), ActivationRange(float(c), float(d)))
-            for a, b, c, d in data["ranges"]
-        )
-        tail = tuple(ActivationRange(float(a), float(b)) for a, b in data.get("tail", []))
-        return cls(ranges, tail, int(data["version"]))
-
-
-class _RangeObserver:
-    """Minimum and maximum of each dense block's input and of its features (0 always inside)."""
-
-    def __init__(self, blocks: int) -> None:
-        self.bounds = [[0.0, 0.0, 0.0, 0.0] for _ in range(blocks)]
-
-    def __call__(self, index: int, features: Sequence[torch.Tensor]) -> None:
-        bounds = self.bounds[index]
-        for i, f in enumerate(features):
-            low, high = torch.aminmax(f.detach())
-            at = 0 if i == 0 else 2
-            bounds[at] = min(bounds[at], float(low))
-            bounds[at + 1] = max(bounds[at + 1], float(high))
-
-
-def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
-    """Run the fp32 network on NCHW float images and record each dense block's ranges, and
-    the input range of each of the tail's convolutions."""
-    plan = FusedRRDBNet(net, FP32)
-    observer = _RangeObserver(3 * net.config.num_blocks)
-    tail = [[0.0, 0.0] for _ in range(len(plan.up_convs) + 1)]
-
-    def observe(index: int, x: torch.Tensor) -> None:
-        low, high = torch.aminmax(x)
-        tail[index] = [min(tail[index][0], float(low)), max(tail[index][1], float(high))]
-
-    def recording_tail(feat: torch.Tensor) -> torch.Tensor:
-        for i, conv in enumerate(plan.up_convs):
-            observe(i, feat)
-            feat = conv(feat, activate=True)
-        observe(len(plan.up_convs), feat)
-        return plan.conv_last(plan.conv_hr(feat, activate=True)).float()
-
-    plan.tail = recording_tail  # type: ignore[method-assign]
-    count = 0
-    for image in images:
-        plan(image, record=observer)
-        count += 1
-    if count == 0:
-        raise ValueError("calibration needs at least one image")
-    return Calibration(
-        tuple(
-            BlockRanges(ActivationRange(a, b), ActivationRange(c, d))
-            for a, b, c, d in observer.bounds
-        ),
-        tuple(ActivationRange(a, b) for a, b in tail),
     )
 
 
@@ -277,8 +171,6 @@ def default_int8_options() -> Int8Options:
     """The measured default: the last RRDB (3 dense blocks) unquantised, which the output is
     most sensitive to (+1 dB on RealESRGAN_x4plus); the tail in bf16 where the CPU computes
     bf16 natively (avx512_bf16/AMX), else fp32."""
-    from esrgan_plugin.device import cpu_has_native_bf16
-
     rest = INT8_REST_BF16 if cpu_has_native_bf16() else FP32
     return Int8Options(rest=rest, keep_last=3)
 
@@ -297,8 +189,6 @@ def quantize_rrdbnet(
             f"calibration has {len(calibration.ranges)} block ranges, the model "
             f"{3 * net.config.num_blocks} dense blocks"
         )
-    from esrgan_plugin.arch.rrdbnet_fused import FusedDenseBlock
-
     kept = options.kept(len(calibration.ranges))
 
     def factory(index: int, block: ResidualDenseBlock):  # type: ignore[no-untyped-def]
@@ -307,12 +197,3 @@ def quantize_rrdbnet(
         return Int8DenseBlock(block, calibration.ranges[index])
 
     return FusedRRDBNet(net, options.rest, block_factory=factory)
-
-
-def weights_digest(net: RRDBNet) -> str:
-    """SHA-256 of the model's configuration and weights (the int8 cache key's model part)."""
-    digest = hashlib.sha256(json.dumps(net.config.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()

@@ -24,13 +24,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from esrgan_plugin.errors import EsrganError
-from pipelines.errors import first_line
-from pipelines.io.atomic import atomic_target
+from pipelines.api import atomic_target, first_line
 
 if TYPE_CHECKING:
     import onnx
 
-    from esrgan_plugin.checkpoint import LoadedModel
+    from esrgan_plugin.models.loading import LoadedModel
 
 DEFAULT_OPSET = 18
 """ONNX opset written by default (the lowest the torch.export-based exporter emits)."""
@@ -259,7 +258,7 @@ def _shape_of(value_info: Any) -> tuple[int | str, ...]:
 
 
 def _metadata(model: LoadedModel, options: OnnxExportOptions) -> dict[str, str]:
-    from esrgan_plugin.checkpoint import FORMAT_TAG
+    from esrgan_plugin.models.loading import FORMAT_TAG
 
     meta = {
         "format": FORMAT_TAG,

@@ -6,6 +6,8 @@ import argparse
 import importlib.util
 import sys
 
+from esrgan_plugin.errors import UsageError
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``export`` to the ``esrgan`` subcommands."""
@@ -34,8 +36,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"64"`` -> (64, 64); ``"96x128"`` -> (96, 128) as (height, width)."""
-    from esrgan_plugin.cli import UsageError
-
     parts = text.lower().split("x")
     try:
         values = [int(p) for p in parts]
@@ -47,9 +47,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from esrgan_plugin.checkpoint import load_model
-    from esrgan_plugin.cli import UsageError
-    from esrgan_plugin.export import DEFAULT_OPSET, OnnxExportOptions, export_onnx
+    from esrgan_plugin.export.onnx import DEFAULT_OPSET, OnnxExportOptions, export_onnx
 
     if args.dynamic and (args.size is not None or args.batch is not None):
         raise UsageError("--size and --batch fix a static shape; --dynamic takes any size")
@@ -66,6 +64,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if check and importlib.util.find_spec("onnxruntime") is None:
         print("esrgan: onnxruntime is not installed; the export is not checked", file=sys.stderr)
         check = False
+    from esrgan_plugin.models.loading import load_model
+
     result = export_onnx(
         load_model(args.model), args.output, options, check=check, overwrite=args.overwrite
     )

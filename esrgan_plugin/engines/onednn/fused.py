@@ -39,6 +39,8 @@ from esrgan_plugin.arch.strips import map_row_strips, strip_rows
 CHANNELS_LAST = torch.channels_last
 Recorder = Callable[[int, Sequence[torch.Tensor]], None]
 """Called with (dense-block index, [x, x1, x2, x3, x4]) while calibrating the int8 engine."""
+TailRecorder = Callable[[int, torch.Tensor], None]
+"""Called with (tail conv index, its input) while calibrating: each up-sampling conv, then conv_hr."""
 
 
 def fused_ops_available() -> bool:
@@ -224,8 +226,14 @@ class FusedRRDBNet:
         self.blocks = [factory(i, rdb) for i, rdb in enumerate(dense)]
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, record: Recorder | None = None) -> torch.Tensor:
-        """NCHW float input in [0, 1] -> upscaled float32 output (as ``RRDBNet.forward``)."""
+    def __call__(
+        self,
+        x: torch.Tensor,
+        record: Recorder | None = None,
+        record_tail: TailRecorder | None = None,
+    ) -> torch.Tensor:
+        """NCHW float input in [0, 1] -> upscaled float32 output (as ``RRDBNet.forward``);
+        ``record`` and ``record_tail`` observe activations (int8 calibration)."""
         factor = self.config.unshuffle_factor
         height, width = x.shape[-2:]
         x = x.float()
@@ -244,15 +252,19 @@ class FusedRRDBNet:
         feat = self.conv_body.plus(trunk, feat)
         tail_scale = 2 ** len(self.up_convs)
         rows = strip_rows(feat.shape[-1], feat.shape[1], tail_scale)
-        out = map_row_strips(self.tail, feat, tail_scale, rows)
+        out = map_row_strips(lambda f: self.tail(f, record_tail), feat, tail_scale, rows)
         if factor > 1:
             out = out[..., : height * self.config.scale, : width * self.config.scale]
         return out
 
-    def tail(self, feat: torch.Tensor) -> torch.Tensor:
+    def tail(self, feat: torch.Tensor, record: TailRecorder | None = None) -> torch.Tensor:
         """Up-sampling convs and HR convs on (a row strip of) the trunk's output; float32 out."""
-        for conv in self.up_convs:
+        for i, conv in enumerate(self.up_convs):
+            if record is not None:
+                record(i, feat)
             feat = conv(feat, activate=True)
+        if record is not None:
+            record(len(self.up_convs), feat)
         return self.conv_last(self.conv_hr(feat, activate=True)).float()
 
 

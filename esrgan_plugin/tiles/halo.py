@@ -18,7 +18,6 @@ then measured and written to that cache (atomically; a read-only or corrupt cach
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -32,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from esrgan_plugin.arch.needs import model_needs
-from esrgan_plugin.model_cache import cache_dir
-from esrgan_plugin.tiling import round_up
+from esrgan_plugin.arch.registry import model_needs
+from esrgan_plugin.cache import HALOS, entry_path, load, store, weights_sha256
+from esrgan_plugin.tiles.grid import round_up
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +80,6 @@ class HaloMeasurement:
         if self.exact and halo >= self.halo:
             return 0.0
         return self.profile[halo] if halo < len(self.profile) else None
-
-
-def weights_sha256(module: nn.Module) -> str:
-    """SHA-256 of the architecture (class and config) and every parameter and buffer's bytes.
-
-    The config is part of it because two networks can share weights and differ in what surrounds
-    them (realesr-animevideov3 x2 and x4 share their convolutions; x2 resizes the x4 output).
-    """
-    config = getattr(module, "config", None)
-    digest = hashlib.sha256(f"{type(module).__name__}|{config!r}".encode())
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
 
 
 def probe_photos(size: int, count: int = len(_PHOTOS)) -> list[torch.Tensor]:
@@ -220,7 +204,8 @@ def model_halo(
 
 def cache_path(digest: str, bound: float) -> Path:
     """Where the measurement for these weights and this bound is cached."""
-    return cache_dir() / "halos" / f"{digest}-b{bound * 255:.3f}-v{PROBE_VERSION}.json"
+    key = HALOS.key(digest, f"bound={bound!r}", f"probe={PROBE_VERSION}")
+    return entry_path(HALOS, key, digest[:16])
 
 
 def _from_json(data: object, digest: str, bound: float) -> HaloMeasurement | None:
@@ -249,24 +234,11 @@ def _from_json(data: object, digest: str, bound: float) -> HaloMeasurement | Non
 
 
 def _read_cached(path: Path, digest: str, bound: float) -> HaloMeasurement | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    found = _from_json(data, digest, bound)
-    if found is None:
-        log.warning("%s: not a valid halo measurement for this model; measuring again", path)
-    return found
+    return load(path, lambda entry: _from_json(json.loads(entry.read_text()), digest, bound))
 
 
 def _write_cached(path: Path, found: HaloMeasurement) -> None:
-    from pipelines.io.atomic import atomic_target
-
-    try:
-        with atomic_target(path) as tmp:
-            tmp.write_text(json.dumps(asdict(found), indent=1))
-    except OSError as exc:
-        log.warning("could not cache the halo measurement in %s: %s", path, exc)
+    store(path, lambda tmp: tmp.write_text(json.dumps(asdict(found), indent=1)))
 
 
 def _shipped(digest: str, bound: float) -> HaloMeasurement | None:

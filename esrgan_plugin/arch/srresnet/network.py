@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from esrgan_plugin.arch.rrdbnet import initialize_weights
+from esrgan_plugin.arch.rrdbnet.network import initialize_weights
 
 
 @dataclass(frozen=True)

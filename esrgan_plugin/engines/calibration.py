@@ -1,0 +1,215 @@
+"""int8 calibration: the activation ranges of an RRDBNet on a few images, and which images.
+
+Calibration runs the fp32 network over a few images and records each dense block's activation
+ranges (minimum and maximum: on RealESRGAN_x4plus the 99.99th percentile clipped values the
+output needs, 35.7 dB against 41.7 dB) and the input range of each of the tail's convolutions.
+Both int8 engines (oneDNN's, :mod:`esrgan_plugin.engines.onednn.int8`, and OpenVINO's) quantise
+on these ranges.
+
+The default set is four 64x64 crops of photos inside scikit-image (a dependency already), so
+``--precision int8`` works offline with nothing chosen. A user set is a folder or a list of
+image files; each contributes its central crop (at most ``CROP`` pixels a side). Results are
+cached (:mod:`esrgan_plugin.cache`) per model weights, calibration pixels and method version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from esrgan_plugin.arch.rrdbnet import RRDBNet
+from esrgan_plugin.cache import CALIBRATIONS, cached, entry_path, weights_sha256
+from esrgan_plugin.engines.onednn.fused import FP32, FusedRRDBNet
+from esrgan_plugin.errors import InferenceError
+from esrgan_plugin.pixels import to_tensor
+from pipelines.api import read_image
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_VERSION = 3
+"""Bumped when the calibration method changes, so cached ranges are recomputed (3: the tail's
+input ranges too)."""
+
+CROP = 64
+"""Side of each calibration crop (LR pixels): the int8 ranges settle with four of these."""
+
+MAX_IMAGES = 16
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+_DEFAULT_CROPS = (  # (scikit-image photo, top, left): none of them is the benchmark's astronaut
+    ("coffee", 100, 200),
+    ("chelsea", 50, 100),
+    ("rocket", 200, 100),
+    ("hubble_deep_field", 0, 0),
+)
+
+
+@dataclass(frozen=True)
+class ActivationRange:
+    """The float range ``[low, high]`` one dense block's uint8 activations cover."""
+
+    low: float
+    high: float
+
+    @property
+    def scale(self) -> float:
+        return max(self.high - self.low, 1e-8) / 255.0
+
+    @property
+    def zero_point(self) -> int:
+        return int(np.clip(round(-self.low / self.scale), 0, 255))
+
+
+@dataclass(frozen=True)
+class BlockRanges:
+    """A dense block's two uint8 ranges: its input ``x`` and its features ``x1 .. x4``."""
+
+    x: ActivationRange
+    features: ActivationRange
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-dense-block activation ranges for one model and one calibration set."""
+
+    ranges: tuple[BlockRanges, ...]
+    tail: tuple[ActivationRange, ...] = ()
+    """Input ranges of the tail's convolutions (each up-sampling conv, then ``conv_hr``)."""
+    version: int = CALIBRATION_VERSION
+
+    def to_json(self) -> str:
+        rows = [[r.x.low, r.x.high, r.features.low, r.features.high] for r in self.ranges]
+        tail = [[r.low, r.high] for r in self.tail]
+        return json.dumps({"version": self.version, "ranges": rows, "tail": tail})
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        ranges = tuple(
+            BlockRanges(ActivationRange(float(a), float(b)), ActivationRange(float(c), float(d)))
+            for a, b, c, d in data["ranges"]
+        )
+        tail = tuple(ActivationRange(float(a), float(b)) for a, b in data.get("tail", []))
+        return cls(ranges, tail, int(data["version"]))
+
+
+class _RangeObserver:
+    """Minimum and maximum of each dense block's input and of its features (0 always inside)."""
+
+    def __init__(self, blocks: int) -> None:
+        self.bounds = [[0.0, 0.0, 0.0, 0.0] for _ in range(blocks)]
+
+    def __call__(self, index: int, features: Sequence[torch.Tensor]) -> None:
+        bounds = self.bounds[index]
+        for i, f in enumerate(features):
+            low, high = torch.aminmax(f.detach())
+            at = 0 if i == 0 else 2
+            bounds[at] = min(bounds[at], float(low))
+            bounds[at + 1] = max(bounds[at + 1], float(high))
+
+
+def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
+    """Run the fp32 network on NCHW float images and record each dense block's ranges, and
+    the input range of each of the tail's convolutions."""
+    plan = FusedRRDBNet(net, FP32)
+    observer = _RangeObserver(3 * net.config.num_blocks)
+    tail = [[0.0, 0.0] for _ in range(len(plan.up_convs) + 1)]
+
+    def observe(index: int, x: torch.Tensor) -> None:
+        low, high = torch.aminmax(x)
+        tail[index] = [min(tail[index][0], float(low)), max(tail[index][1], float(high))]
+
+    count = 0
+    for image in images:
+        plan(image, record=observer, record_tail=observe)
+        count += 1
+    if count == 0:
+        raise ValueError("calibration needs at least one image")
+    return Calibration(
+        tuple(
+            BlockRanges(ActivationRange(a, b), ActivationRange(c, d))
+            for a, b, c, d in observer.bounds
+        ),
+        tuple(ActivationRange(a, b) for a, b in tail),
+    )
+
+
+def default_images() -> list[np.ndarray]:
+    """The built-in calibration set: four natural-photo crops (uint8 RGB)."""
+    from skimage import data
+
+    return [
+        getattr(data, name)()[top : top + CROP, left : left + CROP]
+        for name, top, left in _DEFAULT_CROPS
+    ]
+
+
+def user_images(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[np.ndarray]:
+    """Central crops of the images in a folder, or of a list of image files."""
+    paths: list[Path]
+    if isinstance(source, (str, os.PathLike)):
+        root = Path(source)
+        if root.is_dir():
+            paths = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths = [root]
+    else:
+        paths = [Path(p) for p in source]
+    if not paths:
+        raise InferenceError(f"calibration: no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+    crops = []
+    for path in paths[:MAX_IMAGES]:
+        if not path.is_file():
+            raise InferenceError(f"calibration image {path} does not exist")
+        try:
+            image = read_image(path)
+        except Exception as exc:
+            raise InferenceError(f"calibration image {path}: {exc}") from None
+        crops.append(_central_crop(image))
+    return crops
+
+
+def _central_crop(image: np.ndarray) -> np.ndarray:
+    top = max(0, (image.shape[0] - CROP) // 2)
+    left = max(0, (image.shape[1] - CROP) // 2)
+    return image[top : top + CROP, left : left + CROP]
+
+
+def images_digest(images: Sequence[torch.Tensor]) -> str:
+    """SHA-256 of the calibration pixels (the cache key's calibration part)."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(str(tuple(image.shape)).encode())
+        digest.update(image.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def calibration_for(
+    net: RRDBNet, source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None
+) -> Calibration:
+    """The int8 calibration of ``net`` on ``source`` (None = default set), from the cache if there."""
+    raw = default_images() if source is None else user_images(source)
+    images = [to_tensor(image, net.config.in_channels) for image in raw]
+    blocks = 3 * net.config.num_blocks
+    key = CALIBRATIONS.key(weights_sha256(net), images_digest(images), f"v{CALIBRATION_VERSION}")
+
+    def read(path: Path) -> Calibration | None:
+        found = Calibration.from_json(path.read_text())
+        ok = found.version == CALIBRATION_VERSION and len(found.ranges) == blocks
+        return found if ok else None
+
+    def build() -> Calibration:
+        log.info("calibrating int8 on %d image(s) (once per model and image set)", len(images))
+        return calibrate(net, images)
+
+    path = entry_path(CALIBRATIONS, key)
+    return cached(path, build, read, lambda tmp, found: tmp.write_text(found.to_json()))

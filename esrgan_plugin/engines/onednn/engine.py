@@ -1,0 +1,34 @@
+"""The ``onednn`` engine (CPU, RRDBNet): the fused fp32/bf16 network (:mod:`.fused`) or the int8
+one (:mod:`.int8`), and what this PyTorch build lacks for them."""
+
+from __future__ import annotations
+
+from esrgan_plugin.arch.rrdbnet import RRDBNet
+from esrgan_plugin.engines.base import EngineRequest, Network
+from esrgan_plugin.engines.calibration import calibration_for
+from esrgan_plugin.engines.onednn.fused import BF16, FP32, FusedRRDBNet, fused_ops_available
+from esrgan_plugin.engines.onednn.int8 import (
+    default_int8_options,
+    int8_available,
+    quantize_rrdbnet,
+)
+
+
+def prepare(request: EngineRequest) -> Network:
+    """The fused network for fp32/bf16, or the int8 one calibrated on the request's images."""
+    net = request.module
+    assert isinstance(net, RRDBNet)
+    if request.precision == "int8":
+        return quantize_rrdbnet(
+            net, calibration_for(net, request.calibration), default_int8_options()
+        )
+    return FusedRRDBNet(net, BF16 if request.precision == "bf16" else FP32)
+
+
+def missing(precision: str) -> str | None:
+    """Why this PyTorch cannot run the engine in ``precision``, or None."""
+    if not fused_ops_available():
+        return "this PyTorch build has no oneDNN fused convolutions"
+    if precision == "int8" and not int8_available():
+        return "this PyTorch build has no oneDNN int8 convolutions"
+    return None

@@ -1,0 +1,1 @@
+"""The ``openvino`` engine (CPU): the network exported to ONNX and compiled by OpenVINO."""

@@ -1,0 +1,163 @@
+"""Every engine in one table: what runs where, in which order ``auto`` tries them.
+
+This table is the only place that says which device, precision and architecture an engine
+runs (``Engine.supports``); choosing an engine is a walk down it. ``auto`` takes the first
+engine that supports the request, in :data:`AUTO_ORDER`, the order ``make bench`` measured
+fastest at real sizes (docs/benchmarks.md, "Engines").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from esrgan_plugin.arch.descriptor import Architecture
+from esrgan_plugin.engines.base import Engine, Runs
+from esrgan_plugin.errors import InferenceError
+
+FP32_BF16 = frozenset({"fp32", "bf16"})
+INT8 = frozenset({"int8"})
+RRDBNET = frozenset({"RRDBNet"})
+
+
+def _onednn_missing(precision: str) -> str | None:
+    from esrgan_plugin.engines.onednn.engine import missing
+
+    return missing(precision)
+
+
+def _openvino_missing(_precision: str) -> str | None:
+    if importlib.util.find_spec("openvino") is None:
+        return "the openvino package is not installed (pip install 'esrgan-pipelines[openvino]')"
+    return None
+
+
+AUTO_OPENVINO_MIN_PARAMETERS = 1_000_000
+"""``auto`` runs smaller networks on the PyTorch engines: OpenVINO's export (seconds) and
+compilation per input shape cost more than it saves on them (docs/benchmarks.md, "Engines")."""
+
+ENGINES: tuple[Engine, ...] = (
+    Engine(
+        name="openvino",
+        description="the network exported to ONNX and compiled by OpenVINO (our int8 "
+        "quantisation points and calibration); exported once per model and cached, compiled "
+        "once per tile shape",
+        runs=(Runs("cpu", FP32_BF16), Runs("cpu", INT8, RRDBNET)),
+        prepare_path="esrgan_plugin.engines.openvino.engine:prepare",
+        missing=_openvino_missing,
+        extra="openvino",
+        auto_min_parameters=AUTO_OPENVINO_MIN_PARAMETERS,
+    ),
+    Engine(
+        name="onednn",
+        description="PyTorch's oneDNN kernels with bias, activation and residual sums fused; "
+        "int8 dense blocks calibrated on photos",
+        runs=(Runs("cpu", FP32_BF16 | INT8, RRDBNET),),
+        prepare_path="esrgan_plugin.engines.onednn.engine:prepare",
+        missing=_onednn_missing,
+    ),
+    Engine(
+        name="pytorch",
+        description="the network's own PyTorch module, bf16/fp16 under autocast; every "
+        "architecture on every device",
+        runs=(
+            Runs("cpu", FP32_BF16),
+            Runs("cuda", frozenset({"fp32", "bf16", "fp16"})),
+            Runs("mps", frozenset({"fp32", "fp16"})),
+        ),
+        prepare_path="esrgan_plugin.engines.pytorch:prepare",
+    ),
+)
+"""Every engine, by name."""
+
+AUTO_ORDER: tuple[str, ...] = ("openvino", "onednn", "pytorch")
+"""What ``auto`` tries, fastest first, as measured by ``make bench`` on RealESRGAN_x4plus at
+192x192 and 512x512 (docs/benchmarks.md, "Engines")."""
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "auto": AUTO_ORDER,
+    "torch": ("onednn", "pytorch"),
+}
+"""Engine choices that stand for several engines: the first that supports the request runs.
+``torch`` (the PyTorch engines) is kept for files and commands written before ``auto``."""
+
+DEVICE_NAMES = {"cpu": "the CPU", "cuda": "CUDA", "mps": "MPS"}
+
+ENGINE_CHOICES: tuple[str, ...] = (*GROUPS, *(engine.name for engine in ENGINES))
+"""What ``--engine`` accepts."""
+
+
+def engine_named(name: str) -> Engine:
+    """The engine called ``name``."""
+    for engine in ENGINES:
+        if engine.name == name:
+            return engine
+    raise InferenceError(f"unknown engine {name!r}; expected one of {', '.join(ENGINE_CHOICES)}")
+
+
+def choose_engine(
+    choice: str,
+    arch: Architecture,
+    device: torch.device,
+    precision: str,
+    parameters: int | None = None,
+) -> Engine:
+    """The engine that runs ``arch`` on ``device`` in ``precision`` for the choice ``choice``
+    (an engine's name, ``auto`` or ``torch``); a one-line error naming each engine's reason.
+    ``auto`` also weighs the network's size (``parameters``; None counts as large)."""
+    names = GROUPS.get(choice, (choice,))
+    anywhere = set().union(
+        *(r.precisions for engine in ENGINES for r in engine.runs if r.device == device.type)
+    )
+    if precision not in anywhere:
+        where = DEVICE_NAMES.get(device.type, device.type)
+        options = " or ".join(sorted(anywhere))
+        raise InferenceError(f"precision {precision} is not supported on {where}; use {options}")
+    reasons = []
+    for name in names:
+        engine = engine_named(name)
+        reason = engine.supports(arch, device, precision)
+        small = parameters is not None and parameters < engine.auto_min_parameters
+        if reason is None and choice == "auto" and small:
+            reason = (
+                f"is not worth its fixed costs for {parameters:,} parameters "
+                f"(auto uses it from {engine.auto_min_parameters:,})"
+            )
+        if reason is None:
+            return engine
+        reasons.append(f"{name} {reason}")
+    what = f"{arch.name} in {precision} on {device.type}"
+    if len(names) == 1:
+        raise InferenceError(f"engine {choice} cannot run {what}: it {reasons[0]}")
+    raise InferenceError(f"no engine ({choice}) can run {what}: {'; '.join(reasons)}")
+
+
+def describe_engines() -> list[dict[str, object]]:
+    """Every engine as ``esrgan engines --json`` lists it (installed or not, and why not)."""
+    rows = []
+    for engine in ENGINES:
+        precisions = sorted(set().union(*(r.precisions for r in engine.runs)))
+        missing = {p: engine.missing(p) for p in precisions}
+        rows.append(
+            {
+                "name": engine.name,
+                "description": engine.description,
+                "runs": [
+                    {
+                        "device": r.device,
+                        "precisions": sorted(r.precisions),
+                        "architectures": sorted(r.architectures) if r.architectures else "any",
+                    }
+                    for r in engine.runs
+                ],
+                "installed": any(reason is None for reason in missing.values()),
+                "unavailable": {p: reason for p, reason in missing.items() if reason is not None},
+                "auto_rank": AUTO_ORDER.index(engine.name) + 1
+                if engine.name in AUTO_ORDER
+                else None,
+                "extra": engine.extra or None,
+                "auto_min_parameters": engine.auto_min_parameters,
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Models: the loaded-model record, loading any supported file, and named models (catalogue)."""

@@ -1,0 +1,139 @@
+"""Every engine against the module, over architectures and precisions; the engine table's rules.
+
+One matrix replaces the per-engine parity tests: for each engine x architecture x precision the
+table accepts, the Upscaler's float output (whole image, odd size) is compared with the fp32
+module's, within the stated tolerance of that precision. Combinations the table refuses must
+be refused with a one-line error naming the engine and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+from collections.abc import Callable
+
+import pytest
+import torch
+from helpers import tiny_rrdbnet
+from test_compact import tiny_compact
+from torch import nn
+
+from esrgan_plugin.arch import SRResNet, SRResNetConfig
+from esrgan_plugin.arch.registry import architecture_of
+from esrgan_plugin.cli import main
+from esrgan_plugin.engines.registry import (
+    AUTO_OPENVINO_MIN_PARAMETERS,
+    AUTO_ORDER,
+    ENGINE_CHOICES,
+    ENGINES,
+    choose_engine,
+    engine_named,
+)
+from esrgan_plugin.errors import InferenceError
+from esrgan_plugin.inference import Upscaler
+from esrgan_plugin.options import Engine, UpscaleOptions
+
+MIN_PSNR = {"fp32": 80.0, "bf16": 35.0, "int8": 28.0}
+"""Stated tolerances against the fp32 module (dB, outputs clamped to [0, 1]) on tiny random
+networks: fp32 differs only by summation order (about 1e-5), bf16 keeps 8 significant bits,
+int8 quantises the dense blocks (and, in OpenVINO, the tail)."""
+
+NETWORKS: dict[str, Callable[[], nn.Module]] = {
+    "rrdbnet-x4": lambda: tiny_rrdbnet(scale=4, nf=16, nb=2, gc=8),
+    "rrdbnet-x2": lambda: tiny_rrdbnet(scale=2, nf=16, nb=2, gc=8),
+    "rrdbnet-x1": lambda: tiny_rrdbnet(scale=1, nf=16, nb=1, gc=8),
+    "rrdbnet-x8": lambda: tiny_rrdbnet(scale=8, nf=8, nb=1, gc=4),
+    "compact": tiny_compact,
+    "srresnet": lambda: SRResNet(SRResNetConfig(num_features=8, num_blocks=2, scale=2)).eval(),
+}
+CPU = torch.device("cpu")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.double().clamp(0, 1) - b.double().clamp(0, 1)) ** 2).item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@pytest.mark.parametrize("precision", sorted(MIN_PSNR))
+@pytest.mark.parametrize("network", sorted(NETWORKS))
+@pytest.mark.parametrize("engine", [e.name for e in ENGINES])
+def test_every_engine_matches_the_module(engine: str, network: str, precision: str) -> None:
+    net = NETWORKS[network]()
+    reason = engine_named(engine).supports(architecture_of(net), CPU, precision)
+    options = UpscaleOptions(engine=engine, precision=precision, device="cpu", tile=0)
+    if reason is not None:
+        with pytest.raises(InferenceError, match=f"engine {engine} cannot run"):
+            Upscaler(net, options)
+        return
+    x = torch.rand(1, net.config.in_channels, 21, 19)
+    with torch.no_grad():
+        expected = net(x)
+    actual = Upscaler(net, options).upscale_tensor(x)
+    assert actual.shape == expected.shape
+    assert psnr(actual, expected) >= MIN_PSNR[precision]
+    if precision != "fp32":
+        assert not torch.equal(actual, expected)  # the precision is really in use
+
+
+def test_the_table_refuses_what_no_engine_runs() -> None:
+    compact = architecture_of(tiny_compact())
+    rrdbnet = architecture_of(tiny_rrdbnet())
+    with pytest.raises(InferenceError, match="onednn cannot run SRVGGNetCompact"):
+        choose_engine("onednn", compact, CPU, "fp32")
+    with pytest.raises(InferenceError, match="fp16"):
+        choose_engine("auto", rrdbnet, CPU, "fp16")
+    with pytest.raises(InferenceError, match="openvino runs on cpu, not on cuda"):
+        choose_engine("openvino", rrdbnet, torch.device("cuda"), "fp32")
+    with pytest.raises(InferenceError, match="int8 on RRDBNet models only"):
+        choose_engine("auto", compact, CPU, "int8")
+    assert choose_engine("auto", rrdbnet, torch.device("cuda"), "fp16").name == "pytorch"
+    assert choose_engine("torch", compact, CPU, "fp32").name == "pytorch"
+    assert choose_engine("torch", rrdbnet, CPU, "bf16").name == "onednn"
+
+
+def test_auto_takes_the_first_engine_of_the_measured_order_that_runs_the_request() -> None:
+    rrdbnet = architecture_of(tiny_rrdbnet())
+    expected = next(
+        name for name in AUTO_ORDER if engine_named(name).supports(rrdbnet, CPU, "fp32") is None
+    )
+    assert choose_engine("auto", rrdbnet, CPU, "fp32").name == expected
+    assert set(AUTO_ORDER) == {e.name for e in ENGINES}
+
+
+def test_auto_keeps_small_networks_off_an_engine_with_fixed_costs() -> None:
+    rrdbnet = architecture_of(tiny_rrdbnet())
+    small = AUTO_OPENVINO_MIN_PARAMETERS - 1
+    assert choose_engine("auto", rrdbnet, CPU, "fp32", small).name == "onednn"
+    assert choose_engine("openvino", rrdbnet, CPU, "fp32", small).name == "openvino"
+    if engine_named("openvino").supports(rrdbnet, CPU, "fp32") is None:
+        assert choose_engine("auto", rrdbnet, CPU, "fp32", 16_697_987).name == "openvino"
+    assert Upscaler(tiny_rrdbnet(), UpscaleOptions(device="cpu")).engine.name == "onednn"
+
+
+def test_the_options_offer_exactly_the_table_s_choices() -> None:
+    assert set(typing.get_args(Engine)) == set(ENGINE_CHOICES)
+
+
+def test_esrgan_engines_lists_every_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["engines", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in rows] == [e.name for e in ENGINES]
+    pytorch = next(row for row in rows if row["name"] == "pytorch")
+    assert pytorch["installed"] and {r["device"] for r in pytorch["runs"]} == {"cpu", "cuda", "mps"}
+    assert main(["engines"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"{e.name}: " in text for e in ENGINES)
+
+
+def test_a_missing_package_is_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
+    )
+    rrdbnet = architecture_of(tiny_rrdbnet())
+    with pytest.raises(InferenceError, match="openvino package is not installed"):
+        choose_engine("openvino", rrdbnet, CPU, "fp32")
+    assert choose_engine("auto", rrdbnet, CPU, "fp32").name != "openvino"
