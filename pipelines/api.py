@@ -50,7 +50,7 @@ from pipelines.io.images import (
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
 from pipelines.io.locks import OutputLockedError, output_lock
 from pipelines.runner.blocks import BlockPlan, block_plan, map_array
-from pipelines.runner.outputs import FollowUp, OutputStatus
+from pipelines.runner.outputs import Artefact, FollowUp, OutputStatus
 from pipelines.runner.registry import Kind, StageParams, StageRegistry, StageSpec
 from pipelines.runner.tasks import StepError
 
@@ -59,6 +59,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "PROJECT_NAME",
     "VIDEO_SUFFIXES",
+    "Artefact",
     "BlockPlan",
     "EncodeSettings",
     "ExecutorConfig",

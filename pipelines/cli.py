@@ -19,6 +19,7 @@ from pipelines.config.loader import ValidationError, apply_overrides, load_confi
 from pipelines.config.schema import Pipeline
 from pipelines.interrupts import exit_code, interrupts_as_exceptions, signal_name
 from pipelines.runner.registry import StageRegistry
+from pipelines.wording import counted
 
 EXIT_RUN_ERROR = 1
 EXIT_INVALID = 2
@@ -158,9 +159,8 @@ def _has_param(registry: StageRegistry, stage_id: str | None, name: str) -> bool
 def cmd_validate(args: argparse.Namespace) -> int:
     pipeline, _ = _load(args)
     order = " -> ".join(f"{s.id} ({s.uses})" for s in pipeline.steps)
-    print(
-        f"{args.file}: ok, {len(pipeline.steps)} steps on {pipeline.executor.describe()}: {order}"
-    )
+    steps = counted(len(pipeline.steps), "step")
+    print(f"{args.file}: ok, {steps} on {pipeline.executor.describe()}: {order}")
     return 0
 
 
@@ -169,12 +169,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline, pm = _load(args)
     summary = run_pipeline(pipeline, pm, progress=None if args.quiet else sys.stderr)
-    written, complete = summary.written, summary.complete
-    if complete and not written:
+    written, complete, artefacts = summary.written, summary.complete, summary.artefacts
+    if complete and not written and not artefacts:
         print(f"{pipeline.name}: nothing to do, already complete:")
     else:
+        done = [f"wrote {counted(len(written), 'file')}"] if written or not artefacts else []
+        if artefacts:
+            done.append(f"made {counted(len(artefacts), 'artefact')}")
         print(
-            f"{pipeline.name}: wrote {len(written)} file(s) in {summary.seconds:.1f} s on {summary.executor}"
+            f"{pipeline.name}: {' and '.join(done)} in {summary.seconds:.1f} s on {summary.executor}"
         )
     for path in written:
         print(f"  {path}")
@@ -182,7 +185,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("already complete (nothing written):")
     for path in complete:
         print(f"  {path}")
-    for step_id, value in summary.artefacts.items():
+    if artefacts:
+        print("artefacts:")
+    for step_id, value in artefacts.items():
         print(f"  {step_id}: {value}")
     return 0
 

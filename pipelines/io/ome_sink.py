@@ -42,6 +42,8 @@ from pipelines.io.ome import (
     omero_subset,
     upscaled_level,
 )
+from pipelines.io.ome_pyramid import chunk_count, pyramid_complete, pyramid_done, pyramid_tasks
+from pipelines.io.ome_pyramid import downsample as downsample  # where tests and benches find it
 from pipelines.io.zarr_publish import UNFINISHED_ATTR, publish, reopen
 from pipelines.io.zarr_sink import align, package_version, plan_work, prepared_only
 from pipelines.io.zarr_store import (
@@ -52,7 +54,6 @@ from pipelines.io.zarr_store import (
     OutputSpec,
     inspect_output,
     prepare_output,
-    read_record,
     remove_orphans,
     store_block,
 )
@@ -98,7 +99,9 @@ def write_ome(
             complete=functools.partial(finished_at, planned),
         )
         if work.complete:
-            entries.append(OutputStatus(target, chunk_count(planned), chunk_count(planned)))
+            entries.append(
+                OutputStatus(target, chunk_count(planned.levels), chunk_count(planned.levels))
+            )
             continue
         out = relocate(planned, work.path)
         existing = work.existing
@@ -111,19 +114,23 @@ def write_ome(
                 )
         else:
             done = np.zeros(out.levels[0].grid, dtype=bool)
-        pyramid = pyramid_done(relocate(planned, work.found)) if existing is not None else 0
+        pyramid = pyramid_done(relocate(planned, work.found).levels) if existing is not None else 0
         entries.append(
-            OutputStatus(target, chunk_count(out), int(done.sum()) + pyramid, published=False)
+            OutputStatus(
+                target, chunk_count(out.levels), int(done.sum()) + pyramid, published=False
+            )
         )
         prepared = task(prepare_group, out, work.mode, work.reopen, name="prepare")
         entries.extend(level0_tasks(out, members, prepared, done) or [prepared_only(prepared)])
-        entries.append(FollowUp(f"{target} pyramid", functools.partial(pyramid_tasks, out, 1)))
+        finish = functools.partial(publish_tasks, out)
+        levels_plan = functools.partial(pyramid_tasks, out.levels, out.method, target, finish, 1)
+        entries.append(FollowUp(f"{target} pyramid", levels_plan))
     return entries
 
 
 def finished_at(out: OmeOutput, path: str, existing: Existing) -> bool:
     """Whether the image of ``out`` at ``path`` (level 0 is ``existing``) has every chunk stored."""
-    return bool(existing.done.all()) and pyramid_complete(relocate(out, path))
+    return bool(existing.done.all()) and pyramid_complete(relocate(out, path).levels)
 
 
 def relocate(out: OmeOutput, path: str) -> OmeOutput:
@@ -341,6 +348,11 @@ def prepare_group(out: OmeOutput, mode: str, move_back: bool = False) -> str:
     return out.path
 
 
+def publish_tasks(out: OmeOutput) -> list[Any]:
+    """The task that publishes the image once its last level is stored."""
+    return [task(publish_image, out, name="publish")]
+
+
 def publish_image(out: OmeOutput) -> str:
     """Add the ``ome`` metadata to the complete image and rename it into place (see
     :func:`~pipelines.io.zarr_publish.publish`)."""
@@ -422,97 +434,3 @@ def to_axes(data: Any, ndim: int, c_axis: int | None) -> Any:
 def _span(chunks: tuple[int, ...], index: int, offset: int) -> slice:
     start = offset + int(sum(chunks[:index]))
     return slice(start, start + int(chunks[index]))
-
-
-# --------------------------------------------------------------------------- pyramid
-
-
-def chunk_count(out: OmeOutput) -> int:
-    """Chunks of every level together."""
-    return sum(math.prod(spec.grid) for spec in out.levels)
-
-
-def pyramid_done(out: OmeOutput) -> int:
-    """Chunks of the pyramid levels (1, 2, ...) already stored at ``out.path``."""
-    return sum(int(read_record(spec.path, spec.grid).sum()) for spec in out.levels[1:])
-
-
-def pyramid_complete(out: OmeOutput) -> bool:
-    """Whether every pyramid level at ``out.path`` is complete."""
-    return pyramid_done(out) == sum(math.prod(spec.grid) for spec in out.levels[1:])
-
-
-def pyramid_tasks(out: OmeOutput, level: int) -> list[Any]:
-    """Store tasks for the unfinished chunks of ``level`` (from level - 1), then the next level's
-    follow-up; after the last level, the task that publishes the image."""
-    if level >= len(out.levels):
-        return [task(publish_image, out, name="publish")]
-    spec, source = out.levels[level], out.levels[level - 1]
-    done = read_record(spec.path, spec.grid)
-    tasks: list[Any] = []
-    for index in np.ndindex(*spec.grid):
-        if done[index]:
-            continue
-        region = tuple(
-            slice(i * c, min((i + 1) * c, n))
-            for i, c, n in zip(index, spec.chunks, spec.shape, strict=True)
-        )
-        cells = tuple(slice(i, i + 1) for i in index)
-        tasks.append(
-            task(
-                store_downsampled,
-                source.path,
-                spec.path,
-                region,
-                cells,
-                out.method,
-                name=f"level{level}",
-            )
-        )
-    following = f"{out.target} level {level + 1}" if level + 1 < len(out.levels) else "publish"
-    tasks.append(FollowUp(following, functools.partial(pyramid_tasks, out, level + 1)))
-    return tasks
-
-
-def store_downsampled(
-    source: str, target: str, region: tuple[slice, ...], cells: tuple[slice, ...], method: str
-) -> None:
-    """Read the 2x region of ``source`` under one chunk of ``target``, downsample it, store it."""
-    import zarr
-
-    array = zarr.open_array(source, mode="r")
-    y, x = region[-2:]
-    height, width = array.shape[-2:]
-    window = (
-        *region[:-2],
-        slice(2 * y.start, min(2 * y.stop, height)),
-        slice(2 * x.start, min(2 * x.stop, width)),
-    )
-    block = downsample(np.asarray(array[window]), method)
-    store_block(block, target, region, cells)
-
-
-def downsample(block: np.ndarray, method: str) -> np.ndarray:
-    """Halve the last two axes: ``nearest`` keeps every other pixel, ``mean`` averages 2 x 2 blocks.
-
-    At an odd edge the mean covers the pixels there are. Sums are float32 (exact for 16-bit
-    samples) and built from the four quarter grids, so a task holds about twice its block.
-    """
-    if method == "nearest":
-        return np.ascontiguousarray(block[..., ::2, ::2])
-    h, w = block.shape[-2:]
-    rows, cols = -(-h // 2), -(-w // 2)
-    wide = np.issubdtype(block.dtype, np.floating) and block.dtype.itemsize > 4
-    kind = np.float64 if wide or block.dtype.itemsize > 2 else np.float32
-    total = np.zeros((*block.shape[:-2], rows, cols), dtype=kind)
-    count = np.zeros((rows, cols), dtype=kind)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            part = block[..., dy::2, dx::2]
-            total[..., : part.shape[-2], : part.shape[-1]] += part
-            count[: part.shape[-2], : part.shape[-1]] += 1
-    total /= count
-    if np.issubdtype(block.dtype, np.integer):
-        info = np.iinfo(block.dtype)
-        return np.clip(np.rint(total), info.min, info.max).astype(block.dtype)
-    return total.astype(block.dtype)

@@ -16,7 +16,7 @@ from pipelines.io.items import ImageItem
 from pipelines.io.locks import run_locks
 from pipelines.runner.blocks import BlockPlan, block_plan, map_image
 from pipelines.runner.executors import session
-from pipelines.runner.outputs import FollowUp, OutputStatus
+from pipelines.runner.outputs import FollowUp, OutputStatus, artefact_files, artefact_value
 from pipelines.runner.registry import StageParams
 from pipelines.runner.summary import RunSummary, StepOutput
 from pipelines.runner.tasks import StepError, building, building_pipeline, task
@@ -34,6 +34,7 @@ class Graph:
 
     images: dict[str, list[ImageItem]] = field(default_factory=dict)
     artefacts: dict[str, Any] = field(default_factory=dict)
+    artefact_files: dict[str, Any] = field(default_factory=dict)
     sinks: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -52,10 +53,11 @@ def run_pipeline(
     try:
         with run_locks(), session(pipeline.executor, progress) as compute:
             graph = build_graph(pipeline, pm, phase="artefacts")
-            values = dict(
-                zip(graph.artefacts, compute(list(graph.artefacts.values())), strict=True)
-            )
+            made = compute([*graph.artefacts.values(), *graph.artefact_files.values()])
+            values = dict(zip(graph.artefacts, made[: len(graph.artefacts)], strict=True))
+            files = dict(zip(graph.artefact_files, made[len(graph.artefacts) :], strict=True))
             graph = build_graph(pipeline, pm, phase="images", artefacts=values)
+            graph.artefact_files.update(files)
             report_outputs(graph, progress)
             results = dict(zip(graph.sinks, compute(list(graph.sinks.values())), strict=True))
             results = run_follow_ups(pipeline, results, compute)
@@ -178,7 +180,9 @@ def _add_step(step: Step, graph: Graph) -> None:
         graph.sinks[step.id] = list(spec.fn(graph.images[step.input], concrete))
     elif spec.produces == "artefact":
         args = (graph.artefacts[step.input],) if spec.consumes == "artefact" and step.input else ()
-        graph.artefacts[step.id] = task(spec.fn, *args, params, name="artefact")
+        produced = task(spec.fn, *args, params, name="artefact")  # a value, or an Artefact
+        graph.artefacts[step.id] = task(artefact_value, produced, name="value")
+        graph.artefact_files[step.id] = task(artefact_files, produced, name="files")
     else:
         raise PipelineError(
             f"step {step.id!r}: stage {spec.id} consumes {spec.consumes} and produces "
@@ -252,11 +256,12 @@ def _summarise(
             statuses = [v for v in values if isinstance(v, OutputStatus)]
             done = {s.path for s in statuses if s.complete}
             paths = (str(p) for p in values if not isinstance(p, OutputStatus))
-            # a Zarr sink returns its path once per chunk
+            # each path once (a sink may return one from several tasks)
             written = tuple(p for p in dict.fromkeys(paths) if p not in done)
             complete = tuple(s.path for s in statuses if s.complete)
         if step.id in graph.artefacts:
             artefact = str(results[step.id])
+            written = tuple(str(p) for p in graph.artefact_files.get(step.id, ()))
         images = len(graph.images.get(step.id, ()))
         outputs.append(
             StepOutput(step.id, step.uses, step.spec.produces, images, written, artefact, complete)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StepOutput:
-    """One step's result: images produced, files written (sinks), or its artefact value.
+    """One step's result: images produced, files written (by a sink, or by an artefact stage
+    that returned an :class:`~pipelines.runner.outputs.Artefact`), or its artefact value.
 
     ``complete`` lists outputs that were already complete before the run (nothing was written).
     """
@@ -32,7 +33,7 @@ class RunSummary:
 
     @property
     def written(self) -> tuple[str, ...]:
-        """Every file written by a sink, in step order."""
+        """Every file written by a sink or an artefact stage, in step order."""
         return tuple(path for step in self.steps for path in step.written)
 
     @property

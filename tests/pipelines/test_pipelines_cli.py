@@ -43,6 +43,31 @@ def test_validate_ok(pipeline_file: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "ok, 3 steps on threads" in capsys.readouterr().out
 
 
+def test_counts_in_messages_are_singular_for_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.runner.outputs import OutputStatus
+    from pipelines.wording import counted
+
+    one = tmp_path / "one.yaml"
+    one.write_text(
+        f'steps:\n  - {{id: src, uses: builtin.read, with: {{path: "{tmp_path}/x.png"}}}}\n'
+    )
+    assert main(["validate", str(one)]) == 0
+    assert "ok, 1 step on threads" in capsys.readouterr().out
+    assert [counted(n, "file") for n in (0, 1, 2)] == ["0 files", "1 file", "2 files"]
+    assert OutputStatus("o.zarr", 1, 0, published=False).describe() == "o.zarr: 1 chunk to do"
+    assert OutputStatus("o.zarr", 1, 1).describe() == (
+        "o.zarr: already complete (1 of 1 chunk); nothing to do"
+    )
+    assert OutputStatus("o.zarr", 1, 1, published=False).describe() == (
+        "o.zarr: every chunk already done (1 of 1 chunk); publishing it"
+    )
+    assert OutputStatus("o.zarr", 16, 3, published=False).describe() == (
+        "o.zarr: resuming: 3 of 16 chunks already done, 13 to do"
+    )
+
+
 def test_validate_error_is_one_line_with_exit_2(
     pipeline_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -60,7 +85,7 @@ def test_run_writes_and_summarises(pipeline_file: Path, capsys: pytest.CaptureFi
     assert main(["run", str(pipeline_file), "--quiet"]) == 0
     out = capsys.readouterr().out
     target = pipeline_file.parent / "out" / "in_x4.png"
-    assert "cli-test: wrote 1 file(s) in" in out and str(target) in out
+    assert "cli-test: wrote 1 file in" in out and str(target) in out
     assert read_image(target).shape == (24, 20, 3)
 
 

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from pipelines.hooks.markers import hookimpl
 from pipelines.io.images import read_image, write_image
+from pipelines.runner.outputs import Artefact
 from pipelines.runner.registry import StageParams, StageSpec
 from pipelines.testing import run_text
 
@@ -138,3 +139,51 @@ def test_a_bad_literal_beside_a_reference_is_still_reported() -> None:
     """
     with pytest.raises(ValidationError, match="parameter 'seen'"):
         validate_text(pipeline, StrictPlugin())
+
+
+class ReportPlugin:
+    """An artefact stage that writes two files and says so (an :class:`Artefact`), and an
+    artefact stage that consumes its value."""
+
+    class ReportParams(StageParams):
+        folder: str = Field(description="where the report goes")
+
+    class SizeParams(StageParams):
+        pass
+
+    @staticmethod
+    def report(params: ReportParams) -> Artefact:
+        folder = Path(params.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "data.csv").write_text("a,b\n")
+        (folder / "index.html").write_text("<html></html>")
+        return Artefact(
+            str(folder / "index.html"), (str(folder / "data.csv"), str(folder / "index.html"))
+        )
+
+    @staticmethod
+    def size(value: str, params: SizeParams) -> str:
+        return str(Path(value).stat().st_size)  # the plain value, not the Artefact
+
+    @hookimpl
+    def register_stages(self) -> list[StageSpec]:
+        return [
+            StageSpec("test.report", "a report", self.ReportParams, self.report, None, "artefact"),
+            StageSpec("test.size", "its size", self.SizeParams, self.size, "artefact", "artefact"),
+        ]
+
+
+def test_the_files_an_artefact_stage_wrote_are_counted_and_its_value_is_passed_on(
+    tmp_path: Path,
+) -> None:
+    summary = run_text(
+        f"""
+        pipeline: report
+        steps:
+          - {{id: report, uses: test.report, with: {{folder: "{tmp_path}/r"}}}}
+          - {{id: size, uses: test.size, input: report}}
+        """,
+        ReportPlugin(),
+    )
+    assert summary.written == (str(tmp_path / "r" / "data.csv"), str(tmp_path / "r" / "index.html"))
+    assert summary.artefacts == {"report": str(tmp_path / "r" / "index.html"), "size": "13"}

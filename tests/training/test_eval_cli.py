@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from helpers import save_tiny
 
-from esrgan_plugin.models.loading import load_model
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
+from esrgan_plugin.models.loading import load_model
 from pipelines.imresize import imresize
 from pipelines.io.images import read_image, write_image
 from training.evaluation.measures import lr_psnr
@@ -227,14 +227,18 @@ def test_perceptual_index_needs_pyiqa(
     assert code == 1 and "computed by pyiqa, which is not installed" in err
 
 
-def test_metric_failure_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_niqe_of_an_image_too_small_for_it_is_a_note_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_image(tmp_path / "small.png", texture(64, 64, 0))
-    code, _, err = run(capsys, tmp_path / "small.png")
-    assert code == 1
-    assert err.splitlines()[0] == (
-        f"esrgan: error: {tmp_path / 'small.png'}: niqe: NIQE needs at least 96x96 pixels after "
-        "cropping, got 64x64"
+    write_image(tmp_path / "big.png", texture(128, 128, 1))
+    code, out, err = run(capsys, tmp_path / "small.png", tmp_path / "big.png")
+    assert code == 0 and err == ""
+    assert (
+        "note: small.png: niqe left out (NIQE needs at least 96x96 pixels after cropping, got 64x64)"
+        in out
     )
+    assert "big.png" in out and "mean" in out
 
 
 def test_identical_images_give_infinite_psnr_in_json_and_csv(

@@ -91,3 +91,22 @@ def test_parse_measures(text: str, names: tuple[str, ...]) -> None:
 def test_parse_measures_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_measures(text)
+
+
+def test_niqe_is_left_out_with_a_note_for_an_image_too_small_for_it(
+    context: MeasureContext,
+) -> None:
+    from training.evaluation.evaluate import Sample, score
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    with_ma = MeasureContext(0, context.niqe_model, lambda image: 5.0)  # pi is built on NIQE
+    notes: list[str] = []
+    for _ in range(2):  # scored twice (two sweep methods): one note each
+        values = score(Sample("tiny", small, hr=small), ("psnr", "niqe", "pi"), with_ma, notes)
+        assert values == {"psnr": float("inf")}
+    reason = "NIQE needs at least 96x96 pixels after cropping, got 64x80"
+    assert notes == [f"tiny: niqe left out ({reason})", f"tiny: pi left out ({reason})"]
+    big = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    assert set(score(Sample("big", big), ("niqe",), context, notes)) == {"niqe"}
+    assert len(notes) == 2

@@ -16,10 +16,10 @@ import pytest
 import torch
 from helpers import save_tiny, tiny_rrdbnet
 
-from esrgan_plugin.models.loading import load_model, save_model
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.interpolate import interpolate_models
+from esrgan_plugin.models.loading import load_model, save_model
 from pipelines.imresize import imresize
 from pipelines.io.images import read_image, write_image
 from pipelines.testing import run_text
@@ -220,6 +220,32 @@ def test_bad_alphas_on_the_command_line(
     assert code == 2 and err.startswith("esrgan: error: --alphas:") and "2.0 is outside" in err
 
 
+def test_an_image_too_small_for_niqe_is_scored_without_it_not_the_end_of_the_sweep(
+    workspace: Path, tmp_path: Path
+) -> None:
+    hr = tmp_path / "hr"
+    write_image(hr / "big.png", texture(200, 200, 5))
+    write_image(hr / "small.png", texture(64, 64, 6))  # 56x56 once the border is cropped
+    params = SweepParams(
+        psnr_model=str(workspace / "psnr.safetensors"),
+        gan_model=str(workspace / "gan.safetensors"),
+        alphas="0,1",
+        hr=str(hr),
+        output=str(tmp_path / "report"),
+        metrics="psnr,niqe",
+        crop_size=32,
+    )
+    index = sweep_report(params)
+    result = json.loads((index.parent / "results.json").read_text())
+    note = "small.png: niqe left out (NIQE needs at least 96x96 pixels after cropping, got 56x56)"
+    assert result["notes"].count(note) == 1
+    for method in ("bicubic", "alpha 0", "alpha 1"):
+        rows = {row["image"]: row for row in result["methods"][method]["images"]}
+        assert rows["small.png"]["psnr"] is not None and "niqe" not in rows["small.png"]
+        assert rows["big.png"]["niqe"] is not None
+    assert note in index.read_text()
+
+
 def _chromium() -> str:
     """A headless Chromium: skipped where there is none, a failure where CI requires one (.ci/run
     installs Debian's ``chromium-headless-shell`` and sets ``TESTS_REQUIRE_CHROMIUM=1``)."""
@@ -291,6 +317,29 @@ steps:
     assert list(result["methods"]) == ["bicubic", "alpha 0", "alpha 1"]  # no HR given
     assert result["plot"]["x"].startswith("LR-consistency RMSE")
     assert len(result["plot"]["points"]) == 3
+
+
+def test_pipelines_run_counts_the_report_files_it_wrote(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main as pipelines_main
+
+    job = tmp_path / "sweep.yaml"
+    job.write_text(
+        "pipeline: sweep-report\n"
+        "steps:\n"
+        "  - id: report\n"
+        "    uses: esrgan.sweep\n"
+        f"    with: {{psnr_model: {workspace / 'psnr.safetensors'}, "
+        f"gan_model: {workspace / 'gan.safetensors'}, alphas: '0,1', hr: {workspace / 'hr'}, "
+        f"output: {tmp_path / 'r'}, metrics: 'psnr,niqe'}}\n"
+    )
+    assert pipelines_main(["run", str(job), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sweep-report: wrote 4 files and made 1 artefact in ")
+    for name in ("results.csv", "results.json", "perception-distortion.png", "index.html"):
+        assert f"  {tmp_path / 'r' / name}\n" in out and (tmp_path / "r" / name).is_file()
+    assert f"artefacts:\n  report: {tmp_path / 'r' / 'index.html'}\n" in out
 
 
 def test_sweep_report_function_needs_images(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from training.evaluation.measures import MEASURES, MeasureContext, compute, to_8bit_colour
+from training.evaluation.niqe import NiqeUndefined
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,18 @@ def check_sizes(sample: Sample) -> None:
             )
 
 
-def score(sample: Sample, metrics: Sequence[str], context: MeasureContext) -> dict[str, float]:
-    """Every requested metric of one sample (metrics needing a missing partner are skipped)."""
+def score(
+    sample: Sample,
+    metrics: Sequence[str],
+    context: MeasureContext,
+    notes: list[str] | None = None,
+) -> dict[str, float]:
+    """Every requested metric of one sample (metrics needing a missing partner are skipped).
+
+    NIQE (and the perceptual index built on it) has no value for an image too small for its
+    96x96 blocks, or too flat: left out for that image, with a note added to ``notes`` (once
+    per image and metric), instead of failing the whole evaluation or sweep.
+    """
     check_sizes(sample)
     sr = to_8bit_colour(sample.sr)
     hr = None if sample.hr is None else to_8bit_colour(sample.hr)
@@ -108,6 +119,10 @@ def score(sample: Sample, metrics: Sequence[str], context: MeasureContext) -> di
             continue
         try:
             values[name] = compute(name, sr, context, hr=hr, lr=lr)
+        except NiqeUndefined as exc:
+            note = f"{sample.name}: {name} left out ({exc})"
+            if notes is not None and note not in notes:
+                notes.append(note)
         except ValueError as exc:
             raise ValueError(f"{sample.sr_label or sample.name}: {name}: {exc}") from None
     return values

@@ -99,6 +99,10 @@ def _first(data: dict[str, object], keys: tuple[str, ...], path: Path) -> object
     raise TrainingError(f"{path}: no {' or '.join(keys)} array in this NIQE parameter file")
 
 
+class NiqeUndefined(ValueError):
+    """NIQE has no value for this image: too small for its 96x96 blocks, or too flat."""
+
+
 def niqe_luma(image: np.ndarray) -> np.ndarray:
     """The plane NIQE scores: Y of RGB (alpha dropped; grey as R = G = B), rounded, 0..255."""
     image = np.asarray(image)
@@ -125,7 +129,7 @@ def niqe_of_plane(plane: np.ndarray, model: NiqeModel) -> float:
     """NIQE of a 2-D float plane on the 0..255 scale (already cropped and rounded)."""
     rows, cols = plane.shape[0] // BLOCK, plane.shape[1] // BLOCK
     if rows < 1 or cols < 1:
-        raise ValueError(
+        raise NiqeUndefined(
             f"NIQE needs at least {BLOCK}x{BLOCK} pixels after cropping, got "
             f"{plane.shape[0]}x{plane.shape[1]}"
         )
@@ -248,7 +252,7 @@ def _distance(feats: np.ndarray, model: NiqeModel) -> float:
         mu = np.nanmean(feats, axis=0)
     complete = feats[~np.isnan(feats).any(axis=1)]
     if len(complete) < 2:
-        raise ValueError(
+        raise NiqeUndefined(
             "NIQE: fewer than two 96x96 blocks with usable statistics (a flat or tiny image)"
         )
     cov = np.cov(complete, rowvar=False)

@@ -199,8 +199,8 @@ def input_pairs(
 
 def plan_model(args: argparse.Namespace) -> tuple[Plan, int]:
     """Jobs that upscale each LR image with ``--model`` (and the model's scale)."""
-    from esrgan_plugin.models.loading import load_model
     from esrgan_plugin.inference import UpscaleOptions, Upscaler
+    from esrgan_plugin.models.loading import load_model
 
     if args.sr:
         raise EvalUsageError("give SR images or --model, not both")
@@ -292,7 +292,7 @@ def evaluate_jobs(
     evaluation = Evaluation(metrics)
     for name, build in tqdm(jobs, desc=desc, unit="img", disable=not progress):
         try:
-            evaluation.rows.append((name, score(build(), metrics, context)))
+            evaluation.rows.append((name, score(build(), metrics, context, evaluation.notes)))
         except USER_ERRORS as exc:
             evaluation.errors.append(str(exc))
             tqdm.write(f"esrgan: error: {exc}", file=sys.stderr)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pipelines.api import StageSpec
+from pipelines.api import Artefact, StageSpec
 from training.evaluation.sweep_params import SweepParams
 
 
-def sweep_stage(params: SweepParams) -> str:
-    """Run the sweep and return the report's index.html path (an artefact)."""
+def sweep_stage(params: SweepParams) -> Artefact:
+    """Run the sweep; the artefact is the report's index.html path, and the run's summary
+    counts every file of the report."""
+    from training.evaluation.report import FILES
     from training.evaluation.run_sweep import sweep_report
 
-    return str(sweep_report(params))
+    index = sweep_report(params)
+    return Artefact(str(index), tuple(str(index.parent / name) for name in FILES))
 
 
 def stage_specs() -> list[StageSpec]:

@@ -99,9 +99,9 @@ def run_sweep(
     progress: Progress | None = None,
 ) -> SweepResult:
     """Upscale every image at every alpha (models interpolated in memory) and score it."""
-    from esrgan_plugin.models.loading import load_model
     from esrgan_plugin.inference import UpscaleOptions, Upscaler
     from esrgan_plugin.interpolate import interpolate_models
+    from esrgan_plugin.models.loading import load_model
     from pipelines.api import imresize
     from training.evaluation.run_eval import EvalUsageError, input_pairs
 
@@ -136,7 +136,7 @@ def run_sweep(
         for (name, (lr, hr, lr_label, hr_label)), image_crops in zip(inputs, crops, strict=True):
             sr = outputs(lr)
             sample = Sample(name, sr, hr, lr, f"{name} ({method})", hr_label, lr_label)
-            evaluation.rows.append((name, score(sample, metrics, context)))
+            evaluation.rows.append((name, score(sample, metrics, context, notes)))
             image_crops.pixels[method] = [cut(sr, w) for w in image_crops.windows]
             done += 1
             if progress:
@@ -151,7 +151,7 @@ def run_sweep(
         hr_metrics = tuple(m for m in metrics if m in ("niqe", "pi"))
         for (name, (_, hr, _, _)), image_crops in zip(inputs, crops, strict=True):
             assert hr is not None
-            reference.rows.append((name, score(Sample(name, hr), hr_metrics, context)))
+            reference.rows.append((name, score(Sample(name, hr), hr_metrics, context, notes)))
             image_crops.pixels["HR"] = [cut(hr, w) for w in image_crops.windows]
         methods["HR"] = reference
     return SweepResult(
