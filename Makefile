@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test test-fast fuzz bench bench-gpu eval lint default-models clean
+.PHONY: setup run examples test test-fast fuzz bench bench-gpu eval lint default-models clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(PY) scripts/demo.py --out out/demo
+
+# The sample inputs of the example pipelines in pipelines/examples/ (photos/ and data/ here, from
+# scikit-image's photos; scripts/example_inputs.py); then run any example from here:
+#   .venv/bin/pipelines run pipelines/examples/zarr-upscale.yaml
+examples: setup
+	$(PY) scripts/example_inputs.py
 
 # Two pytest processes: the training tests run in their own. One process running the whole
 # suite (Dask clusters, OpenVINO, Zarr, then in-process DDP training) crashed inside CPython's

@@ -88,10 +88,25 @@ def main() -> int:
     print(f"input (LR, noisy): {lr_path}")
     print(f"ESRGAN x4:         {out / 'chelsea_lr_x4.png'}")
     print(f"comparison:        {comparison}")
-    print(
-        f"PSNR-Y vs original: bicubic {psnr(bicubic, hr, 4, True):.2f} dB, pipeline {psnr(sr, hr, 4, True):.2f} dB"
-    )
+    bicubic_db, pipeline_db = psnr(bicubic, hr, 4, True), psnr(sr, hr, 4, True)
+    print(f"PSNR-Y vs original: bicubic {bicubic_db:.2f} dB, pipeline {pipeline_db:.2f} dB")
+    note = psnr_note(bicubic_db, pipeline_db)
+    if note:
+        print(note)
     return 0
+
+
+def psnr_note(bicubic_db: float, pipeline_db: float) -> str | None:
+    """Why a pipeline scoring below bicubic in PSNR is expected of a GAN model (None otherwise)."""
+    if pipeline_db >= bicubic_db:
+        return None
+    return (
+        "note: a lower PSNR than bicubic is expected of a GAN model such as realesrgan-x4plus: "
+        "PSNR rewards the blur of an average, while a GAN draws plausible texture that differs "
+        "pixel by pixel from the original (the perception-distortion trade-off, ESRGAN paper "
+        "section 3.4). Judge the comparison image; for PSNR, use a PSNR-oriented model "
+        "(--model default-psnr)."
+    )
 
 
 if __name__ == "__main__":

@@ -31,3 +31,13 @@ def test_demo_writes_result_and_comparison(
     assert comparison.shape == (sr.shape[0], sr.shape[1] * 3, 3)
     out = capsys.readouterr().out
     assert "comparison:" in out and "PSNR-Y vs original" in out
+    line = next(x for x in out.splitlines() if x.startswith("PSNR-Y vs original"))
+    bicubic, pipeline = (float(part.split()[-2]) for part in line.split(":")[1].split(","))
+    # a random tiny model scores far below bicubic: the output says that a GAN model does too
+    assert pipeline < bicubic and "a lower PSNR than bicubic is expected of a GAN model" in out
+
+
+def test_the_psnr_note_is_given_only_when_the_pipeline_scores_below_bicubic() -> None:
+    demo = runpy.run_path(str(SCRIPT))  # not as __main__: only the definitions
+    assert demo["psnr_note"](31.40, 29.25).startswith("note: a lower PSNR than bicubic")
+    assert demo["psnr_note"](31.40, 32.0) is None

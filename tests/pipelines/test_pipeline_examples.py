@@ -91,7 +91,7 @@ def test_alpha_sweep_writes_six_outputs(ws: Workspace) -> None:
         replace={
             "default-psnr": str(ws.model_a),
             "default-gan": str(ws.model_b),
-            "photos/baboon.png": str(ws.photo),
+            "photos/astronaut.png": str(ws.photo),
             '"out/sweep/': f'"{ws.root}/sweep/',
         },
     )
