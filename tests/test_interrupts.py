@@ -62,7 +62,8 @@ def test_interrupted_batch_keeps_finished_images(tmp_path: Path, signum: int, co
     assert refused.returncode == 2 and "output exists" in refused.stderr
     finished = run("esrgan", *args, "--skip-existing")
     assert finished.returncode == 0, finished.stderr
-    assert f"wrote {COUNT - len(written)} image(s)" in finished.stdout
+    left = COUNT - len(written)
+    assert f"wrote {left} image{'' if left == 1 else 's'} to" in finished.stdout
     reference = tmp_path / "reference"
     assert run("esrgan", *args[:3], str(reference), *args[4:]).returncode == 0
     for path in sorted(reference.iterdir()):

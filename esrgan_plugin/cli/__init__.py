@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_openmp_waits()  # before anything imports torch: sleeping, not spinning, OpenMP threads
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = ["esrgan", *(sys.argv[1:] if argv is None else argv)]
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="esrgan: %(message)s"
     )

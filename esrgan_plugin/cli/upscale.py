@@ -1,27 +1,35 @@
-"""``esrgan upscale``: image files, globs or folders in; upscaled images out, one writer per output."""
+"""``esrgan upscale``: images and videos (files, globs or folders) in, upscaled files out.
+
+Everything that can be refused is refused before the model loads (:mod:`.jobs`); one writer
+per output (a lock on the output file or folder); images keep their colour profile and EXIF
+and carry a provenance record unless ``--no-metadata``; videos go through the host's resumable
+segment job (:mod:`.video`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
+from esrgan_plugin.cli.jobs import Job, plan_jobs
+from esrgan_plugin.cli.video import add_video_arguments, upscale_video
+from esrgan_plugin.engines.registry import check_precision_on
 from esrgan_plugin.errors import EsrganError, InferenceError, UsageError
 from esrgan_plugin.options import OPTION_NAMES, UpscaleParams
 from pipelines.api import (
     DEFAULT_MAX_PIXELS,
-    IMAGE_SUFFIXES,
     PipelineError,
     add_model_arguments,
     describe_error,
-    expand_inputs,
     given_values,
+    make_provenance,
     output_lock,
-    read_image,
+    read_image_with_meta,
     write_image,
 )
 
@@ -30,17 +38,19 @@ EXIT_ERROR = 1
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``upscale`` to the ``esrgan`` subcommands."""
-    up = sub.add_parser("upscale", help="upscale image files, globs or folders")
-    up.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, globs or folders")
+    up = sub.add_parser("upscale", help="upscale images and videos: files, globs or folders")
+    up.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image or video files, globs or folders"
+    )
     up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
     add_model_arguments(
         up, UpscaleParams, only=["model", *OPTION_NAMES, "interpolate_with", "alpha"]
     )
     up.add_argument(
-        "--ext", default=None, help="output format for folder outputs (default: the input's)"
+        "--ext", default=None, help="image format for folder outputs (default: the input's)"
     )
     up.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger inputs"
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
     )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     up.add_argument(
@@ -48,86 +58,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="leave outputs that exist alone and process only the others (re-running an interrupted batch)",
     )
-    up.set_defaults(func=cmd_upscale)
-
-
-@dataclass(frozen=True)
-class Job:
-    source: Path
-    target: Path
-
-
-def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bool) -> list[Job]:
-    """Pair every input image with its output path; refuse clashes before any work starts."""
-    sources: list[tuple[Path, Path]] = []  # (file, name relative to the output folder)
-    for pattern in inputs:
-        root = Path(pattern)
-        for path in expand_inputs([pattern]):
-            sources.append((path, path.relative_to(root) if root.is_dir() else Path(path.name)))
-    if not sources:
-        raise UsageError(f"no images found in {' '.join(inputs)}")
-    out = Path(output)
-    single_file = (
-        len(sources) == 1
-        and len(inputs) == 1
-        and Path(inputs[0]).is_file()
-        and out.suffix.lower() in IMAGE_SUFFIXES
-        and not out.is_dir()
+    up.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="write no colour profile, EXIF or provenance record into the outputs",
     )
-    if ext is not None:
-        ext = ext if ext.startswith(".") else f".{ext}"
-        if ext.lower() not in IMAGE_SUFFIXES:
-            raise UsageError(f"--ext {ext}: not one of {', '.join(IMAGE_SUFFIXES)}")
-    one_file_in = len(sources) == 1 and len(inputs) == 1 and Path(inputs[0]).is_file()
-    if one_file_in and out.suffix and not single_file and not out.is_dir():
-        raise UsageError(
-            f"{out}: unknown output format {out.suffix!r}; expected one of "
-            f"{', '.join(IMAGE_SUFFIXES)} (or an existing folder)"
-        )
-    for parent in out.parents if single_file else (out, *out.parents):
-        if parent.exists() and not parent.is_dir():
-            raise UsageError(f"{out}: cannot create it, {parent} is a file and not a folder")
-    if single_file:
-        jobs = [Job(sources[0][0], out)]
-    else:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"{out}: several inputs need an output folder, but this is a file")
-        jobs = [
-            Job(src, (out / rel).with_suffix(ext) if ext else out / rel) for src, rel in sources
-        ]
-    seen: dict[Path, Path] = {}
-    for job in jobs:
-        if job.target.resolve() == job.source.resolve():
-            raise UsageError(f"{job.target}: output would replace its own input")
-        if job.target in seen:
-            raise UsageError(
-                f"{seen[job.target]} and {job.source} would both be written to {job.target}"
-            )
-        seen[job.target] = job.source
-        if job.target.exists() and not overwrite:
-            raise UsageError(f"{job.target}: output exists; pass --overwrite to replace it")
-    return jobs
+    add_video_arguments(up)
+    up.set_defaults(func=cmd_upscale)
 
 
 def upscale_params(args: argparse.Namespace) -> UpscaleParams:
     """The stage parameters the options given on the command line describe (bad values: exit 2)."""
     try:
-        return UpscaleParams(**given_values(args, UpscaleParams.model_fields))
+        params = UpscaleParams(**given_values(args, UpscaleParams.model_fields))
     except pydantic.ValidationError as exc:
         raise UsageError(describe_error(exc, flags=True)) from None
+    device = params.device.split(":")[0]
+    if device != "auto" and params.precision != "auto":
+        try:  # refused before torch or the model loads
+            check_precision_on(device, params.precision)
+        except InferenceError as exc:
+            raise UsageError(str(exc)) from None
+    return params
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    with output_lock(args.output):  # a second run writing the same output is refused
-        return _upscale(args)
-
-
-def _upscale(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    from esrgan_plugin.engines.upscalers import upscaler_for
-
     params = upscale_params(args)
     jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite or args.skip_existing)
     if args.skip_existing and not args.overwrite:
@@ -135,38 +90,103 @@ def _upscale(args: argparse.Namespace) -> int:
         if not jobs:
             print(f"nothing to do: every output in {args.output} exists")
             return 0
+    with output_lock(args.output):  # a second run writing the same output is refused
+        return _upscale(args, params, jobs)
+
+
+def _upscale(args: argparse.Namespace, params: UpscaleParams, jobs: list[Job]) -> int:
+    from esrgan_plugin.engines.upscalers import upscaler_for
+    from esrgan_plugin.stages import upscale_provenance
+
     try:
         upscaler = upscaler_for(params)
+        step = {
+            "stage": "esrgan.upscale",
+            "params": params.model_dump(mode="json"),
+            "provenance": upscale_provenance(params),
+        }
     except InferenceError as exc:  # settings the device cannot run (fp16 on the CPU, no CUDA)
         raise UsageError(str(exc)) from None
+    command: list[str] = args.command_line
     failures = 0
+    images = [job for job in jobs if job.kind == "image"]
+    for error in _run_images(images, upscaler, args, step, command):
+        if len(jobs) == 1 or args.debug:
+            raise error
+        failures += 1
+    for job in (job for job in jobs if job.kind == "video"):
+        record = None if args.no_metadata else _record(job, step, command)
+        scale = float(params.outscale or upscaler.scale)
+        locked = len(jobs) == 1  # the command holds the lock of this very file
+        try:
+            upscale_video(job.source, job.target, params, args, step, record, scale, locked)
+        except (EsrganError, PipelineError) as exc:
+            if len(jobs) == 1 or args.debug:
+                raise
+            failures += 1
+            print(f"esrgan: error: {exc}", file=sys.stderr)
+    if failures:
+        print(f"esrgan: error: {failures} of {len(jobs)} inputs failed", file=sys.stderr)
+        return EXIT_ERROR
+    target = jobs[0].target if len(jobs) == 1 else Path(args.output)
+    print(f"wrote {_count(jobs)} to {target}")
+    return 0
+
+
+def _run_images(
+    jobs: list[Job],
+    upscaler: Any,
+    args: argparse.Namespace,
+    step: dict[str, Any],
+    command: list[str] | None,
+) -> Iterator[EsrganError | PipelineError]:
+    """Upscale and write each image, with progress bars; yields the error of each that failed."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    if not jobs:
+        return
     show = sys.stderr.isatty() or args.debug
     with (
         logging_redirect_tqdm(),
         tqdm(
             total=len(jobs), unit="img", desc="images", disable=not show and len(jobs) == 1
-        ) as images,
+        ) as bar,
     ):
         for job in jobs:
             with tqdm(unit="tile", desc=job.source.name, leave=False, disable=not show) as tiles:
 
-                def on_tiles(done: int, total: int, bar: tqdm = tiles) -> None:
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
+                def on_tiles(done: int, total: int, tiles: tqdm = tiles) -> None:
+                    tiles.total = total
+                    tiles.n = done
+                    tiles.refresh()
 
                 try:
-                    result = upscaler.upscale(read_image(job.source, args.max_pixels), on_tiles)
-                    write_image(job.target, result, overwrite=args.overwrite)
+                    pixels, meta = read_image_with_meta(job.source, args.max_pixels)
+                    result = upscaler.upscale(pixels, on_tiles)
+                    keep = not args.no_metadata
+                    write_image(
+                        job.target,
+                        result,
+                        overwrite=args.overwrite,
+                        metadata=meta if keep else None,
+                        provenance=_record(job, step, command) if keep else None,
+                    )
                 except (EsrganError, PipelineError) as exc:
-                    if len(jobs) == 1 or args.debug:
-                        raise
-                    failures += 1
-                    tqdm.write(f"esrgan: error: {exc}", file=sys.stderr)
-            images.update(1)
-    if failures:
-        print(f"esrgan: error: {failures} of {len(jobs)} images failed", file=sys.stderr)
-        return EXIT_ERROR
-    target = jobs[0].target if len(jobs) == 1 else Path(args.output)
-    print(f"wrote {len(jobs)} image(s) to {target}")
-    return 0
+                    if len(jobs) > 1 and not args.debug:
+                        tqdm.write(f"esrgan: error: {exc}", file=sys.stderr)
+                    yield exc
+            bar.update(1)
+
+
+def _record(job: Job, step: dict[str, Any], command: list[str] | None) -> dict[str, Any]:
+    return make_provenance(source=str(job.source), steps=[step], command=command)
+
+
+def _count(jobs: list[Job]) -> str:
+    counts = []
+    for kind in ("image", "video"):
+        n = sum(1 for job in jobs if job.kind == kind)
+        if n:
+            counts.append(f"{n} {kind}{'' if n == 1 else 's'}")
+    return " and ".join(counts)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # the table is read without torch (argument checks, `esrgan engines`)
+    import torch
+    from torch import nn
 
-from esrgan_plugin.arch.descriptor import Architecture
+    from esrgan_plugin.arch.descriptor import Architecture
 
-Network = Callable[[torch.Tensor], torch.Tensor]
+Network = Callable[["torch.Tensor"], "torch.Tensor"]
 """NCHW float32 in [0, 1] (on the request's device) -> the upscaled NCHW float output."""
 
 
@@ -71,7 +73,7 @@ class Engine:
             return f"runs on {_listed({r.device for r in self.runs})}, not on {device.type}"
         in_precision = [r for r in on_device if precision in r.precisions]
         if not in_precision:
-            runs = set().union(*(r.precisions for r in on_device))
+            runs: set[str] = set().union(*(r.precisions for r in on_device))
             return f"runs {_listed(runs)} on {device.type}, not {precision}"
         if not any(r.architectures is None or arch.name in r.architectures for r in in_precision):
             names = set().union(*(r.architectures or () for r in in_precision))

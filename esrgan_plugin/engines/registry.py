@@ -9,12 +9,15 @@ fastest at real sizes (docs/benchmarks.md, "Engines").
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
-import torch
-
-from esrgan_plugin.arch.descriptor import Architecture
 from esrgan_plugin.engines.base import Engine, Runs
 from esrgan_plugin.errors import InferenceError
+
+if TYPE_CHECKING:  # the table is read without torch (argument checks, `esrgan engines`)
+    import torch
+
+    from esrgan_plugin.arch.descriptor import Architecture
 
 FP32_BF16 = frozenset({"fp32", "bf16"})
 INT8 = frozenset({"int8"})
@@ -107,13 +110,7 @@ def choose_engine(
     (an engine's name, ``auto`` or ``torch``); a one-line error naming each engine's reason.
     ``auto`` also weighs the network's size (``parameters``; None counts as large)."""
     names = GROUPS.get(choice, (choice,))
-    anywhere = set().union(
-        *(r.precisions for engine in ENGINES for r in engine.runs if r.device == device.type)
-    )
-    if precision not in anywhere:
-        where = DEVICE_NAMES.get(device.type, device.type)
-        options = " or ".join(sorted(anywhere))
-        raise InferenceError(f"precision {precision} is not supported on {where}; use {options}")
+    check_precision_on(device.type, precision)
     reasons = []
     for name in names:
         engine = engine_named(name)
@@ -131,6 +128,19 @@ def choose_engine(
     if len(names) == 1:
         raise InferenceError(f"engine {choice} cannot run {what}: it {reasons[0]}")
     raise InferenceError(f"no engine ({choice}) can run {what}: {'; '.join(reasons)}")
+
+
+def check_precision_on(device_type: str, precision: str) -> None:
+    """A one-line error when no engine runs ``precision`` on this kind of device (needs no torch,
+    so the command line refuses fp16 on the CPU before loading anything)."""
+    anywhere: set[str] = set().union(
+        *(r.precisions for engine in ENGINES for r in engine.runs if r.device == device_type)
+    )
+    if precision not in anywhere:
+        where = DEVICE_NAMES.get(device_type, device_type)
+        *others, last = sorted(anywhere)
+        options = f"{', '.join(others)} or {last}" if others else last
+        raise InferenceError(f"precision {precision} is not supported on {where}; use {options}")
 
 
 def describe_engines() -> list[dict[str, object]]:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from pipelines.builtin.provenance import provenance_of
 from pipelines.builtin.video import (
     folder_videos,
     is_video_path,
@@ -33,7 +34,6 @@ from pipelines.io.images import (
     write_image,
 )
 from pipelines.io.images.metadata import ImageMetadata
-from pipelines.io.images.provenance import make_provenance
 from pipelines.io.intensity import restore
 from pipelines.io.items import ImageItem, ImageMeta, channels_of
 from pipelines.io.locks import hold, output_location
@@ -45,7 +45,7 @@ from pipelines.io.video.settings import EncodeSettings
 from pipelines.io.zarr_sink import write_zarr
 from pipelines.io.zarr_source import is_zarr_path, read_zarr
 from pipelines.runner.registry import StageParams
-from pipelines.runner.tasks import current_pipeline, current_step, task
+from pipelines.runner.tasks import task
 
 NAME_FIELDS = ("name", "index", "parent", "ext", "frame")
 """Placeholders of ``builtin.write``'s path pattern."""
@@ -369,17 +369,6 @@ def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
             )
         )
     return tasks
-
-
-def provenance_of(item: ImageItem) -> dict[str, Any]:
-    """How ``item`` was made: its source, every step applied, and the pipeline and writing step."""
-    pipeline, step = current_pipeline(), current_step()
-    where = {
-        "name": pipeline[0] if pipeline else None,
-        "file": pipeline[1] if pipeline else None,
-        "write_step": step[0] if step else None,
-    }
-    return make_provenance(source=item.meta.source, steps=item.meta.history, pipeline=where)
 
 
 def output_format(items: list[ImageItem], params: WriteParams) -> str:

@@ -10,6 +10,7 @@ with ``{frame}``, one image file per frame (turned upright by the video's displa
 
 from __future__ import annotations
 
+import json
 import math
 import string
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.builtin.provenance import provenance_of
 from pipelines.io.images import IMAGE_SUFFIXES, write_image
 from pipelines.io.items import ImageItem
 from pipelines.io.video.errors import VideoError
@@ -189,7 +191,9 @@ def video_tasks(item: Any, target: Path, params: Any) -> list[Any]:
         if k not in state.done:
             stamps = video.timeline.pts[start:stop].copy()
             tasks.append(task(encode_chunk, blocks[k], output.sink, k, stamps, name="segment"))
-    tasks.append(FollowUp(f"join {target}", lambda: [task(finish_output, output, name="join")]))
+    tags = {"provenance": json.dumps(provenance_of(item))} if params.metadata else {}
+    join = FollowUp(f"join {target}", lambda: [task(finish_output, output, tags, name="join")])
+    tasks.append(join)
     return tasks
 
 

@@ -83,13 +83,16 @@ def join_segments(
     source: VideoInfo | None,
     rotation: int = 0,
     keep_damaged: bool = False,
+    tags: Mapping[str, str] | None = None,
 ) -> None:
-    """Write ``target`` from ``segments`` (in order) and ``source``'s other streams (see the module docstring)."""
+    """Write ``target`` from ``segments`` (in order) and ``source``'s other streams (see the
+    module docstring); ``tags`` go into the container's metadata after the source's."""
     import av
 
     delay = max((s.delay for s in segments), default=0)
     try:
-        with av.open(str(target), "w", format=container_format) as out:
+        options = _muxer_options(container_format, tags)
+        with av.open(str(target), "w", format=container_format, options=options) as out:
             with av.open(segments[0].path) as first:
                 template = first.streams.video[0]
                 video = out.add_stream_from_template(template)
@@ -102,6 +105,7 @@ def join_segments(
             if rotation:
                 video.set_display_rotation(rotation)
             copies = _prepare_copies(out, source, video) if source is not None else {}
+            out.metadata.update(dict(tags or {}))
             annexb = _annexb_filter(out, codec)
             packets = _video_packets(segments, timeline, delay, video, extradata, annexb)
             if copies:
@@ -114,6 +118,13 @@ def join_segments(
         raise VideoError(
             f"{target}: joining the segments failed ({describe_av_error(exc)})"
         ) from None
+
+
+def _muxer_options(container_format: str, tags: Mapping[str, str] | None) -> dict[str, str]:
+    """MP4/MOV keep only their own tag names unless told to write any key (our provenance)."""
+    if tags and any(name in container_format.split(",") for name in ("mp4", "mov", "ipod")):
+        return {"movflags": "use_metadata_tags"}
+    return {}
 
 
 def _prepare_copies(out: Any, source: VideoInfo, video: Any) -> dict[int, Any]:

@@ -151,8 +151,9 @@ def write_segment(
         raise
 
 
-def finish_output(output: VideoOutput) -> str:
-    """Join the finished segments with the source's other streams and rename the result into place."""
+def finish_output(output: VideoOutput, tags: Mapping[str, str] | None = None) -> str:
+    """Join the finished segments with the source's other streams and rename the result into
+    place; ``tags`` are added to the container's metadata (e.g. a provenance record)."""
     job = output.job
     join_segments(
         job.joined_path(),
@@ -162,6 +163,7 @@ def finish_output(output: VideoOutput) -> str:
         output.source,
         output.rotation,
         output.keep_damaged,
+        tags,
     )
     job.finish()
     return job.target

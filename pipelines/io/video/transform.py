@@ -87,6 +87,7 @@ def transform_video(
     keep_damaged: bool = False,
     size: tuple[int, int] | None = None,
     lock: bool = True,
+    tags: Mapping[str, str] | None = None,
 ) -> VideoResult:
     """Write ``frame_fn`` applied to every frame of ``source`` to ``target``; resumable (see the module docstring).
 
@@ -98,7 +99,8 @@ def transform_video(
     :class:`~pipelines.config.schema.ExecutorConfig` or its shorthand (``threads``,
     ``processes``, ``tcp://host:8786``); progress (frames done, frames/s, ETA) and a summary go
     to ``progress``. The output is locked for the job (``.NAME.lock``); a caller that already
-    holds that lock (:func:`~pipelines.io.locks.output_lock`) passes ``lock=False``.
+    holds that lock (:func:`~pipelines.io.locks.output_lock`) passes ``lock=False``. ``tags``
+    are written into the output container's metadata (a provenance record, for example).
     """
     from pipelines.config.schema import ExecutorConfig
     from pipelines.runner.executors import session
@@ -150,7 +152,7 @@ def transform_video(
                 except BaseException:
                     job.cancel()  # segment tasks still running elsewhere stop at their next batch
                     raise
-        finish_output(output)
+        finish_output(output, tags)
     result = VideoResult(
         str(target),
         len(index),
