@@ -129,6 +129,17 @@ class UpscaleParams(UpscaleOptions, StageParams):
         le=1,
         description="interpolation weight: (1 - alpha) * model + alpha * interpolate_with",
     )
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the SHA-256 the model file must have (a replaced file is refused); set for "
+        "every task when a job is planned, so all workers run the same weights",
+    )
+    interpolate_with_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the same for interpolate_with",
+    )
 
     @model_validator(mode="after")
     def _interpolation_pair(self) -> UpscaleParams:

@@ -71,6 +71,15 @@ def _model(params: UpscaleParams) -> LoadedModel:
     return params_model(params)
 
 
+def upscale_pin(params: UpscaleParams) -> UpscaleParams:
+    """The parameters every task of a job runs with: each model pinned to its file's SHA-256,
+    so that workers of a long-lived cluster never run a file replaced since (even one of the
+    same size and modification time, as ``cp -p`` leaves it)."""
+    from esrgan_plugin.engines.upscalers import pin_models
+
+    return pin_models(params)
+
+
 def upscale_halo(params: UpscaleParams) -> int:
     """Input pixels of context around a block: ``halo``, else the halo the model needs
     (measured once per weights, cached; for an interpolation, on the interpolated weights)."""
@@ -182,6 +191,7 @@ def stage_specs() -> list[StageSpec]:
             scale=upscale_scale,
             multiple=upscale_multiple,
             provenance=upscale_provenance,
+            pin=upscale_pin,
         ),
         StageSpec(
             id="esrgan.interpolate",

@@ -208,4 +208,5 @@ def map_stage(
         raise PipelineError(
             f"stage {spec.id}: expected a NumPy or Dask array, got {type(image).__name__}"
         )
+    checked = spec.pinned(checked)  # every block runs the same resolved parameters
     return map_array(image, spec.id, spec.id, spec.fn, checked, block_plan(spec, checked))

@@ -1,10 +1,12 @@
 """Upscalers cached per process: each model file loaded once, each engine prepared once.
 
 The ``esrgan`` command and the pipeline stages share this cache, so a Dask worker loads a model
-once and reuses its engine for every block; the Dask graph carries only parameters. A model is
-keyed by its file's identity: path, size, modification time, inode and change time. A file
-replaced in place, even with the same size and modification time (``cp -p``, ``rsync -a``), has
-a new change time, so it is loaded again.
+once and reuses its engine for every block; the Dask graph carries only parameters. A model
+pinned to a SHA-256 (``model_sha256``: what a planned job's tasks carry) is keyed by that hash
+and its file checked against it when loaded, so a long-lived worker never runs other weights
+than the job was planned with. Otherwise a model is keyed by its file's identity: path, size,
+modification time, inode and change time (a file replaced in place, even with the same size
+and modification time by ``cp -p`` or ``rsync -a``, has a new change time).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TypeVar
 import torch
 
 from esrgan_plugin.cache import file_sha256, model_files
-from esrgan_plugin.errors import EsrganError
+from esrgan_plugin.errors import CheckpointError, EsrganError
 from esrgan_plugin.inference import Upscaler
 from esrgan_plugin.interpolate import interpolate_models
 from esrgan_plugin.models.loaded import LoadedModel
@@ -85,9 +87,32 @@ def file_key(name_or_path: str) -> FileKey:
     )
 
 
-def cached_model(name_or_path: str) -> LoadedModel:
-    """The model for a file or name, loaded once per process and file version."""
-    return _MODELS.get(file_key(name_or_path), lambda: load_model(name_or_path))
+def model_key(name_or_path: str, sha256: str | None = None) -> Hashable:
+    """How a model is cached: by the SHA-256 it is pinned to, else by its file's identity."""
+    return ("sha256", sha256) if sha256 else file_key(name_or_path)
+
+
+def cached_model(name_or_path: str, sha256: str | None = None) -> LoadedModel:
+    """The model for a file or name, loaded once per process and file version; with
+    ``sha256``, the file must have that hash (a one-line error names both otherwise)."""
+
+    def load() -> LoadedModel:
+        if sha256:
+            check_sha256(name_or_path, sha256)
+        return load_model(name_or_path)
+
+    return _MODELS.get(model_key(name_or_path, sha256), load)
+
+
+def check_sha256(name_or_path: str, expected: str) -> None:
+    """Refuse a model file whose bytes are not the ones the job was planned with."""
+    path = resolve_model_path(name_or_path)
+    actual = file_sha256(model_files(path))
+    if actual != expected:
+        raise CheckpointError(
+            f"{path}: the model file changed since the job was planned (SHA-256 {actual[:16]}..., "
+            f"expected {expected[:16]}...); plan the job again to use the new file"
+        )
 
 
 def model_sha256(name_or_path: str) -> str:
@@ -98,21 +123,42 @@ def model_sha256(name_or_path: str) -> str:
 
 def params_model(params: UpscaleParams) -> LoadedModel:
     """The model the stage parameters name, interpolated with a second one when they ask."""
-    model = cached_model(params.model)
+    model = cached_model(params.model, params.model_sha256)
     if params.interpolate_with is None:
         return model
-    key = ("interpolated", file_key(params.model), file_key(params.interpolate_with), params.alpha)
-    other = cached_model(params.interpolate_with)
+    other = cached_model(params.interpolate_with, params.interpolate_with_sha256)
+    key = ("interpolated", *_model_keys(params), params.alpha)
     return _MODELS.get(key, lambda: interpolate_models(model, other, float(params.alpha or 0.0)))
+
+
+def _model_keys(params: UpscaleParams) -> tuple[Hashable, ...]:
+    keys = [model_key(params.model, params.model_sha256)]
+    if params.interpolate_with is not None:
+        keys.append(model_key(params.interpolate_with, params.interpolate_with_sha256))
+    return tuple(keys)
+
+
+def pin_models(params: UpscaleParams) -> UpscaleParams:
+    """``params`` with each model pinned to its file's SHA-256 (a given hash is checked)."""
+    pinned = {"model_sha256": model_sha256(params.model)}
+    if params.interpolate_with is not None:
+        pinned["interpolate_with_sha256"] = model_sha256(params.interpolate_with)
+    for field, actual in pinned.items():
+        given = getattr(params, field)
+        if given is not None and given != actual:
+            name = params.model if field == "model_sha256" else params.interpolate_with
+            raise CheckpointError(
+                f"{name}: the model file's SHA-256 is {actual[:16]}..., not the {given[:16]}... "
+                f"that {field} asks for"
+            )
+    return params.model_copy(update=pinned)
 
 
 def upscaler_for(params: UpscaleParams) -> Upscaler:
     """The (cached) upscaler for these parameters: model, interpolation, device and options."""
     configure_torch_threads()
     options = params.options()
-    key: tuple[object, ...] = (file_key(params.model), options)
-    if params.interpolate_with is not None:
-        key += (file_key(params.interpolate_with), params.alpha)
+    key = (*_model_keys(params), params.alpha, options)
     return _UPSCALERS.get(key, lambda: Upscaler(params_model(params), options))
 
 

@@ -71,6 +71,10 @@ class StageSpec:
     device ...), kept in outputs' provenance and in the job fingerprint, so an output is resumed
     only by a job that would compute the same pixels. Must not hold the time or anything else
     that changes between identical runs."""
+    pin: Callable[[Any], Any] | None = None
+    """For a transform: the parameters every task runs with, from those given, resolved once
+    where the job is planned (e.g. a model name pinned to its file's SHA-256, so that every
+    worker of a long-lived cluster runs the same weights, or refuses a replaced file)."""
 
     def __post_init__(self) -> None:
         if not STAGE_ID.match(self.id):
@@ -102,6 +106,17 @@ class StageSpec:
         if value < 1:
             raise StageSpecError(f"stage {self.id}: multiple must be >= 1, got {value}")
         return value
+
+    def pinned(self, params: Any) -> Any:
+        """``params`` as every task of a job runs them (see ``pin``)."""
+        if self.pin is None:
+            return params
+        pinned = self.pin(params)
+        if not isinstance(pinned, self.params):
+            raise StageSpecError(
+                f"stage {self.id}: pin returned {type(pinned).__name__}, not {self.params.__name__}"
+            )
+        return pinned
 
     def provenance_for(self, params: Any) -> dict[str, Any] | None:
         """What the stage's parameters resolve to (see ``provenance``), or None when it says nothing."""

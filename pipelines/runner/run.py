@@ -168,6 +168,8 @@ def _add_step(step: Step, graph: Graph) -> None:
         graph.images[step.id] = items
     elif spec.consumes == "images" and spec.produces == "images":
         assert step.input is not None
+        if isinstance(params, StageParams):
+            params = spec.pinned(params)
         plan = _block_plan(step, params)
         record = step_record(step, params, plan)
         graph.images[step.id] = [
