@@ -45,12 +45,13 @@ ENGINES: tuple[Engine, ...] = (
         name="openvino",
         description="the network exported to ONNX and compiled by OpenVINO (our int8 "
         "quantisation points and calibration); exported once per model and cached, compiled "
-        "once per tile shape",
+        "once per process for any input shape",
         runs=(Runs("cpu", FP32_BF16), Runs("cpu", INT8, RRDBNET)),
         prepare_path="esrgan_plugin.engines.openvino.engine:prepare",
         missing=_openvino_missing,
         extra="openvino",
         auto_min_parameters=AUTO_OPENVINO_MIN_PARAMETERS,
+        exports=True,
     ),
     Engine(
         name="onednn",

@@ -7,7 +7,7 @@
   int8 convolutions.
 
 Exported graphs are cached (:mod:`esrgan_plugin.cache`, keyed by the weights, precision,
-calibration and OpenVINO version) and compiled once per input shape. OpenVINO is an optional
+calibration and OpenVINO version) and compiled once, for any input shape. OpenVINO is an optional
 extra (``pip install -e '.[openvino]'``).
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,6 @@ quantised: bf16 where the CPU computes it natively (measured on RealESRGAN_x4plu
 ONNX_OPSET = 17
 """Opset of the exported graph (13+ for per-channel QuantizeLinear)."""
 
-COMPILED_SHAPES = 8
-"""Compiled models kept per engine, one per input shape (tiles come in a few shapes)."""
 
 
 def openvino_available() -> bool:
@@ -69,29 +66,24 @@ def require_openvino() -> Any:
 
 
 class CompiledGraph:
-    """One exported graph, compiled by OpenVINO once per input shape (least recently used
-    shapes dropped beyond :data:`COMPILED_SHAPES`)."""
+    """One exported graph, compiled by OpenVINO once, with dynamic batch, height and width.
+
+    Measured on RealESRGAN_x4plus (bf16, 128x128, 2 threads): the dynamic graph runs as fast as
+    one compiled for the exact shape (4.6 s against 4.9 s for the trunk on a loaded machine),
+    while compiling per shape cost seconds for every new tile or image size.
+    """
 
     def __init__(self, core: Any, model: Any, config: dict[str, str]) -> None:
         self.core, self.model, self.config = core, model, config
-        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._request: Any = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        request = self._request(tuple(x.shape))
-        request.infer({0: x.float().contiguous().numpy()})
-        return torch.from_numpy(np.array(request.get_output_tensor(0).data, copy=True))
-
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        if shape in self._compiled:
-            self._compiled.move_to_end(shape)
-            return self._compiled[shape]
-        model = self.model.clone()
-        model.reshape(list(shape))
-        request = self.core.compile_model(model, "CPU", self.config).create_infer_request()
-        self._compiled[shape] = request
-        if len(self._compiled) > COMPILED_SHAPES:
-            self._compiled.popitem(last=False)
-        return request
+        if self._request is None:
+            self._request = self.core.compile_model(
+                self.model, "CPU", self.config
+            ).create_infer_request()
+        self._request.infer({0: x.float().contiguous().numpy()})
+        return torch.from_numpy(np.array(self._request.get_output_tensor(0).data, copy=True))
 
 
 class OpenVinoEngine:
