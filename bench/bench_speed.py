@@ -1,0 +1,221 @@
+"""The headline speed table: real sizes, every engine and precision, against the CPU's peak.
+
+For RealESRGAN_x4plus (real weights) at 192x192 and 512x512 (whole, and with the default
+tiles), each engine and precision is timed beside spandrel's ESRGAN fp32 and the ONNX peers
+(onnxruntime, OpenVINO's own graphs) in interleaved rounds in one process. Every run is given
+as seconds, the ratio to spandrel fp32 in the same rounds, the fraction of this machine's
+matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls; the network's FLOPs
+counted by ``torch.utils.flop_counter``), and PSNR against our fp32 output. A last table times
+``esrgan upscale`` on a whole photo against the network's own compute time on it.
+
+    python bench/bench_speed.py [--sizes 192 512] [--repeats 3] [--model realesrgan-x4plus]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as the esrgan CLI does
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import Entry, interleaved, machine_line, peer_entries, psnr  # noqa: E402
+
+from esrgan_plugin.engines.registry import ENGINES, choose_engine  # noqa: E402
+from esrgan_plugin.inference import UpscaleOptions, Upscaler  # noqa: E402
+from esrgan_plugin.models.loading import LoadedModel, load_model  # noqa: E402
+
+RUNS = [  # (engine, precision) in table order; those the table refuses here are left out
+    ("pytorch", "fp32"),
+    ("pytorch", "bf16"),
+    ("onednn", "fp32"),
+    ("onednn", "bf16"),
+    ("onednn", "int8"),
+    ("openvino", "fp32"),
+    ("openvino", "bf16"),
+    ("openvino", "int8"),
+]
+
+
+def matmul_peak(dtype: torch.dtype, side: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the best of ``repeats`` square matmuls: the machine's practical peak."""
+    a = torch.rand(side, side, dtype=dtype)
+    b = torch.rand(side, side, dtype=dtype)
+    torch.mm(a, b)
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * side**3 / best
+
+
+def _timed(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def flops_per_pixel(model: LoadedModel) -> float:
+    """FLOPs of one forward pass per input pixel (multiply-adds counted twice)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(1, model.in_channels, 32, 32)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.module(x)
+    return counter.get_total_flops() / (32 * 32)
+
+
+def photo(size: int) -> torch.Tensor:
+    """A natural photo crop (scikit-image's astronaut, mirrored when larger), NCHW in [0, 1]."""
+    from skimage import data
+
+    image = data.astronaut()
+    if size > 512:
+        image = np.pad(image, ((0, size - 512), (0, size - 512), (0, 0)), mode="symmetric")
+    crop = image[:size, :size].astype(np.float32) / 255
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+
+
+def size_table(model: LoadedModel, size: int, repeats: int, peaks: dict[str, float]) -> None:
+    """Every engine and precision at ``size`` x ``size``, whole image; default tiles at 512+."""
+    import spandrel
+
+    x = photo(size)
+    notes = []
+    entries = []
+    try:
+        loaded = spandrel.ModelLoader().load_from_state_dict(model.module.state_dict())
+        reference = loaded.model.eval()
+
+        def run_reference() -> torch.Tensor:
+            with torch.no_grad():
+                return reference(x)
+
+        entries.append(Entry("spandrel ESRGAN fp32 (reference)", run_reference))
+    except Exception as exc:  # spandrel guesses some hyperparameters (e.g. gc 32)
+        notes.append(
+            f"spandrel cannot load this model ({str(exc).splitlines()[0][:80]}); "
+            "ratios are to the first run instead"
+        )
+    parameters = sum(p.numel() for p in model.module.parameters())
+    for engine, precision in RUNS:
+        try:
+            choose_engine(engine, model.descriptor, torch.device("cpu"), precision)
+        except Exception as exc:
+            notes.append(f"{engine} {precision}: {exc}")
+            continue
+        up = Upscaler(model, UpscaleOptions(tile=0, precision=precision, engine=engine))
+        entries.append(Entry(f"{engine} {precision}", lambda up=up: up.upscale_tensor(x)))
+    auto = choose_engine("auto", model.descriptor, torch.device("cpu"), "fp32", parameters)
+    tiled = Upscaler(model, UpscaleOptions(precision="bf16", engine=auto.name))
+    tile = tiled._initial_tile(size, size)
+    if tile:
+        entries.append(
+            Entry(
+                f"{auto.name} bf16, default tiles ({tile} + halo {tiled.halo})",
+                lambda: tiled.upscale_tensor(x),
+            )
+        )
+    else:
+        notes.append(f"default tiles at {size}x{size}: the whole image (it fits the budget)")
+    peers, skipped = peer_entries(model, x)
+    entries += peers
+    notes += skipped
+    outputs = {e.name: e.run().clamp(0, 1) for e in entries}
+    results = interleaved(entries, repeats)
+    ours = outputs.get(f"{auto.name} fp32", outputs[entries[0].name])
+    flop = flops_per_pixel(model) * size * size
+    print(f"\n### {size}x{size}, whole image, interleaved rounds, median of {repeats}\n")
+    print(machine_line() + "\n")
+    print(
+        f"Matmul peak here: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} "
+        f"GFLOP/s; the network: {flop / size / size / 1e6:.1f} MFLOP per input pixel; "
+        f"`auto` runs {auto.name}.\n"
+    )
+    print(
+        f"| run | seconds | vs {entries[0].name.split(' (')[0]} | of matmul peak | PSNR vs our fp32 |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for entry in entries:
+        r = results[entry.name]
+        kind = "bf16" if "bf16" in entry.name else "fp32" if "int8" not in entry.name else ""
+        peak = f"{flop / r['seconds'] / peaks[kind]:.0%}" if kind else "(int8)"
+        print(
+            f"| {entry.name} | {r['seconds']:.2f} | {r['ratio']:.2f}x | {peak} | "
+            f"{psnr(outputs[entry.name], ours):.1f} dB |"
+        )
+    for note in notes:
+        print(f"\nNot run / note: {note}.")
+
+
+def cli_table(model_name: str, model: LoadedModel, precision: str, repeats: int) -> None:
+    """``esrgan upscale`` on a whole photo (start-up, I/O, tiles included) against the network's
+    own compute time on the same pixels in this process."""
+    from skimage import data
+
+    from pipelines.api import write_image
+
+    image = data.chelsea()  # 451 x 300 photo
+    with tempfile.TemporaryDirectory() as scratch:
+        source = write_image(Path(scratch) / "chelsea.png", image)
+        command = [
+            sys.executable,
+            "-m",
+            "esrgan_plugin",
+            "upscale",
+            str(source),
+            "-o",
+            str(Path(scratch) / "out.png"),
+            "--model",
+            model_name,
+            "--precision",
+            precision,
+            "--overwrite",
+        ]
+        walls = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            walls.append(time.perf_counter() - start)
+    up = Upscaler(model, UpscaleOptions(tile=0, precision=precision))
+    x = torch.from_numpy(image.astype(np.float32).transpose(2, 0, 1) / 255)[None].contiguous()
+    up.upscale_tensor(x)
+    network = statistics.median(_timed(lambda: up.upscale_tensor(x)) for _ in range(repeats))
+    wall = statistics.median(walls)
+    print(f"\n### esrgan upscale on a whole photo (451x300), {precision}, median of {repeats}\n")
+    print("| run | seconds | vs the network alone |")
+    print("| --- | ---: | ---: |")
+    print(f"| network only (engine {up.engine.name}, in process, warm) | {network:.1f} | 1.00x |")
+    print(
+        f"| `esrgan upscale` (new process: start-up, load, read, write) | {wall:.1f} | "
+        f"{wall / network:.2f}x |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="realesrgan-x4plus")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 512])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-cli", action="store_true", help="skip the whole-photo CLI table")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"## Speed at real sizes: {args.model}")
+    print("\nEngines: " + ", ".join(e.name for e in ENGINES))
+    for size in args.sizes:
+        size_table(model, size, args.repeats, peaks)
+    if not args.no_cli:
+        for precision in ("fp32", "bf16"):
+            cli_table(args.model, model, precision, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
