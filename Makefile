@@ -44,6 +44,8 @@ fuzz: setup
 		--hypothesis-show-statistics -W ignore::UserWarning --timeout 7200 tests/fuzz
 
 bench: setup
+	$(PY) bench/bench_speed.py
+	$(PY) bench/bench_video.py
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_zarr.py
 	$(PY) bench/bench_ome.py

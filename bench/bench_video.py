@@ -1,0 +1,138 @@
+"""Video benchmark: frames/s of ``esrgan upscale`` on clips, the share of wall time spent outside
+the network (decoding, encoding, joining, start of the job), and a Dask run's overhead.
+
+A synthetic clip (smooth moving gradients with an audio track) is upscaled through the same code
+as ``esrgan upscale clip.mp4 -o out.mp4`` (:func:`esrgan_plugin.cli.video.upscale_video`), with
+the frame function timed inside: what the job spends outside it is overhead. The Dask row runs
+the same job on a local cluster of one worker process with the same threads.
+
+    python bench/bench_video.py [--models realesr-animevideov3-x4 realesrgan-x4plus]
+                                [--sizes 320x240 640x360] [--frames 24] [--precision bf16]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import machine_line  # noqa: E402
+
+from esrgan_plugin.cli import video  # noqa: E402
+from esrgan_plugin.options import UpscaleParams  # noqa: E402
+from pipelines.api import write_video  # noqa: E402
+
+TIMES = Path(tempfile.mkdtemp(prefix="bench-video-")) / "inside.txt"
+"""Seconds spent inside the frame function, one line per call (tasks may be pickled, even on
+threads, so the times go through a file)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedFrames(video.UpscaleFrames):
+    """The CLI's frame function, timing itself."""
+
+    log: str = str(TIMES)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return super().__call__(frames)
+        finally:
+            with open(self.log, "a") as f:
+                f.write(f"{time.perf_counter() - start}\n")
+
+
+def inside() -> float:
+    return sum(float(v) for v in TIMES.read_text().split()) if TIMES.exists() else 0.0
+
+
+def clip(path: Path, width: int, height: int, frames: int) -> Path:
+    """A smooth moving test pattern at 25 frames/s."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    pixels = np.stack(
+        [
+            np.dstack(
+                [
+                    128 + 100 * np.sin((xx + 3 * n) / 17),
+                    128 + 100 * np.cos((yy - 2 * n) / 23),
+                    128 + 60 * np.sin((xx + yy + 5 * n) / 31),
+                ]
+            )
+            .clip(0, 255)
+            .astype(np.uint8)
+            for n in range(frames)
+        ]
+    )
+    write_video(path, pixels, fps=Fraction(25), overwrite=True)
+    return path
+
+
+def run(source: Path, target: Path, params: UpscaleParams, executor: str) -> float:
+    args = argparse.Namespace(
+        video_codec=None,
+        crf=None,
+        preset=None,
+        pix_fmt=None,
+        executor=executor,
+        overwrite=True,
+        restart=True,
+        keep_damaged=False,
+        segment_frames=None,
+    )
+    start = time.perf_counter()
+    video.upscale_video(source, target, params, args, {"bench": True}, None, 4.0, False)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models", nargs="+", default=["realesr-animevideov3-x4", "realesrgan-x4plus"]
+    )
+    parser.add_argument("--sizes", nargs="+", default=["320x240", "640x360"])
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--no-dask", action="store_true")
+    args = parser.parse_args()
+    print("## Video: esrgan upscale on clips\n")
+    print(machine_line() + "\n")
+    print(
+        "| model | size | frames | seconds | frames/s | outside the network | Dask (1 worker) vs threads |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    video.UpscaleFrames = TimedFrames  # type: ignore[misc]
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in args.models:
+            frames = args.frames if "animevideo" in model else max(4, args.frames // 6)
+            params = UpscaleParams(model=model, precision=args.precision)
+            for size in args.sizes:
+                width, height = (int(v) for v in size.split("x"))
+                source = clip(Path(scratch) / f"in-{size}.mp4", width, height, frames)
+                run(source, Path(scratch) / "warm.mp4", params, "threads")  # load, compile
+                TIMES.unlink(missing_ok=True)
+                wall = run(source, Path(scratch) / "out.mp4", params, "threads")
+                outside = 1 - inside() / wall
+                dask = "-"
+                if not args.no_dask:
+                    cluster = run(source, Path(scratch) / "dask.mp4", params, "processes")
+                    dask = f"{cluster / wall:.2f}x"
+                print(
+                    f"| {model} | {size} | {frames} | {wall:.1f} | {frames / wall:.2f} | "
+                    f"{outside:.0%} | {dask} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
