@@ -106,9 +106,23 @@ class Architecture:
         default=lambda module: module
     )
     """How inference calls the network (RRDBNet: its HR tail in row strips, for bounded memory)."""
+    exportable: bool = True
+    """Its graph exports to ONNX with any height and width, reliably enough for an engine to
+    compile the export unchecked (the openvino engine). False for architectures loaded through
+    spandrel, whose attention windows may be traced as fixed shapes; ``esrgan export`` still
+    tries them, checking the graph against onnxruntime before writing it."""
+    builder: Callable[[Any], nn.Module] | None = None
+    """How to build a network from a configuration alone; None: ``module_class(config)``."""
+    saved_state: Callable[[nn.Module], Mapping[str, torch.Tensor]] = field(
+        default=lambda module: module.state_dict()
+    )
+    """The tensors a model file written from the network holds (for a network loaded through
+    spandrel: the wrapped network's own keys, which spandrel and chaiNNer read back)."""
 
     def build(self, config: Any) -> nn.Module:
         """A freshly initialised network for ``config``."""
+        if self.builder is not None:
+            return self.builder(config)
         return self.module_class(config)
 
     def parameters(self, config: Any) -> int:

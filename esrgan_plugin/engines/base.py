@@ -65,6 +65,9 @@ class Engine:
     auto_min_parameters: int = 0
     """``auto`` skips the engine for smaller networks: below this size its fixed costs (an
     export, a compilation per input shape) take longer than it saves (measured, ``make bench``)."""
+    exports: bool = False
+    """The engine runs an ONNX export of the network, unchecked: it takes only architectures
+    whose export is reliable (``Architecture.exportable``)."""
 
     def supports(self, arch: Architecture, device: torch.device, precision: str) -> str | None:
         """None when this engine runs ``arch`` on ``device`` in ``precision``; else the reason."""
@@ -80,6 +83,8 @@ class Engine:
             return f"runs {precision} on {_listed(names)} models only, not {arch.name}"
         if precision in ("bf16", "fp16") and precision not in arch.precisions:
             return f"cannot run {arch.name} in {precision} ({arch.name} does not support it)"
+        if self.exports and not arch.exportable:
+            return f"compiles an ONNX export of the network, which {arch.name} does not export reliably"
         return self.missing(precision)
 
     def prepare(self, request: EngineRequest) -> Network:
