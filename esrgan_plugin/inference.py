@@ -11,12 +11,14 @@ network's own scale. Which engine runs the network is chosen once, from the engi
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 
 import numpy as np
 import torch
 from torch import nn
 
+from esrgan_plugin.arch.padding import padded_network
 from esrgan_plugin.arch.registry import architecture_of
 from esrgan_plugin.device import (
     free_memory_bytes,
@@ -78,7 +80,8 @@ class Upscaler:
             options.calibration,
             options.channels_last,
         )
-        self._network = self.engine.prepare(request)
+        # every engine then sees sizes the network accepts (minimum, multiple, square)
+        self._network = padded_network(self.engine.prepare(request), needs)
         if self.device.type == "cpu":
             reuse_freed_memory()  # large activations stay mapped across tiles and calls
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
@@ -165,16 +168,22 @@ class Upscaler:
 
     def _initial_tile(self, height: int, width: int) -> int:
         if self.options.tile is not None:
+            if self.options.tile and self.needs.tiling_discouraged:
+                note_tiles_discouraged(self.arch.name, self.options.tile, asked=True)
             return self.options.tile
         bytes_per_pixel = self.bytes_per_pixel()
         budget = memory_budget_pixels(self.device, bytes_per_pixel)
         curve = cost_curve(self.device, self.precision)
         fits = height * width <= budget
-        if height * width <= TILE_SIDES[0] ** 2 or (fits and curve == FLAT):
+        whole = fits and (curve == FLAT or self.needs.tiling_discouraged)
+        if height * width <= TILE_SIDES[0] ** 2 or whole:
             tile = 0  # no grid can beat the whole image: the halo is not even needed
         else:
             tile = choose_tile(height, width, self.halo, self.multiple, budget, curve)
-        return self._fit_free_memory(height, width, tile, bytes_per_pixel)
+        tile = self._fit_free_memory(height, width, tile, bytes_per_pixel)
+        if tile and self.needs.tiling_discouraged:
+            note_tiles_discouraged(self.arch.name, tile, asked=False)
+        return tile
 
     def _fit_free_memory(self, height: int, width: int, tile: int, bytes_per_pixel: int) -> int:
         """``tile``, or a smaller one when free memory is short (the only run-dependent choice)."""
@@ -269,6 +278,19 @@ class Upscaler:
         if resized.ndim == 2:
             resized = resized[..., None]
         return np.clip(resized, 0.0, 1.0)
+
+
+@functools.cache
+def note_tiles_discouraged(architecture: str, tile: int, asked: bool) -> None:
+    """One note per process and tile: tiling an architecture that advises against it."""
+    why = "as asked" if asked else "because the image does not fit in memory whole"
+    log.warning(
+        "note: %s advises against tiles (its attention spans the image; seams may show); "
+        "running in %d-pixel tiles %s",
+        architecture,
+        tile,
+        why,
+    )
 
 
 def upscale(

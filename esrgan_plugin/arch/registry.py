@@ -15,6 +15,7 @@ from esrgan_plugin.arch import compact, rrdbnet, srresnet
 from esrgan_plugin.arch.compact import CompactConfig
 from esrgan_plugin.arch.descriptor import Architecture, KeyLayout, ModelNeeds
 from esrgan_plugin.arch.rrdbnet import RRDBNetConfig
+from esrgan_plugin.arch.spandrel.network import SpandrelConfig, SpandrelNetwork, architecture_for
 from esrgan_plugin.arch.srresnet import SRResNetConfig
 from esrgan_plugin.errors import CheckpointError
 
@@ -25,7 +26,9 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     compact.ARCHITECTURE,
     srresnet.ARCHITECTURE,
 )
-"""Every architecture, in the order checkpoints are matched against their key layouts."""
+"""Every architecture the project builds itself, in the order checkpoints are matched against
+their key layouts; a checkpoint none of them matches is offered to spandrel
+(:mod:`esrgan_plugin.arch.spandrel`)."""
 
 
 def architecture_named(name: str) -> Architecture:
@@ -37,10 +40,14 @@ def architecture_named(name: str) -> Architecture:
 
 
 def architecture_of(obj: object) -> Architecture:
-    """The descriptor of a network (its class or a subclass) or of a configuration."""
+    """The descriptor of a network (its class or a subclass) or of a configuration; a network
+    loaded through spandrel is described by what spandrel said of it."""
     for arch in ARCHITECTURES:
         if isinstance(obj, (arch.module_class, arch.config_class)):
             return arch
+    config = obj.config if isinstance(obj, SpandrelNetwork) else obj
+    if isinstance(config, SpandrelConfig):
+        return architecture_for(config)
     raise TypeError(f"{type(obj).__name__} is not a registered super-resolution architecture")
 
 
@@ -77,7 +84,7 @@ def detect_layout(
         f"{layout.name} ({layout.description})" for arch in ARCHITECTURES for layout in arch.layouts
     )
     raise CheckpointError(
-        f"{source}: not an ESRGAN-family checkpoint: unknown key layout (first keys: {sample}); known layouts: {known}"
+        f"{source}: unknown model: unknown key layout (first keys: {sample}); known layouts: {known}"
     )
 
 

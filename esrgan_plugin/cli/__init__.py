@@ -1,7 +1,8 @@
 """The ``esrgan`` command: upscale, info, models, engines, interpolate, convert, export.
 
 Every user error is printed as one line on stderr with a non-zero exit code (2 for bad
-arguments); ``--debug`` shows the traceback instead. Each command lives in its own module and
+arguments); ``--debug`` shows the traceback instead. A reader that closes stdout early ends
+the command quietly (:mod:`esrgan_plugin.cli.session`). Each command lives in its own module and
 adds itself to the parser; other packages add commands through the ``esrgan.commands`` entry
 point group.
 """
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from esrgan_plugin.cli import engines, export, models, upscale
+from esrgan_plugin.cli import engines, export, models, session, upscale
 from esrgan_plugin.errors import EsrganError, UsageError
 from esrgan_plugin.runtime import quiet_openmp_waits
 from pipelines.api import PipelineError, exit_code, interrupts_as_exceptions, signal_name
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.register(sub)
     for point in entry_points(group=COMMANDS_GROUP):
         point.load()(sub)
+    session.add_models_dir_options(parser, sub)
     return parser
 
 
@@ -51,7 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with interrupts_as_exceptions():
-            return int(args.func(args) or 0)
+            session.apply_models_dirs(args)
+            code = int(args.func(args) or 0)
+            session.flush_stdout()  # a closed pipe shows here, not at interpreter exit
+            return code
+    except BrokenPipeError as exc:
+        if args.debug:
+            raise
+        if session.stdout_closed():  # `esrgan models | head -2`: the reader has what it wanted
+            session.silence_stdout()
+            return session.EXIT_CLOSED_PIPE
+        print(f"esrgan: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except (EsrganError, PipelineError) as exc:
         if args.debug:
             raise

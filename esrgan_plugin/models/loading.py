@@ -4,6 +4,8 @@ A file is read as tensors (:mod:`esrgan_plugin.formats`), its architecture and k
 detected from the keys (:mod:`esrgan_plugin.arch.registry`), the tensors renamed to the
 canonical layout, the hyperparameters read off their shapes, and the network built on the meta
 device and loaded strictly: a file cannot make us allocate a network its tensors do not fill.
+A state dict none of the project's architectures recognises is offered to spandrel
+(:mod:`esrgan_plugin.arch.spandrel.load`): the same tensors, never the file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from esrgan_plugin.arch.registry import detect_layout, shown_key
+from esrgan_plugin.arch.registry import architecture_of, detect_layout, shown_key
+from esrgan_plugin.arch.spandrel.load import load as load_through_spandrel
+from esrgan_plugin.arch.spandrel.load import summary as spandrel_summary
 from esrgan_plugin.cache import cached_conversion
 from esrgan_plugin.errors import CheckpointError
 from esrgan_plugin.formats.files import (
@@ -30,12 +34,16 @@ from esrgan_plugin.formats.files import (
 )
 from esrgan_plugin.formats.ncnn import is_ncnn_path
 from esrgan_plugin.formats.ncnn_models import read_ncnn_state_dict
+from esrgan_plugin.models.cards import read_card
 from esrgan_plugin.models.loaded import LoadedModel
 from esrgan_plugin.models.names import resolve_model_path
 from pipelines.api import first_line
 
 FORMAT_TAG = "esrgan-pipelines/1"
 """Written into the metadata of every safetensors file this project saves."""
+
+SPANDREL_LAYOUT = "spandrel"
+"""The layout name of a model loaded through spandrel (its own key layout)."""
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, str]]:
@@ -78,7 +86,13 @@ def build_from_state_dict(
 ) -> LoadedModel:
     """Detect the layout, rename to canonical keys, infer hyperparameters and load strictly."""
     metadata = dict(metadata or {})
-    arch, layout = detect_layout(state, source)
+    try:
+        arch, layout = detect_layout(state, source)
+    except CheckpointError as unknown:  # not one of ours: spandrel's architectures come last
+        network = load_through_spandrel(state, source)
+        if network is None:
+            raise CheckpointError(f"{unknown}; {spandrel_summary()}") from None
+        return LoadedModel(network, SPANDREL_LAYOUT, network.config, metadata, source)
     canonical = layout.to_canonical(state)
     arch.check_shapes(canonical, source)
     try:
@@ -133,19 +147,22 @@ def _sample(keys: list[str], n: int = 4) -> str:
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load a model file (any supported layout) or a model name, on the CPU."""
+    """Load a model file (any supported layout or architecture) or a model name, on the CPU,
+    with the model card beside the file when there is one."""
     path = resolve_model_path(path)
     state, metadata = read_state_dict(path)
     loaded = build_from_state_dict(state, metadata, source=str(path))
     if is_ncnn_path(path):
         loaded.layout = "ncnn"
+    loaded.card = read_card(path)
     return loaded
 
 
 def model_metadata(model: nn.Module, extra: Mapping[str, object] | None = None) -> dict[str, str]:
     """Safetensors metadata (strings only) describing ``model``'s architecture."""
     config: Any = model.config
-    meta = {"format": FORMAT_TAG, "architecture": type(model).__name__, "scale": str(config.scale)}
+    arch = architecture_of(model).name
+    meta = {"format": FORMAT_TAG, "architecture": arch, "scale": str(config.scale)}
     meta.update({k: str(v) for k, v in config.to_dict().items()})
     meta["channels"] = f"{config.in_channels}->{config.out_channels}"
     for key, value in (extra or {}).items():
@@ -162,8 +179,7 @@ def save_model(
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise CheckpointError(f"{path}: the project writes only .safetensors files")
-    state = {
-        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
-    }
+    tensors = architecture_of(model).saved_state(model)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
     save_state_dict(path, state, model_metadata(model, extra_metadata))
     return path

