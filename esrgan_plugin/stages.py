@@ -183,8 +183,11 @@ def stage_specs() -> list[StageSpec]:
     return [
         StageSpec(
             id="esrgan.upscale",
-            description="Super-resolve images with an ESRGAN-family model (RRDBNet or SRVGGNetCompact), tiled without seams; optionally "
-            "interpolating two models on the fly (network interpolation, paper section 3.4).",
+            description="Super-resolve or restore images with any model `esrgan models` names or spandrel "
+            "loads (RRDBNet, SRVGGNetCompact, SPAN, SwinIR, HAT, DAT, OmniSR, RealPLKSR, ...), tiled without "
+            "seams; an x1 model (deJPEG, denoise, deblur) restores at the same size, so restore-then-upscale "
+            "is two steps of this stage; optionally interpolating two models of one architecture on the fly "
+            "(network interpolation, paper section 3.4).",
             params=UpscaleParams,
             fn=upscale,
             halo=upscale_halo,

@@ -167,4 +167,5 @@ def test_every_example_is_run_by_a_test() -> None:
     tested.add("train-interpolate-upscale.yaml")  # run in tests/training/test_train_stage.py
     tested.add("ome-zarr-upscale.yaml")  # run in tests/pipelines/test_ome_zarr.py
     tested.add("sweep-report.yaml")  # run in tests/training/test_sweep.py
+    tested.add("restore-upscale.yaml")  # run in tests/pipelines/test_restore_pipelines.py
     assert {p.name for p in EXAMPLES.glob("*.yaml")} == tested
