@@ -113,6 +113,7 @@ def _client(config: ExecutorConfig) -> Iterator[Any]:
     if config.type == "processes":
         workers = config.workers or max(1, min(os.cpu_count() or 1, 4))
         with (
+            environment_kept(nanny_environment()),
             LocalCluster(
                 n_workers=workers,
                 env=worker_thread_env(workers * config.threads_per_worker),
@@ -143,6 +144,33 @@ def _client(config: ExecutorConfig) -> Iterator[Any]:
     with client:
         limit_worker_threads(client)
         yield client
+
+
+def nanny_environment() -> tuple[str, ...]:
+    """The variables Dask's nannies set in *this* process's environment before each worker spawn.
+
+    ``distributed.nanny.pre-spawn-environ`` (``MALLOC_TRIM_THRESHOLD_``, ``OMP_NUM_THREADS=1``,
+    ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``) and ``PYTHONHASHSEED`` are written into
+    ``os.environ`` and never taken back, so every process this one starts later would inherit them.
+    """
+    import dask
+    import distributed  # noqa: F401  (its import registers the nanny's configuration)
+
+    return (*dask.config.get("distributed.nanny.pre-spawn-environ"), "PYTHONHASHSEED")
+
+
+@contextlib.contextmanager
+def environment_kept(names: Sequence[str]) -> Iterator[None]:
+    """Put the variables ``names`` back as they were (set or unset) when the block ends."""
+    before = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def limit_worker_threads(client: Any) -> None:

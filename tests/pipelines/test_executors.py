@@ -293,3 +293,23 @@ def test_threaded_runs_return_freed_memory_to_the_os() -> None:
 
     assert retained("keep") > 20 << 20  # the effect is real here
     assert retained("trim") < 4 << 20
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dask's nannies write MALLOC_TRIM_THRESHOLD_, OMP_NUM_THREADS=1, ... and PYTHONHASHSEED
+    into the parent's environment before spawning workers; every later child would inherit them."""
+    from pipelines.config.schema import ExecutorConfig
+    from pipelines.runner.executors import nanny_environment, session
+
+    names = nanny_environment()
+    assert {"MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "PYTHONHASHSEED"} <= set(names)
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # one that was set stays as it was
+    with session(ExecutorConfig(type="processes", workers=1)) as compute:
+        assert compute([]) == []
+    assert {name: os.environ.get(name) for name in names} == {
+        name: ("3" if name == "MKL_NUM_THREADS" else None) for name in names
+    }
