@@ -178,3 +178,24 @@ def test_a_tiling_discouraged_network_runs_whole_and_notes_tiles(
     notes = [r.getMessage() for r in caplog.records if "advises against tiles" in r.getMessage()]
     assert len(notes) == 1 and notes[0].startswith("note: SwinIR advises against tiles")
     assert "does not fit in memory whole" in notes[0]
+
+
+def test_onnx_export_where_the_network_exports_and_one_line_where_not(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxscript", reason="the onnx extra")
+    pytest.importorskip("onnxruntime", reason="the dev extra")
+    from esrgan_plugin.arch.tracing import rewrites_own_weights
+    from esrgan_plugin.cli import main
+
+    x = torch.rand(1, 3, 16, 16)
+    assert rewrites_own_weights(load_model(files["span"]).module, x)  # SPAN's Conv3XC
+    assert not rewrites_own_weights(load_model(files["realplksr"]).module, x)
+    out = tmp_path / "span.onnx"
+    assert main(["export", str(files["span"]), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("esrgan: error: SPAN: not exported: the network rewrites its own weights")
+    assert len(err.splitlines()) == 1 and not out.exists()
+    out = tmp_path / "plksr.onnx"
+    assert main(["export", str(files["realplksr"]), "-o", str(out), "--size", "32"]) == 0
+    assert out.is_file() and "onnxruntime vs PyTorch" in capsys.readouterr().out
