@@ -10,6 +10,7 @@ folder reads no model file (and imports no torch).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,10 +67,21 @@ def folder_models(folders: Iterable[Path] | None = None) -> dict[str, FolderMode
 
 
 def _scan(folder: Path) -> list[FolderModel]:
+    """The folder's models, listed again only when the folder changes (its modification time
+    changes when a file is added, removed or renamed): names are resolved on every block."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return []
+    return list(_scan_at(folder, stamp))
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_at(folder: Path, stamp: int) -> tuple[FolderModel, ...]:
     try:
         files = sorted(p for p in folder.iterdir() if p.is_file())
     except OSError:
-        return []
+        return ()
     best: dict[str, Path] = {}
     for path in files:
         suffix = path.suffix.lower()
@@ -80,7 +92,7 @@ def _scan(folder: Path) -> list[FolderModel]:
         current = best.get(path.stem)
         if current is None or _rank(path) < _rank(current):
             best[path.stem] = path
-    return [FolderModel(stem, path, folder) for stem, path in sorted(best.items())]
+    return tuple(FolderModel(stem, path, folder) for stem, path in sorted(best.items()))
 
 
 def _rank(path: Path) -> int:
