@@ -1,4 +1,5 @@
-"""The one on-disk cache: converted models, measured halos, int8 calibrations, exported graphs.
+"""The one on-disk cache: converted models, measured halos, int8 calibrations, exported graphs,
+measured precision choices.
 
 Every entry is content-addressed: its key hashes what it was derived from (a model file's bytes,
 :func:`file_sha256`, or a network's weights, :func:`weights_sha256`) with the version of the
@@ -59,6 +60,8 @@ CALIBRATIONS = Kind("int8", ".json", "calibration/3")
 """int8 activation ranges, keyed by the weights and the calibration pixels."""
 GRAPHS = Kind("openvino", ".onnx", "openvino-engine/3")
 """Exported graphs for OpenVINO, keyed by the weights, precision, calibration and OpenVINO."""
+PRECISION_CHOICES = Kind("precision", ".json", "precision-auto/1")
+"""``--precision auto``'s measured choice, keyed by the weights, device, engine and crops."""
 
 
 def cache_dir() -> Path:

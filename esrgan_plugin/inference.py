@@ -5,7 +5,10 @@ channels, whole-image or tiled execution (default tile from the model's measured
 measured costs and total memory: :mod:`esrgan_plugin.tiles.defaults`), halving the tile when
 the device runs out of memory, and a final resize for an ``outscale`` that differs from the
 network's own scale. Which engine runs the network is chosen once, from the engine table
-(:mod:`esrgan_plugin.engines.registry`).
+(:mod:`esrgan_plugin.engines.registry`); ``precision: auto`` is chosen by measurement
+(:mod:`esrgan_plugin.engines.precision`). ``tta`` runs each tile through the x8 self-ensemble
+(:mod:`esrgan_plugin.ensemble`), whose spread is also the uncertainty map
+(:meth:`Upscaler.upscale_with_uncertainty`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from esrgan_plugin.device import (
     resolve_precision,
 )
 from esrgan_plugin.engines.base import EngineRequest
+from esrgan_plugin.engines.precision import PrecisionChoice, choose_precision
 from esrgan_plugin.engines.registry import choose_engine
+from esrgan_plugin.ensemble import SelfEnsemble
 from esrgan_plugin.errors import InferenceError
 from esrgan_plugin.models.loaded import LoadedModel
 from esrgan_plugin.options import MIN_TILE, UpscaleOptions
@@ -66,7 +71,15 @@ class Upscaler:
         self.multiple = needs.multiple_of
         self.num_features = needs.feature_channels
         self.device = resolve_device(options.device)
-        self.precision = resolve_precision(options.precision, self.device, self.arch.precisions)
+        self.precision_choice: PrecisionChoice | None = None
+        """``auto``'s measured choice (its record belongs in provenance); None otherwise."""
+        if options.precision == "auto":
+            self.precision_choice = choose_precision(module, self.arch, self.device, options)
+        self.precision = (
+            self.precision_choice.precision
+            if self.precision_choice is not None
+            else resolve_precision(options.precision, self.device, self.arch.precisions)
+        )
         parameters = sum(p.numel() for p in module.parameters())
         self.engine = choose_engine(
             options.engine, self.arch, self.device, self.precision, parameters
@@ -82,6 +95,7 @@ class Upscaler:
         )
         # every engine then sees sizes the network accepts (minimum, multiple, square)
         self._network = padded_network(self.engine.prepare(request), needs)
+        self.ensemble = SelfEnsemble(self._network, self.multiple)
         if self.device.type == "cpu":
             reuse_freed_memory()  # large activations stay mapped across tiles and calls
         self.batch_size = options.batch_size or (1 if self.device.type == "cpu" else 4)
@@ -91,6 +105,26 @@ class Upscaler:
 
     def upscale(self, image: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Upscale an (H, W) or (H, W, C) image (C = 1, 3 or 4); same dtype and channels out."""
+        return self._upscale_image(image, progress, None)
+
+    def upscale_with_uncertainty(
+        self, image: np.ndarray, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`upscale`'s output and the spread of the x8 self-ensemble behind it.
+
+        The spread is, per output pixel, the standard deviation over the eight passes in [0, 1]
+        units, averaged over colour channels (alpha left out): an (H', W') float32 array the size
+        of the output. The output is the ensemble's average with ``tta``, else the plain pass
+        (both cost the eight passes). :mod:`esrgan_plugin.uncertainty` turns it into a map image.
+        """
+        spreads: list[np.ndarray] = []
+        result = self._upscale_image(image, progress, spreads)
+        spread = np.stack(spreads).mean(axis=0, dtype=np.float32)[..., None]
+        return result, self._apply_outscale(spread, np.shape(image)[:2])[..., 0]
+
+    def _upscale_image(
+        self, image: np.ndarray, progress: Progress | None, spreads: list[np.ndarray] | None
+    ) -> np.ndarray:
         image = np.asarray(image)
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
             raise InferenceError(
@@ -103,25 +137,29 @@ class Upscaler:
         squeeze = pixels.ndim == 2
         if squeeze:
             pixels = pixels[..., None]
-        result = self._upscale_channels(pixels, progress)
+        result = self._upscale_channels(pixels, progress, spreads)
         result = self._apply_outscale(result, image.shape[:2])
         if squeeze:
             result = result[..., 0]
         return from_float(result, dtype)
 
-    def upscale_tensor(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
-        """Run the network on an NCHW float tensor in [0, 1] (N = 1); returns float32 on the CPU."""
+    def upscale_tensor(
+        self, x: torch.Tensor, progress: Progress | None = None, spread: bool = False
+    ) -> torch.Tensor:
+        """Run the network on an NCHW float tensor in [0, 1] (N = 1); returns float32 on the CPU.
+        With ``spread``, one more channel: the self-ensemble's spread (see ``upscale_with_uncertainty``)."""
+        forward = self._forward_spread if spread else self._forward
         height, width = x.shape[-2:]
         tile = self._initial_tile(height, width)
         while True:
             try:
                 if tile == 0:
-                    out = self._forward(x).float().cpu()
+                    out = forward(x).float().cpu()
                     if progress is not None:
                         progress(1, 1)
                     return out
                 return run_tiled(
-                    self._forward,
+                    forward,
                     x,
                     self.scale,
                     tile,
@@ -151,11 +189,17 @@ class Upscaler:
     # ------------------------------------------------------------------ internals
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = self._on_device(batch)
+        return self.ensemble(batch) if self.options.tta else self._network(batch)
+
+    def _forward_spread(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.ensemble.with_spread(self._on_device(batch), average=self.options.tta)
+
+    def _on_device(self, batch: torch.Tensor) -> torch.Tensor:
         memory_format = (
             torch.channels_last if self.options.channels_last else torch.contiguous_format
         )
-        batch = batch.to(self.device, torch.float32).contiguous(memory_format=memory_format)
-        return self._network(batch)
+        return batch.to(self.device, torch.float32).contiguous(memory_format=memory_format)
 
     @property
     def halo(self) -> int:
@@ -215,27 +259,40 @@ class Upscaler:
         elif self.device.type == "mps":
             torch.mps.empty_cache()
 
-    def _run(self, pixels: np.ndarray, progress: Progress | None) -> np.ndarray:
-        """(H, W, C) float32 with C = model input channels -> (sH, sW, out channels)."""
+    def _run(
+        self, pixels: np.ndarray, progress: Progress | None, spreads: list[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """(H, W, C) float32 with C = model input channels -> (sH, sW, out channels); with
+        ``spreads``, the self-ensemble's spread map is appended to it."""
         x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
-        out = self.upscale_tensor(x, progress).clamp_(0.0, 1.0)
-        return out[0].permute(1, 2, 0).contiguous().numpy()  # HWC, contiguous for fast NumPy ops
+        out = self.upscale_tensor(x, progress, spread=spreads is not None).clamp_(0.0, 1.0)
+        hwc = out[0].permute(1, 2, 0).contiguous().numpy()  # HWC, contiguous for fast NumPy ops
+        if spreads is None:
+            return hwc
+        spreads.append(hwc[..., -1])
+        return np.ascontiguousarray(hwc[..., :-1])
 
-    def _upscale_channels(self, pixels: np.ndarray, progress: Progress | None) -> np.ndarray:
+    def _upscale_channels(
+        self, pixels: np.ndarray, progress: Progress | None, spreads: list[np.ndarray] | None = None
+    ) -> np.ndarray:
         channels = pixels.shape[2]
         if channels == self.in_channels:
-            return self._run(pixels, progress)
+            return self._run(pixels, progress, spreads)
         alpha = pixels[..., 3:] if channels == 4 else None
         colour = pixels[..., :3] if channels >= 3 else pixels
         if self.in_channels == 3:
             if colour.shape[2] == 1:
-                rgb = self._run(np.repeat(colour, 3, axis=2), progress)
+                rgb = self._run(np.repeat(colour, 3, axis=2), progress, spreads)
                 colour_out = (rgb @ _LUMA)[..., None]
             else:
-                colour_out = self._run(colour, progress)
+                colour_out = self._run(colour, progress, spreads)
         elif self.in_channels == 1:
             colour_out = np.concatenate(
-                [self._run(colour[..., i : i + 1], progress) for i in range(colour.shape[2])], 2
+                [
+                    self._run(colour[..., i : i + 1], progress, spreads)
+                    for i in range(colour.shape[2])
+                ],
+                2,
             )
         else:
             raise InferenceError(

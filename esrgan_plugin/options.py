@@ -58,8 +58,8 @@ class UpscaleOptions(BaseModel):
     )
     precision: Precision = Field(
         "auto",
-        description="auto = fp16 on CUDA, fp32 elsewhere; bf16 on CPUs with AVX512-BF16/AMX or CUDA; "
-        "int8 = quantised, CPU only",
+        description="auto = the fastest precision within 45 dB of fp32, measured once per model "
+        "and device (cached); bf16 on CPUs with AVX512-BF16/AMX or CUDA; int8 = quantised, CPU only",
     )
     calibration: str | None = Field(
         None,
@@ -80,6 +80,11 @@ class UpscaleOptions(BaseModel):
         description="how an alpha channel is upscaled: bicubic (exact on opaque alpha) or by the model",
     )
     channels_last: bool = Field(True, description="run the network in channels_last memory format")
+    tta: bool = Field(
+        False,
+        description="x8 self-ensemble: average the outputs of the 8 flips and rotations of each tile "
+        "(EDSR+/RCAN+; 8 times the work, a higher PSNR)",
+    )
 
     @field_validator("tile")
     @classmethod
@@ -146,6 +151,34 @@ class UpscaleParams(UpscaleOptions, StageParams):
         if (self.interpolate_with is None) != (self.alpha is None):
             raise ValueError("interpolate_with and alpha go together: give both or neither")
         return self
+
+
+UNCERTAINTY_GAIN = 5.0
+"""Default gain of uncertainty maps: a map value of 1 (65535 in 16 bits) is an uncertainty of 0.2."""
+
+
+class UncertaintyParams(UpscaleParams):
+    """Parameters of ``esrgan.uncertainty``: those of ``esrgan.upscale`` (the map is of that
+    output) plus the reference model and the map's gain (esrgan_plugin.uncertainty)."""
+
+    uncertainty_reference: str | None = Field(
+        None,
+        description="a PSNR-oriented model paired with a GAN model: the map also shows where "
+        "the two disagree (invented detail)",
+    )
+    uncertainty_gain: float = Field(
+        UNCERTAINTY_GAIN,
+        gt=0,
+        description="map value = min(1, gain x uncertainty in [0, 1] units), written in the "
+        "image's range (65535 in 16 bits)",
+    )
+
+    def reference_params(self) -> UpscaleParams | None:
+        """The reference model's parameters: these options, with the reference as the model
+        (and nothing else of the model: no interpolation, no expected hash)."""
+        if self.uncertainty_reference is None:
+            return None
+        return UpscaleParams(**self.options().model_dump(), model=self.uncertainty_reference)
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(UpscaleOptions.model_fields)

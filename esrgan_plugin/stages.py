@@ -1,4 +1,5 @@
-"""The ESRGAN pipeline stages, as declarations: ``esrgan.upscale`` and ``esrgan.interpolate``.
+"""The ESRGAN pipeline stages, as declarations: ``esrgan.upscale``, ``esrgan.uncertainty`` and
+``esrgan.interpolate``.
 
 Stage functions take plain NumPy images and parameter models, so any host (our runner, a Dask
 ``map_blocks``, a foreign application) can call them. Planning a job (halo, scale, block
@@ -17,7 +18,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from esrgan_plugin.errors import EsrganError
-from esrgan_plugin.options import UpscaleParams
+from esrgan_plugin.options import UncertaintyParams, UpscaleParams
 from pipelines.api import StageParams, StageSpec
 
 if TYPE_CHECKING:  # torch is imported when a stage first runs or plans, not when stages are listed
@@ -104,17 +105,25 @@ def upscale_multiple(params: UpscaleParams) -> int:
 
 def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
     """What these parameters resolve to: each model's name, file, SHA-256 and architecture, and
-    the scale, halo, tile, precision, device and engine used (resolved here, where the job is
-    planned). Part of the job fingerprint: a model file replaced between a crash and its re-run
-    is a new job."""
+    the scale, halo, tile, precision (for ``auto``: the measured choice and its dB against fp32),
+    device, engine and self-ensemble used (resolved here, where the job is planned). Part of the
+    job fingerprint: a model file replaced between a crash and its re-run is a new job."""
     import torch
 
     from esrgan_plugin.device import resolve_device, resolve_precision
+    from esrgan_plugin.engines.precision import choose_precision
     from esrgan_plugin.engines.registry import choose_engine
 
     model = _model(params)
     device = resolve_device(params.device)
-    precision = resolve_precision(params.precision, device, model.descriptor.precisions)
+    choice = None
+    if params.precision == "auto":  # measured once per model and device, cached
+        choice = choose_precision(model.module, model.descriptor, device, params)
+    precision = (
+        choice.precision
+        if choice is not None
+        else resolve_precision(params.precision, device, model.descriptor.precisions)
+    )
     out: dict[str, object] = {
         "model": _model_facts(params.model),
         "scale": params.outscale if params.outscale is not None else model.scale,
@@ -131,12 +140,46 @@ def upscale_provenance(params: UpscaleParams) -> dict[str, object]:
             precision,
             model.descriptor.parameters(model.config),
         ).name,
+        "tta": params.tta,
         "torch": torch.__version__,
         "esrgan_plugin": project_version(),
     }
+    if choice is not None:
+        out["precision_auto"] = choice.record()
     if params.interpolate_with is not None:
         out["interpolate_with"] = _model_facts(params.interpolate_with)
         out["alpha"] = params.alpha
+    return out
+
+
+def uncertainty(image: np.ndarray, params: UncertaintyParams) -> np.ndarray:
+    """The uncertainty map of ``esrgan.upscale``'s output with these parameters, as an image of
+    the input's dtype and channels (esrgan_plugin.uncertainty.stage)."""
+    from esrgan_plugin.uncertainty import stage
+
+    return stage(image, params)
+
+
+def uncertainty_halo(params: UncertaintyParams) -> int:
+    """The larger of the model's halo and the reference model's."""
+    reference = params.reference_params()
+    return max(upscale_halo(params), upscale_halo(reference) if reference else 0)
+
+
+def uncertainty_multiple(params: UncertaintyParams) -> int:
+    """Block starts suit both the model and the reference (unshuffle factors 1, 2 or 4)."""
+    reference = params.reference_params()
+    return max(upscale_multiple(params), upscale_multiple(reference) if reference else 1)
+
+
+def uncertainty_provenance(params: UncertaintyParams) -> dict[str, object]:
+    """:func:`upscale_provenance`, the reference model's facts and the map's scale."""
+    from esrgan_plugin.uncertainty import MAP_DEFINITION
+
+    out = upscale_provenance(params)
+    if params.uncertainty_reference is not None:
+        out["uncertainty_reference"] = _model_facts(params.uncertainty_reference)
+    out["uncertainty_map"] = {"definition": MAP_DEFINITION, "gain": params.uncertainty_gain}
     return out
 
 
@@ -195,6 +238,21 @@ def stage_specs() -> list[StageSpec]:
             multiple=upscale_multiple,
             provenance=upscale_provenance,
             pin=upscale_pin,
+        ),
+        StageSpec(
+            id="esrgan.uncertainty",
+            description="Where esrgan.upscale's output (same parameters) is unsure: the spread of the "
+            "x8 self-ensemble (standard deviation over flips and rotations), combined with the "
+            "disagreement with a paired PSNR-oriented model when uncertainty_reference is given. "
+            "Output: the map in every colour channel of the input's dtype (alpha opaque), "
+            "value = min(1, uncertainty_gain x uncertainty); feed it to builtin.write from the "
+            "same input as the upscale step (docs/evaluation.md, 'Uncertainty maps').",
+            params=UncertaintyParams,
+            fn=uncertainty,
+            halo=uncertainty_halo,
+            scale=upscale_scale,
+            multiple=uncertainty_multiple,
+            provenance=uncertainty_provenance,
         ),
         StageSpec(
             id="esrgan.interpolate",

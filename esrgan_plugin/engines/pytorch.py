@@ -1,20 +1,18 @@
 """The ``pytorch`` engine: the network's own module on any device, bf16/fp16 under autocast.
 
 It runs every architecture everywhere PyTorch does; the other engines are faster where they
-apply. An fp16 output that overflows (non-finite values) is recomputed in fp32, with a warning
-once per engine.
+apply. A tile whose fp16 output is non-finite or black is redone in bf16 where the device and
+architecture run it, else in fp32, with a one-line warning (:mod:`esrgan_plugin.engines.fallback`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import torch
 
 from esrgan_plugin.engines.base import EngineRequest, Network
-
-log = logging.getLogger(__name__)
+from esrgan_plugin.engines.fallback import GuardedNetwork
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -25,24 +23,30 @@ def prepare(request: EngineRequest) -> Network:
     if request.channels_last:
         module = module.to(memory_format=torch.channels_last)
     forward = request.arch.inference_forward(module)
-    dtype = AUTOCAST.get(request.precision)
     device_type = request.device.type
-    warned: list[bool] = []
 
-    def context() -> contextlib.AbstractContextManager[object]:
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device_type, dtype=dtype)
+    def runner(precision: str) -> Network:
+        dtype = AUTOCAST.get(precision)
 
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), context():
-            out = forward(batch)
-        if dtype is torch.float16 and not torch.isfinite(out).all():
-            if not warned:
-                log.warning("fp16 overflowed (non-finite output); recomputing in fp32")
-                warned.append(True)
-            with torch.no_grad():
-                out = forward(batch)
-        return out
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            context: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+            if dtype is not None:
+                context = torch.autocast(device_type=device_type, dtype=dtype)
+            with torch.no_grad(), context:
+                return forward(batch)
 
-    return run
+        return run
+
+    if request.precision != "fp16":
+        return runner(request.precision)
+    fallbacks = [(p, runner(p)) for p in ("bf16", "fp32") if p == "fp32" or _runs_bf16(request)]
+    return GuardedNetwork(runner("fp16"), fallbacks)
+
+
+def _runs_bf16(request: EngineRequest) -> bool:
+    """bf16 is a fallback where the architecture supports it and the device has it."""
+    if "bf16" not in request.arch.precisions:
+        return False
+    if request.device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return request.device.type == "cpu"

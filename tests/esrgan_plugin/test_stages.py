@@ -43,7 +43,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_specs_are_declarative() -> None:
     specs = {s.id: s for s in stage_specs()}
-    assert set(specs) == {"esrgan.upscale", "esrgan.interpolate"}
+    assert set(specs) == {"esrgan.upscale", "esrgan.uncertainty", "esrgan.interpolate"}
     assert all(isinstance(s, StageSpec) for s in specs.values())
     assert (
         specs["esrgan.upscale"].consumes == "images"
