@@ -11,8 +11,10 @@ from esrgan_plugin.errors import InterpolationError, UsageError
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``info``, ``models``, ``interpolate`` and ``convert`` to the ``esrgan`` subcommands."""
-    info = sub.add_parser("info", help="describe a model file")
-    info.add_argument("model")
+    info = sub.add_parser(
+        "info", help="describe a model file, or an image file's provenance, ICC profile and EXIF"
+    )
+    info.add_argument("model", metavar="MODEL|IMAGE")
     info.add_argument("--json", action="store_true", help="print a JSON object")
     info.set_defaults(func=cmd_info)
 
@@ -40,6 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from esrgan_plugin.cli.image_info import cmd_image_info, is_image_path
+
+    if is_image_path(args.model):  # an image file: how it was made, not a model
+        return cmd_image_info(args.model, args.json)
     from esrgan_plugin.models.names import resolve_model_path
 
     path = resolve_model_path(args.model)  # a wrong name is refused before torch is imported
