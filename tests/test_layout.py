@@ -189,3 +189,20 @@ def test_listing_stages_and_parsing_arguments_do_not_load_torch_dask_or_zarr() -
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_plugin_and_its_command_load_no_napari_or_qt() -> None:
+    """The napari plugin (esrgan_plugin/napari) loads napari and Qt only when napari opens its
+    widget: importing the plugin, its napari package or the ``esrgan`` parser loads neither."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import esrgan_plugin, esrgan_plugin.napari, esrgan_plugin.cli\n"
+        "esrgan_plugin.cli.build_parser()\n"
+        "gui = {'napari', 'npe2', 'qtpy', 'superqt', 'vispy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6'}\n"
+        "print(' '.join(sorted(gui & {m.split('.')[0] for m in sys.modules})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
