@@ -17,6 +17,7 @@ halo from the border; a prediction without that padding is compared everywhere.
 
 from __future__ import annotations
 
+import ast
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,3 +268,56 @@ def _compact_file(folder: Path) -> Path:
     path = folder / "tiny.safetensors"
     save_model(path, _tiny_compact())
     return path
+
+
+def test_architecture_source_is_one_self_contained_file_or_refused() -> None:
+    from esrgan_plugin.arch.registry import architecture_named
+    from esrgan_plugin.arch.rrdbnet import RRDBNetConfig
+    from esrgan_plugin.export.grey import ReplicatedChannel
+    from esrgan_plugin.export.package_source import SourceUnavailable, architecture_source
+
+    arch = architecture_named("RRDBNet")
+    source = architecture_source(
+        arch.module_class, arch.config_class, RRDBNetConfig(), ReplicatedChannel
+    )
+    assert source.modules == (
+        "esrgan_plugin.arch.strips",
+        "esrgan_plugin.arch.rrdbnet.network",
+        "esrgan_plugin.export.grey",
+    )
+    imported = {
+        alias.name if isinstance(node, ast.Import) else str(node.module)
+        for node in ast.walk(ast.parse(source.text))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert {name.split(".")[0] for name in imported} == {
+        "__future__", "collections", "dataclasses", "math", "torch"
+    }  # fmt: skip
+    assert source.text.count("from __future__ import annotations") == 1
+    assert source.kwargs == RRDBNetConfig().to_dict()
+
+    class Foreign(torch.nn.Module):  # this test module imports ast, numpy, pytest...
+        pass
+
+    with pytest.raises(
+        SourceUnavailable, match=r"test_bioimageio imports \w+, which the package cannot carry"
+    ):
+        architecture_source(Foreign, RRDBNetConfig, RRDBNetConfig())
+
+
+def test_authors_and_licence_come_from_a_model_card_or_the_options(tmp_path: Path) -> None:
+    import json
+
+    from esrgan_plugin.export.package_docs import ESRGAN, UNKNOWN_TRAINING_DATA, package_facts
+
+    save_model(tmp_path / "mine.safetensors", tiny_rrdbnet(4))
+    card = {"author": ["A. Person", "B. Person"], "license": "CC-BY-4.0", "description": "cells"}
+    (tmp_path / "mine.json").write_text(json.dumps(card))
+    model = load_model(tmp_path / "mine.safetensors")
+    facts = package_facts(model, "mine", None, 1)
+    assert facts.authors == ("A. Person", "B. Person") and facts.licence == "CC-BY-4.0"
+    assert facts.purpose == "cells" and facts.training_data == UNKNOWN_TRAINING_DATA
+    assert facts.citations == (ESRGAN,) and facts.name == "RRDBNet x4 mine (grey)"
+    given = package_facts(model, "mine", None, 3, authors=("C. Person",), licence="MIT")
+    assert given.authors == ("C. Person",) and given.licence == "MIT"
