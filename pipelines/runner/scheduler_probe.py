@@ -37,9 +37,12 @@ def check_scheduler(address: str, timeout: float) -> None:
 async def _handshake(address: str, timeout: float) -> str | None:
     """``None`` when a Dask handshake with ``address`` completed in time, else the error line."""
     from distributed.comm import CommClosedError, connect
+    from distributed.security import Security
 
+    # what a Client would use: TLS certificates from Dask's configuration for tls:// addresses
+    connection_args = Security().get_connection_args("client")
     try:
-        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+        comm = await asyncio.wait_for(connect(address, timeout=timeout, **connection_args), timeout)
     except TimeoutError:
         return (
             f"no Dask scheduler answered at {address} within {timeout:g} s: nothing accepted the "

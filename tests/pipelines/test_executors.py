@@ -313,3 +313,23 @@ def test_a_local_cluster_leaves_this_process_environment_as_it_was(
     assert {name: os.environ.get(name) for name in names} == {
         name: ("3" if name == "MKL_NUM_THREADS" else None) for name in names
     }
+
+
+def test_a_running_scheduler_passes_the_handshake_check_and_runs_the_job(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    from pipelines.runner.scheduler_probe import check_scheduler
+
+    image = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    write_image(tmp_path / "in" / "a.png", image)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        check_scheduler(address, 20)  # returns: Dask's handshake completed
+        summary = run_text(f"""
+        executor: {{address: "{address}", connect_timeout: 20}}
+        steps:
+          - {{id: src, uses: builtin.read, with: {{path: "{tmp_path}/in/a.png"}}}}
+          - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/out/{{name}}.png"}}}}
+        """)
+    assert summary.executor == address and summary.written == (str(tmp_path / "out" / "a.png"),)
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "a.png"), image)
