@@ -44,7 +44,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     up.add_argument("-o", "--output", required=True, help="output file (one input file) or folder")
     add_model_arguments(
-        up, UpscaleParams, only=["model", *OPTION_NAMES, "interpolate_with", "alpha"]
+        up,
+        UpscaleParams,
+        only=[
+            "model",
+            *OPTION_NAMES,
+            "interpolate_with",
+            "alpha",
+            "model_sha256",
+            "interpolate_with_sha256",
+        ],
     )
     up.add_argument(
         "--ext", default=None, help="image format for folder outputs (default: the input's)"
@@ -83,7 +92,12 @@ def upscale_params(args: argparse.Namespace) -> UpscaleParams:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    from esrgan_plugin.models.names import resolve_model_path
+
     params = upscale_params(args)
+    for name in (params.model, params.interpolate_with):
+        if name is not None:  # a misspelt name is reported before torch loads
+            resolve_model_path(name)
     jobs = plan_jobs(args.inputs, args.output, args.ext, args.overwrite or args.skip_existing)
     if args.skip_existing and not args.overwrite:
         jobs = [job for job in jobs if not job.target.exists()]

@@ -189,3 +189,18 @@ def test_fp16_on_the_cpu_is_refused_without_torch(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["2", "False"]
     assert "precision fp16 is not supported on the CPU" in result.stderr
+
+
+def test_a_misspelt_model_name_is_reported_without_torch(tmp_path: Path) -> None:
+    import subprocess
+
+    source = write_image(tmp_path / "in.png", random_image(8, 8))
+    code = (
+        "import sys\nfrom esrgan_plugin.cli import main\n"
+        f"code = main(['upscale', {str(source)!r}, '-o', {str(tmp_path / 'o.png')!r}, "
+        "'--model', 'realesrgan-x4plu'])\n"
+        "print(code, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["1", "False"]
+    assert "did you mean realesrgan-x4plus?" in result.stderr
