@@ -100,7 +100,7 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
             raise UsageError(f"{out}: several inputs need an output folder, but this is a file")
         jobs = [Job(src, out / _renamed(rel, kind, ext), kind) for src, rel, kind in sources]
     _check_unique(jobs, overwrite)
-    check_writable(out.parent if single_file else out)
+    check_writable(out, out.parent if single_file else out)
     return jobs
 
 
@@ -125,7 +125,7 @@ def _check_unique(jobs: list[Job], overwrite: bool) -> None:
             raise UsageError(f"{job.target}: output exists; pass --overwrite to replace it")
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(output: Path, folder: Path) -> None:
     """Refuse, before any work, an output folder (or its nearest existing parent) that cannot be
     written: a temporary file is created and removed there (permission bits alone miss
     read-only file systems and root)."""
@@ -136,7 +136,7 @@ def check_writable(folder: Path) -> None:
         fd, probe = tempfile.mkstemp(prefix=".esrgan-write-check-", dir=existing)
     except OSError as exc:
         raise UsageError(
-            f"{folder}: cannot write there ({exc.strerror or exc} in {existing})"
+            f"{output}: cannot write there ({exc.strerror or exc} in {existing})"
         ) from None
     os.close(fd)
     os.unlink(probe)

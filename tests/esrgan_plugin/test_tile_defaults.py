@@ -121,8 +121,9 @@ def test_same_command_twice_gives_identical_files(
     for i, free in enumerate((10**9, 10**12)):
         monkeypatch.setattr(inference, "free_memory_bytes", lambda device, free=free: free)
         halo_mod._MEMO.clear()
-        out = tmp_path / f"out{i}.png"
+        out = tmp_path / "out.png"  # the same command: its provenance record names the output
         assert main(["upscale", str(src), "-o", str(out), "--model", str(model)]) == 0
         outputs.append(out.read_bytes())
+        out.rename(tmp_path / f"out{i}.png")
     assert outputs[0] == outputs[1]
     assert read_image(tmp_path / "out0.png").shape == (600, 520, 3)

@@ -9,7 +9,6 @@ that any PNG tool lists), JPEG (APP1), WebP (the XMP chunk) and TIFF (tag 700). 
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -64,7 +63,6 @@ def make_provenance(
         "format_version": FORMAT_VERSION,
         "software": "esrgan-pipelines",
         "version": project_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": source,
         "steps": [dict(step) for step in steps],
     }
