@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 
 from esrgan_plugin.cli.jobs import Job, plan_jobs
+from esrgan_plugin.cli.uncertainty import add_uncertainty_arguments, plan_maps
 from esrgan_plugin.cli.video import add_video_arguments, upscale_video
 from esrgan_plugin.engines.registry import check_precision_on
 from esrgan_plugin.errors import EsrganError, InferenceError, UsageError
@@ -72,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="write no colour profile, EXIF or provenance record into the outputs",
     )
+    add_uncertainty_arguments(up)
     add_video_arguments(up)
     up.set_defaults(func=cmd_upscale)
 
@@ -104,11 +106,16 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if not jobs:
             print(f"nothing to do: every output in {args.output} exists")
             return 0
+    maps = plan_maps(jobs, args)
+    if args.uncertainty_reference is not None:
+        resolve_model_path(args.uncertainty_reference)
     with output_lock(args.output):  # a second run writing the same output is refused
-        return _upscale(args, params, jobs)
+        return _upscale(args, params, jobs, maps)
 
 
-def _upscale(args: argparse.Namespace, params: UpscaleParams, jobs: list[Job]) -> int:
+def _upscale(
+    args: argparse.Namespace, params: UpscaleParams, jobs: list[Job], maps: dict[Path, Path]
+) -> int:
     from esrgan_plugin.engines.upscalers import upscaler_for
     from esrgan_plugin.stages import upscale_provenance
 
@@ -124,7 +131,8 @@ def _upscale(args: argparse.Namespace, params: UpscaleParams, jobs: list[Job]) -
     command: list[str] = args.command_line
     failures = 0
     images = [job for job in jobs if job.kind == "image"]
-    for error in _run_images(images, upscaler, args, step, command):
+    maker = _map_maker(args, params, step, command) if maps else None
+    for error in _run_images(images, upscaler, args, step, command, maps, maker):
         if len(jobs) == 1 or args.debug:
             raise error
         failures += 1
@@ -153,6 +161,8 @@ def _run_images(
     args: argparse.Namespace,
     step: dict[str, Any],
     command: list[str] | None,
+    maps: dict[Path, Path],
+    maker: Any,
 ) -> Iterator[EsrganError | PipelineError]:
     """Upscale and write each image, with progress bars; yields the error of each that failed."""
     from tqdm import tqdm
@@ -177,7 +187,10 @@ def _run_images(
 
                 try:
                     pixels, meta = read_image_with_meta(job.source, args.max_pixels)
-                    result = upscaler.upscale(pixels, on_tiles)
+                    if job.target in maps:
+                        result = maker(job, pixels, maps[job.target], on_tiles)
+                    else:
+                        result = upscaler.upscale(pixels, on_tiles)
                     keep = not args.no_metadata
                     write_image(
                         job.target,
@@ -191,6 +204,44 @@ def _run_images(
                         tqdm.write(f"esrgan: error: {exc}", file=sys.stderr)
                     yield exc
             bar.update(1)
+
+
+def _map_maker(
+    args: argparse.Namespace, params: UpscaleParams, step: dict[str, Any], command: list[str]
+) -> Any:
+    """A function that upscales an image, writes its uncertainty map and returns the output."""
+    from esrgan_plugin.engines.upscalers import upscaler_for
+    from esrgan_plugin.options import UncertaintyParams
+    from esrgan_plugin.stages import uncertainty_provenance
+    from esrgan_plugin.uncertainty import map_image, upscale_with_uncertainty
+
+    full = UncertaintyParams(
+        **params.model_dump(),
+        uncertainty_reference=args.uncertainty_reference,
+        uncertainty_gain=args.uncertainty_gain,
+    )
+    upscaler = upscaler_for(params)
+    reference_params = full.reference_params()
+    reference = upscaler_for(reference_params) if reference_params is not None else None
+    map_step = {
+        **step,
+        "stage": "esrgan.uncertainty",
+        "params": full.model_dump(mode="json"),
+        "provenance": uncertainty_provenance(full),
+    }
+
+    def make(job: Job, pixels: Any, target: Path, progress: Any) -> Any:
+        out, uncertainty = upscale_with_uncertainty(upscaler, pixels, reference, progress)
+        record = None if args.no_metadata else _record(job, map_step, command)
+        write_image(
+            target,
+            map_image(uncertainty, args.uncertainty_gain),
+            overwrite=args.overwrite,
+            provenance=record,
+        )
+        return out
+
+    return make
 
 
 def _record(job: Job, step: dict[str, Any], command: list[str] | None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""``esrgan upscale`` on videos and the metadata of its outputs: sound and timing kept, the
-lossless path equal to the per-frame image upscale, resumption, provenance, refusals."""
+"""``esrgan upscale``'s outputs: videos (sound and timing kept, the lossless path equal to the
+per-frame image upscale, resumption), metadata and provenance in images, uncertainty maps, and
+the refusals made before any work."""
 
 from __future__ import annotations
 
@@ -204,3 +205,42 @@ def test_a_misspelt_model_name_is_reported_without_torch(tmp_path: Path) -> None
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["1", "False"]
     assert "did you mean realesrgan-x4plus?" in result.stderr
+
+
+def test_uncertainty_maps_beside_the_outputs(tmp_path: Path, model: Path) -> None:
+    from pipelines.api import read_image
+
+    source = write_image(tmp_path / "in.png", random_image(12, 10))
+    out, heat = tmp_path / "out.png", tmp_path / "map.png"
+    args = [
+        "upscale",
+        str(source),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--uncertainty",
+        str(heat),
+    ]
+    assert main(args) == 0
+    spread = read_image(heat)
+    assert spread.shape == (48, 40) and spread.dtype == np.uint16 and spread.max() > 0
+    record = read_provenance(heat)
+    assert record is not None and record["steps"][0]["stage"] == "esrgan.uncertainty"
+    plain = Upscaler(load_model(model), UpscaleOptions()).upscale(read_image(source))
+    np.testing.assert_array_equal(read_image(out), plain)  # the map costs the output nothing
+
+
+def test_uncertainty_refusals(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_image(tmp_path / "in.png", random_image(8, 8))
+    base = ["upscale", str(source), "-o", str(tmp_path / "o.png"), "--model", str(model)]
+    assert main([*base, "--uncertainty-reference", str(model)]) == 2
+    assert "needs --uncertainty MAP" in capsys.readouterr().err
+    assert main([*base, "--uncertainty", str(tmp_path / "map.jpg")]) == 2
+    assert "expected one of .png" in capsys.readouterr().err
+    clip = make_clip(tmp_path / "clip.mp4", count=2, height=16, width=16, audio=None)
+    video = ["upscale", str(clip.path), "-o", str(tmp_path / "v.mp4"), "--model", str(model)]
+    assert main([*video, "--uncertainty", str(tmp_path / "m.png")]) == 2
+    assert "not videos" in capsys.readouterr().err
