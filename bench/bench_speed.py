@@ -47,6 +47,12 @@ RUNS = [  # (engine, precision) in table order; those the table refuses here are
 ]
 
 
+LARGE_SIZE = 256
+"""Above this side only :data:`LARGE_RUNS` and the peers' fp32/bf16 run (each run of x4plus at
+512x512 takes a minute or more on 2 cores), unless ``--all``."""
+LARGE_RUNS = {("onednn", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8")}
+
+
 def matmul_peak(dtype: torch.dtype, side: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of the best of ``repeats`` square matmuls: the machine's practical peak."""
     a = torch.rand(side, side, dtype=dtype)
@@ -83,7 +89,9 @@ def photo(size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
 
 
-def size_table(model: LoadedModel, size: int, repeats: int, peaks: dict[str, float]) -> None:
+def size_table(
+    model: LoadedModel, size: int, repeats: int, peaks: dict[str, float], every: bool = False
+) -> None:
     """Every engine and precision at ``size`` x ``size``, whole image; default tiles at 512+."""
     import spandrel
 
@@ -106,6 +114,8 @@ def size_table(model: LoadedModel, size: int, repeats: int, peaks: dict[str, flo
         )
     parameters = sum(p.numel() for p in model.module.parameters())
     for engine, precision in RUNS:
+        if size > LARGE_SIZE and not every and (engine, precision) not in LARGE_RUNS:
+            continue
         try:
             choose_engine(engine, model.descriptor, torch.device("cpu"), precision)
         except Exception as exc:
@@ -126,6 +136,8 @@ def size_table(model: LoadedModel, size: int, repeats: int, peaks: dict[str, flo
     else:
         notes.append(f"default tiles at {size}x{size}: the whole image (it fits the budget)")
     peers, skipped = peer_entries(model, x)
+    if size > LARGE_SIZE and not every:
+        peers = [p for p in peers if "int8" not in p.name and "onnxruntime" not in p.name]
     entries += peers
     notes += skipped
     outputs = {e.name: e.run().clamp(0, 1) for e in entries}
@@ -205,13 +217,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 512])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-photo CLI table")
+    parser.add_argument("--all", action="store_true", help="every run at every size")
     args = parser.parse_args()
     model = load_model(args.model)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"## Speed at real sizes: {args.model}")
     print("\nEngines: " + ", ".join(e.name for e in ENGINES))
     for size in args.sizes:
-        size_table(model, size, args.repeats, peaks)
+        size_table(model, size, args.repeats, peaks, args.all)
     if not args.no_cli:
         for precision in ("fp32", "bf16"):
             cli_table(args.model, model, precision, args.repeats)
