@@ -30,4 +30,7 @@ def test_missing_shipped_model_says_how_to_rebuild(monkeypatch: pytest.MonkeyPat
 
 
 def test_other_values_are_paths(tmp_path: Path) -> None:
+    (tmp_path / "x.pth").write_bytes(b"")
     assert names.resolve_model_path(str(tmp_path / "x.pth")) == tmp_path / "x.pth"
+    with pytest.raises(CheckpointError, match="missing.pth: model file not found"):
+        names.resolve_model_path(str(tmp_path / "missing.pth"))
