@@ -56,6 +56,8 @@ fuzz: setup
 bench: setup
 	$(PY) bench/bench_speed.py
 	$(PY) bench/bench_video.py
+	$(PY) bench/bench_video_memory.py
+	$(PY) bench/bench_small_networks.py
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_zarr.py
 	$(PY) bench/bench_ome.py

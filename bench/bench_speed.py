@@ -214,7 +214,9 @@ def cli_table(model_name: str, model: LoadedModel, precision: str, repeats: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="realesrgan-x4plus")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 512])
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[192, 512], help="none: the CLI table only"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-photo CLI table")
     parser.add_argument("--all", action="store_true", help="every run at every size")

@@ -3,8 +3,11 @@ the network (decoding, encoding, joining, start of the job), and a Dask run's ov
 
 A synthetic clip (smooth moving gradients with an audio track) is upscaled through the same code
 as ``esrgan upscale clip.mp4 -o out.mp4`` (:func:`esrgan_plugin.cli.video.upscale_video`), with
-the frame function timed inside: what the job spends outside it is overhead. The Dask row runs
-the same job on a local cluster of one worker process with the same threads.
+the frame function timed inside: what the job spends outside it is overhead (one segment, so
+that nothing runs beside the timed calls). The Dask column splits the clip into one segment per
+worker of the ``processes`` executor's LocalCluster (one per core, up to 4) and compares that run
+with the same segments on threads; the cluster's time includes starting its workers, each of
+which imports torch, loads the model and compiles it.
 
     python bench/bench_video.py [--models realesr-animevideov3-x4 realesrgan-x4plus]
                                 [--sizes 320x240 640x360] [--frames 24] [--precision bf16]
@@ -78,7 +81,9 @@ def clip(path: Path, width: int, height: int, frames: int) -> Path:
     return path
 
 
-def run(source: Path, target: Path, params: UpscaleParams, executor: str) -> float:
+def run(
+    source: Path, target: Path, params: UpscaleParams, executor: str, segment_frames: int
+) -> float:
     args = argparse.Namespace(
         video_codec=None,
         crf=None,
@@ -88,7 +93,7 @@ def run(source: Path, target: Path, params: UpscaleParams, executor: str) -> flo
         overwrite=True,
         restart=True,
         keep_damaged=False,
-        segment_frames=None,
+        segment_frames=segment_frames,
     )
     start = time.perf_counter()
     video.upscale_video(source, target, params, args, {"bench": True}, None, 4.0, False)
@@ -108,10 +113,11 @@ def main() -> None:
     print("## Video: esrgan upscale on clips\n")
     print(machine_line() + "\n")
     print(
-        "| model | size | frames | seconds | frames/s | outside the network | Dask (1 worker) vs threads |"
+        "| model | size | frames | seconds | frames/s | outside the network | Dask processes vs threads |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     video.UpscaleFrames = TimedFrames  # type: ignore[misc]
+    workers = max(1, min(os.cpu_count() or 1, 4))  # the processes executor's LocalCluster
     with tempfile.TemporaryDirectory() as scratch:
         for model in args.models:
             frames = args.frames if "animevideo" in model else max(4, args.frames // 6)
@@ -119,14 +125,17 @@ def main() -> None:
             for size in args.sizes:
                 width, height = (int(v) for v in size.split("x"))
                 source = clip(Path(scratch) / f"in-{size}.mp4", width, height, frames)
-                run(source, Path(scratch) / "warm.mp4", params, "threads")  # load, compile
+                run(source, Path(scratch) / "warm.mp4", params, "threads", frames)  # load, compile
                 TIMES.unlink(missing_ok=True)
-                wall = run(source, Path(scratch) / "out.mp4", params, "threads")
+                wall = run(source, Path(scratch) / "out.mp4", params, "threads", frames)
                 outside = 1 - inside() / wall
                 dask = "-"
                 if not args.no_dask:
-                    cluster = run(source, Path(scratch) / "dask.mp4", params, "processes")
-                    dask = f"{cluster / wall:.2f}x"
+                    # as many segments as the cluster has workers, run both ways
+                    segment = max(1, -(-frames // workers))
+                    threads = run(source, Path(scratch) / "t.mp4", params, "threads", segment)
+                    cluster = run(source, Path(scratch) / "dask.mp4", params, "processes", segment)
+                    dask = f"{cluster:.1f} s vs {threads:.1f} s = {cluster / threads:.2f}x"
                 print(
                     f"| {model} | {size} | {frames} | {wall:.1f} | {frames / wall:.2f} | "
                     f"{outside:.0%} | {dask} |",

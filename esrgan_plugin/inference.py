@@ -55,6 +55,19 @@ log = logging.getLogger(__name__)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601, as cv2's RGB2GRAY
 
 
+def _frozen_copy(model: LoadedModel | nn.Module, module: nn.Module, engine: str) -> nn.Module:
+    """The module this upscaler keeps, in eval mode without gradients and safe from the caller.
+
+    A loaded model's module already is, and the engines other than ``pytorch`` (which moves the
+    module to its device in place) only read it: those share it instead of copying the weights
+    (0.4 s for RealESRGAN_x4plus, on every process's first image).
+    """
+    frozen = not module.training and not any(p.requires_grad for p in module.parameters())
+    if isinstance(model, LoadedModel) and frozen and engine != "pytorch":
+        return module
+    return copy.deepcopy(module).eval().requires_grad_(False)
+
+
 class Upscaler:
     """A model placed on a device with a precision; immutable once built, safe to reuse."""
 
@@ -84,7 +97,7 @@ class Upscaler:
         self.engine = choose_engine(
             options.engine, self.arch, self.device, self.precision, parameters
         )
-        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+        self.module = _frozen_copy(model, module, self.engine.name)
         request = EngineRequest(
             self.module,
             self.arch,
