@@ -62,6 +62,18 @@ def test_rrdb_init_is_kaiming_scaled_by_0_1() -> None:
     assert net.body[0].rdb1.conv5.bias.abs().max() == 0
 
 
+def test_a_meta_skeleton_is_not_initialised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading builds the network on the meta device; initialising it there would run PyTorch's
+    slow reference path (seconds for x4plus) on weights the file then replaces."""
+    calls: list[torch.Tensor] = []
+    monkeypatch.setattr(nn.init, "kaiming_normal_", lambda t, *a, **k: calls.append(t))
+    with torch.device("meta"):
+        RRDBNet(RRDBNetConfig(num_features=8, num_blocks=1, growth_channels=4))
+    assert calls == []
+    RRDBNet(RRDBNetConfig(num_features=8, num_blocks=1, growth_channels=4))
+    assert len(calls) == 15  # the RRDB's three dense blocks of five convs each
+
+
 def test_bad_config_is_rejected() -> None:
     with pytest.raises(ValueError, match="scale must be one of"):
         RRDBNetConfig.for_scale(3)

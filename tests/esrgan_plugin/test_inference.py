@@ -203,3 +203,20 @@ def test_model_alpha_of_a_block_matches_the_whole_image() -> None:
     block = upscale(image[start:, start:], net, alpha_mode="model", tile=0)
     kept = (64 - 21) * 4
     assert np.abs(whole[kept:, kept:].astype(int) - block[radius * 4 :, radius * 4 :]).max() <= 1
+
+
+def test_a_loaded_models_module_is_shared_only_with_engines_that_read_it() -> None:
+    """The openvino and onednn engines only read the module: a loaded model's is shared (no copy
+    of the weights); the pytorch engine moves it in place, and a caller's module in training
+    mode must stay as it was, so those are copied."""
+    from esrgan_plugin.models.loaded import LoadedModel
+
+    net = tiny_rrdbnet().eval().requires_grad_(False)
+    loaded = LoadedModel(net, "canonical", net.config, {}, "test")
+    shared = Upscaler(loaded, UpscaleOptions(engine="onednn", precision="fp32", tile=0))
+    assert shared.module is net
+    copied = Upscaler(loaded, UpscaleOptions(engine="pytorch", precision="fp32", tile=0))
+    assert copied.module is not net
+    training = tiny_rrdbnet().train()
+    Upscaler(training, UpscaleOptions(engine="onednn", precision="fp32", tile=0))
+    assert training.training and all(p.requires_grad for p in training.parameters())
