@@ -28,8 +28,9 @@ examples: setup
 # suite (Dask clusters, OpenVINO, Zarr, then in-process DDP training) crashed inside CPython's
 # attribute lookup (_PyObject_GetInstanceAttribute, SIGSEGV) at tests/training/test_distributed.py
 # on 2026-12-01, every time, while every subset passed. On 2026-12-02 two whole one-process runs
-# (70fca72, f2aa327) finished without it; the cause was never identified, so the split stays
-# until one is (see README, "Tests").
+# (70fca72, f2aa327) finished without it, and a third on 2026-12-03; the cause was never
+# identified (the fixed leak of Dask's nanny variables is one candidate), so the split stays
+# until one is (docs/testing.md).
 # A third process runs the napari widget's tests (tests/napari_widget) with napari's, npe2's and
 # pytest-qt's pytest plugins on (pyproject turns them off elsewhere: they import Qt into every
 # test process), under a virtual display (xvfb-run) when there is no display.
@@ -65,6 +66,7 @@ bench: setup
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_tiles.py memory
 	$(PY) bench/bench_tiles.py curve
+	$(PY) bench/bench_winograd.py
 
 # GPU check (bench/bench_gpu.py): on a machine without CUDA it prints one line and exits 0.
 bench-gpu: setup
