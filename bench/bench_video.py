@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +37,13 @@ from esrgan_plugin.cli import video  # noqa: E402
 from esrgan_plugin.options import UpscaleParams  # noqa: E402
 from pipelines.api import write_video  # noqa: E402
 
-TIMES = Path(tempfile.mkdtemp(prefix="bench-video-")) / "inside.txt"
-"""Seconds spent inside the frame function, one line per call (tasks may be pickled, even on
-threads, so the times go through a file)."""
-
 
 @dataclasses.dataclass(frozen=True)
 class TimedFrames(video.UpscaleFrames):
-    """The CLI's frame function, timing itself."""
+    """The CLI's frame function, timing itself: seconds spent inside, one line per call, into
+    the file ``log`` (tasks may be pickled, even on threads, so the times go through a file)."""
 
-    log: str = str(TIMES)
+    log: str = ""
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
@@ -56,8 +54,8 @@ class TimedFrames(video.UpscaleFrames):
                 f.write(f"{time.perf_counter() - start}\n")
 
 
-def inside() -> float:
-    return sum(float(v) for v in TIMES.read_text().split()) if TIMES.exists() else 0.0
+def inside(times: Path) -> float:
+    return sum(float(v) for v in times.read_text().split()) if times.exists() else 0.0
 
 
 def clip(path: Path, width: int, height: int, frames: int) -> Path:
@@ -116,9 +114,10 @@ def main() -> None:
         "| model | size | frames | seconds | frames/s | outside the network | Dask processes vs threads |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    video.UpscaleFrames = TimedFrames  # type: ignore[misc]
     workers = max(1, min(os.cpu_count() or 1, 4))  # the processes executor's LocalCluster
     with tempfile.TemporaryDirectory() as scratch:
+        times = Path(scratch) / "inside.txt"
+        video.UpscaleFrames = partial(TimedFrames, log=str(times))  # type: ignore[misc]
         for model in args.models:
             frames = args.frames if "animevideo" in model else max(4, args.frames // 6)
             params = UpscaleParams(model=model, precision=args.precision)
@@ -126,9 +125,9 @@ def main() -> None:
                 width, height = (int(v) for v in size.split("x"))
                 source = clip(Path(scratch) / f"in-{size}.mp4", width, height, frames)
                 run(source, Path(scratch) / "warm.mp4", params, "threads", frames)  # load, compile
-                TIMES.unlink(missing_ok=True)
+                times.unlink(missing_ok=True)
                 wall = run(source, Path(scratch) / "out.mp4", params, "threads", frames)
-                outside = 1 - inside() / wall
+                outside = 1 - inside(times) / wall
                 dask = "-"
                 if not args.no_dask:
                     # as many segments as the cluster has workers, run both ways
