@@ -22,6 +22,9 @@ def cmd_engines(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         rank = f"auto tries it #{row['auto_rank']}" if row["auto_rank"] else "not tried by auto"
+        by_precision: dict[str, int] = row["auto_rank_by_precision"]  # type: ignore[assignment]
+        if by_precision:
+            rank += " (" + ", ".join(f"#{n} in {p}" for p, n in by_precision.items()) + ")"
         unavailable: dict[str, str] = row["unavailable"]  # type: ignore[assignment]
         state = "installed" if row["installed"] else "not installed"
         print(f"{row['name']}: {state}; {rank}")
