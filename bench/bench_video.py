@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import machine_line  # noqa: E402
+from bench_video_memory import moving_pattern  # noqa: E402
 
 from esrgan_plugin.cli import video  # noqa: E402
 from esrgan_plugin.options import UpscaleParams  # noqa: E402
@@ -60,22 +61,7 @@ def inside(times: Path) -> float:
 
 def clip(path: Path, width: int, height: int, frames: int) -> Path:
     """A smooth moving test pattern at 25 frames/s."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    pixels = np.stack(
-        [
-            np.dstack(
-                [
-                    128 + 100 * np.sin((xx + 3 * n) / 17),
-                    128 + 100 * np.cos((yy - 2 * n) / 23),
-                    128 + 60 * np.sin((xx + yy + 5 * n) / 31),
-                ]
-            )
-            .clip(0, 255)
-            .astype(np.uint8)
-            for n in range(frames)
-        ]
-    )
-    write_video(path, pixels, fps=Fraction(25), overwrite=True)
+    write_video(path, moving_pattern(width, height, frames), fps=Fraction(25), overwrite=True)
     return path
 
 

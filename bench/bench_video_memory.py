@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,25 +28,31 @@ FPS = 25
 SAMPLE_RATE = 48000
 
 
+def moving_pattern(width: int, height: int, frames: int) -> Iterator[np.ndarray]:
+    """Smooth gradients moving each frame: (height, width, 3) uint8 frames, one at a time."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    for n in range(frames):
+        pixels = np.dstack(
+            [
+                128 + 100 * np.sin((xx + 3 * n) / 17),
+                128 + 100 * np.cos((yy - 2 * n) / 23),
+                128 + 60 * np.sin((xx + yy + 5 * n) / 31),
+            ]
+        )
+        yield pixels.clip(0, 255).astype(np.uint8)
+
+
 def make_clip(path: Path, seconds: int, width: int, height: int) -> None:
     """``seconds`` of a moving gradient at 25 frames/s, with a 440 Hz tone as AAC."""
     import av
 
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = container.add_stream("aac", rate=SAMPLE_RATE)
         samples_per_frame = SAMPLE_RATE // FPS
-        for n in range(seconds * FPS):
-            pixels = np.dstack(
-                [
-                    128 + 100 * np.sin((xx + 3 * n) / 17),
-                    128 + 100 * np.cos((yy - 2 * n) / 23),
-                    128 + 60 * np.sin((xx + yy + 5 * n) / 31),
-                ]
-            )
-            frame = av.VideoFrame.from_ndarray(pixels.clip(0, 255).astype(np.uint8), "rgb24")
+        for n, pixels in enumerate(moving_pattern(width, height, seconds * FPS)):
+            frame = av.VideoFrame.from_ndarray(pixels, "rgb24")
             for packet in video.encode(frame):
                 container.mux(packet)
             t = (np.arange(samples_per_frame) + n * samples_per_frame) / SAMPLE_RATE

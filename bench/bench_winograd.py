@@ -34,9 +34,9 @@ from bench_inference import machine_line  # noqa: E402
 
 from esrgan_plugin import load_model  # noqa: E402
 
-B_T = torch.tensor([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=torch.float64)
+# F(2x2, 3x3): Y = A^T [(G g G^T) * (B^T d B)] A, with B^T = [[1, 0, -1, 0], [0, 1, 1, 0],
+# [0, -1, 1, 0], [0, 1, 0, -1]] and A^T = [[1, 1, 1, 0], [0, 1, -1, -1]] applied below as adds.
 G = torch.tensor([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=torch.float64)
-A_T = torch.tensor([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=torch.float64)
 
 
 class Winograd:
@@ -49,7 +49,8 @@ class Winograd:
         self.bias = bias.float()
         self.dtype = dtype
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def transformed_input(self, x: torch.Tensor) -> torch.Tensor:
+        """B^T d B for every 4x4 tile d of ``x`` (padded): (16, channels, tiles)."""
         n, c, h, w = x.shape
         th, tw = (h + 1) // 2, (w + 1) // 2
         padded = F.pad(x, (1, 2 * tw - w + 1, 1, 2 * th - h + 1)).to(self.dtype)
@@ -71,8 +72,12 @@ class Winograd:
             ],
             dim=-1,
         )  # (n, c, th, tw, 4, 4)
-        v = v.permute(4, 5, 1, 0, 2, 3).reshape(16, c, n * th * tw).to(self.dtype)
-        self.last_v = v
+        return v.permute(4, 5, 1, 0, 2, 3).reshape(16, c, n * th * tw).to(self.dtype)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        th, tw = (h + 1) // 2, (w + 1) // 2
+        v = self.transformed_input(x)
         m = torch.bmm(self.u, v).float()  # (16, k, tiles)
         k = m.shape[1]
         m = m.reshape(4, 4, k, n, th, tw)
@@ -90,13 +95,10 @@ def psnr(out: torch.Tensor, reference: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(span**2 / mse)).item()
 
 
-def timed(fn, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -132,12 +134,12 @@ def main() -> None:
             with torch.no_grad():
                 direct_out = F.conv2d(xin, weight, bias, padding=1)
                 wino_out = winograd(x)
-                v = winograd.last_v
+                v = winograd.transformed_input(x)
                 direct, wino, products = [], [], []
                 for _ in range(args.repeats):  # interleaved rounds
-                    direct += timed(partial(F.conv2d, xin, weight, bias, padding=1), 1)
-                    wino += timed(partial(winograd, x), 1)
-                    products += timed(partial(torch.bmm, winograd.u, v), 1)
+                    direct.append(timed(partial(F.conv2d, xin, weight, bias, padding=1)))
+                    wino.append(timed(partial(winograd, x)))
+                    products.append(timed(partial(torch.bmm, winograd.u, v)))
             d, w = statistics.median(direct), statistics.median(wino)
             p = statistics.median(products)
             print(

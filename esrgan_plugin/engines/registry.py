@@ -94,15 +94,15 @@ def auto_order(precision: str) -> tuple[str, ...]:
 
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "auto": AUTO_ORDER,
     "torch": ("onednn", "pytorch"),
 }
-"""Engine choices that stand for several engines: the first that supports the request runs.
-``torch`` (the PyTorch engines) is kept for files and commands written before ``auto``."""
+"""Engine choices, besides ``auto`` (:func:`auto_order`), that stand for several engines: the
+first that supports the request runs. ``torch`` (the PyTorch engines) is kept for files and
+commands written before ``auto``."""
 
 DEVICE_NAMES = {"cpu": "the CPU", "cuda": "CUDA", "mps": "MPS"}
 
-ENGINE_CHOICES: tuple[str, ...] = (*GROUPS, *(engine.name for engine in ENGINES))
+ENGINE_CHOICES: tuple[str, ...] = ("auto", *GROUPS, *(engine.name for engine in ENGINES))
 """What ``--engine`` accepts."""
 
 
