@@ -1,21 +1,45 @@
-"""Devices and precisions for inference: auto-detection and validation, CPU and memory facts."""
+"""Devices and precisions for inference: auto-detection and validation, CPU and memory facts.
+
+PyTorch is imported only to find or query an accelerator; the CPU facts need none of it.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from esrgan_plugin.errors import InferenceError
+
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 """The precisions an engine may run (``auto`` resolves to one of them)."""
 
 
+class DeviceLike(Protocol):
+    """What the tile and memory rules read of a device: its type (``torch.device`` has it)."""
+
+    @property
+    def type(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    """A device known by its type alone, for code that runs without torch (the fast start)."""
+
+    type: str
+
+    def __str__(self) -> str:
+        return self.type
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; explicit names are checked to exist."""
+    import torch
+
     name = (name or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -41,12 +65,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
 def resolve_precision(
-    name: str, device: torch.device, precisions: Collection[str] = PRECISIONS
+    name: str, device: DeviceLike, precisions: Collection[str] = PRECISIONS
 ) -> str:
     """A precision name, with ``auto`` resolved: fp16 on CUDA when the architecture runs in fp16
     (its ``precisions``), fp32 elsewhere. Which engine runs it is the engine table's question."""
@@ -102,10 +128,12 @@ def cpu_has_native_bf16() -> bool:
     return info["avx512_bf16"] or info["amx"]
 
 
-def free_memory_bytes(device: torch.device) -> int:
+def free_memory_bytes(device: DeviceLike) -> int:
     """Memory available for activations on ``device`` (GPU free memory, or MemAvailable)."""
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(str(device))
         return int(free)
     try:
         with open("/proc/meminfo") as f:
@@ -119,6 +147,8 @@ def free_memory_bytes(device: torch.device) -> int:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for the allocator errors a smaller tile can avoid (CUDA, MPS or CPU)."""
+    import torch
+
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     text = str(exc)

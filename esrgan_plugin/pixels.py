@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from esrgan_plugin.errors import InferenceError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def to_float(image: np.ndarray) -> np.ndarray:
@@ -22,12 +27,21 @@ def to_float(image: np.ndarray) -> np.ndarray:
 def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float32 in [0, 1] -> ``dtype`` (rounded for integers).
 
-    Done with torch, whose element-wise ops use every core: on a 16k x 16k output this is
-    seconds, not tens of seconds.
+    Done with torch where it is loaded, whose element-wise ops use every core: on a 16k x 16k
+    output this is seconds, not tens of seconds; else (the fast start) with NumPy, which rounds
+    the same float32 products and sums to the same integers.
     """
     if dtype not in (np.uint8, np.uint16):
         return image.astype(dtype)
     peak = 255.0 if dtype == np.uint8 else 65535.0
+    if "torch" not in sys.modules:
+        rounded = np.ascontiguousarray(image, dtype=np.float32) * np.float32(peak)
+        rounded += np.float32(0.5)
+        if dtype == np.uint8:
+            return rounded.astype(np.uint8)
+        return rounded.astype(np.int32).astype(np.uint16)
+    import torch
+
     scaled = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).mul(peak).add_(0.5)
     if dtype == np.uint8:
         return scaled.to(torch.uint8).numpy()
@@ -37,6 +51,8 @@ def from_float(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def to_tensor(image: np.ndarray, channels: int) -> torch.Tensor:
     """uint8/uint16/float HWC or HW image -> NCHW float32 in [0, 1] with ``channels`` channels
     (alpha dropped; grey repeated to colour, colour averaged to grey)."""
+    import torch
+
     pixels = to_float(image)
     if pixels.ndim == 2:
         pixels = pixels[..., None]

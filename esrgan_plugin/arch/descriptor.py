@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from esrgan_plugin.arch.keys import StateDict
+from esrgan_plugin.arch.needs import ModelNeeds
 from esrgan_plugin.errors import CheckpointError
 
 PRECISIONS = frozenset({"fp32", "bf16", "fp16"})
@@ -37,27 +38,6 @@ class NetworkConfig(Protocol):
     @property
     def num_blocks(self) -> int: ...
     def to_dict(self) -> Mapping[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class ModelNeeds:
-    """Size requirements and costs of a network, independent of its architecture."""
-
-    scale: int
-    in_channels: int
-    out_channels: int
-    multiple_of: int
-    """Input height and width are padded to a multiple of this; tile starts fall on it."""
-    receptive_radius: int
-    """Input pixels around an output pixel's source that can change it (exact-tiling halo)."""
-    feature_channels: int
-    """Channels of the widest LR-resolution activation (memory estimates)."""
-    min_size: int = 1
-    """Smallest input height and width the network accepts (smaller inputs are padded)."""
-    square: bool = False
-    """The network only takes square inputs (non-square ones are padded)."""
-    tiling_discouraged: bool = False
-    """Tiles change the result more than for convolutional networks (attention windows)."""
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from esrgan_plugin.arch.strips import TAIL_STRIP_ELEMENTS
+from esrgan_plugin.device import DeviceLike
 from esrgan_plugin.tiles.grid import make_tiles
 
 MAX_HALO_WORK = 4 / 3
@@ -88,10 +88,12 @@ def activation_bytes_per_pixel(
     return elements * BYTES_PER_ELEMENT.get(precision, 5.5)
 
 
-def total_memory_bytes(device: torch.device) -> int:
+def total_memory_bytes(device: DeviceLike) -> int:
     """The device's total memory (GPU memory, or MemTotal): the same on every run."""
     if device.type == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory)
+        import torch
+
+        return int(torch.cuda.get_device_properties(str(device)).total_memory)
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -102,14 +104,14 @@ def total_memory_bytes(device: torch.device) -> int:
     return 8 << 30  # unknown platform: assume 8 GiB
 
 
-def memory_budget_pixels(device: torch.device, bytes_per_pixel: float) -> int:
+def memory_budget_pixels(device: DeviceLike, bytes_per_pixel: float) -> int:
     """Padded input pixels one forward pass may hold under the default memory budget."""
     share = MEMORY_FRACTION.get(device.type, 0.25)
     budget = total_memory_bytes(device) * share - TAIL_RESERVE_BYTES
     return max(TILE_SIDES[0] ** 2, int(budget / bytes_per_pixel))
 
 
-def cost_curve(device: torch.device, precision: str) -> CostCurve:
+def cost_curve(device: DeviceLike, precision: str) -> CostCurve:
     """The measured per-pixel cost curve for this device and precision (flat when unmeasured)."""
     return CPU_COST.get(precision, FLAT) if device.type == "cpu" else FLAT
 

@@ -5,6 +5,9 @@ clipped to the image, and only the upscaled ``[start, stop)`` part of its output
 starts and the halo are multiples of the network's pixel-unshuffle factor, so every tile groups
 pixels exactly as the whole image does. With a halo at least the network's receptive radius
 the result equals the whole-image output; smaller halos trade a measured error for speed.
+
+Tiles are torch tensors or NumPy arrays (the command's fast start runs without torch), with the
+same grid and the same result.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
-Network = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+Network = Callable[[Any], Any]
+"""NCHW float batch in, NCHW output ``scale`` times larger out (torch tensors or NumPy arrays)."""
 Progress = Callable[[int, int], None]
 
 
@@ -78,7 +86,7 @@ def batches_by_shape(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]
 
 def run_tiled(
     network: Network,
-    image: torch.Tensor,
+    image: Any,
     scale: int,
     tile: int,
     halo: int,
@@ -86,21 +94,22 @@ def run_tiled(
     batch_size: int = 1,
     device: torch.device | None = None,
     progress: Progress | None = None,
-) -> torch.Tensor:
+) -> Any:
     """Apply ``network`` (x ``scale``) to an NCHW ``image`` tile by tile; N must be 1.
 
     Tiles are moved to ``device`` (the image may stay on the CPU) and results collected in a
     float32 CPU tensor the size of the output, so device memory is bounded by the tile size.
+    A NumPy ``image`` stays NumPy (``device`` unused) and gives a float32 NumPy output.
     """
     if image.shape[0] != 1:
         raise ValueError("run_tiled expects a single image (N = 1)")
     _, _, height, width = image.shape
-    device = device or image.device
+    arrays = _ArrayOps() if isinstance(image, np.ndarray) else _TensorOps(device or image.device)
     tiles = make_tiles(height, width, tile, halo, multiple)
-    output: torch.Tensor | None = None
+    output: Any = None
     done = 0
     for batch in batches_by_shape(tiles, max(1, batch_size)):
-        inputs = torch.cat(
+        inputs = arrays.batch(
             [
                 image[
                     ...,
@@ -109,12 +118,10 @@ def run_tiled(
                 ]
                 for t in batch
             ]
-        ).to(device, non_blocking=True)
-        result = network(inputs).float().to("cpu")
+        )
+        result = arrays.collect(network(inputs))
         if output is None:
-            output = torch.empty(
-                (1, result.shape[1], height * scale, width * scale), dtype=torch.float32
-            )
+            output = arrays.empty((1, result.shape[1], height * scale, width * scale))
         for t, out in zip(batch, result, strict=True):
             r0 = (t.rows.start - t.rows.padded_start) * scale
             c0 = (t.cols.start - t.cols.padded_start) * scale
@@ -131,3 +138,36 @@ def run_tiled(
             progress(done, len(tiles))
     assert output is not None
     return output
+
+
+class _ArrayOps:
+    """How :func:`run_tiled` batches, collects and allocates NumPy arrays."""
+
+    def batch(self, parts: list[Any]) -> Any:
+        return np.concatenate(parts)
+
+    def collect(self, result: Any) -> Any:
+        return np.asarray(result, dtype=np.float32)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return np.empty(shape, dtype=np.float32)
+
+
+class _TensorOps:
+    """How :func:`run_tiled` batches (on ``device``), collects (on the CPU) and allocates tensors."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def batch(self, parts: list[Any]) -> Any:
+        import torch
+
+        return torch.cat(parts).to(self.device, non_blocking=True)
+
+    def collect(self, result: Any) -> Any:
+        return result.float().to("cpu")
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        import torch
+
+        return torch.empty(shape, dtype=torch.float32)

@@ -166,13 +166,14 @@ def test_a_tiling_discouraged_network_runs_whole_and_notes_tiles(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import esrgan_plugin.inference as inference
+    import esrgan_plugin.tiled_upscaler as tiled_upscaler
 
     inference.note_tiles_discouraged.cache_clear()
     model = load_model(files["swinir"])
     upscaler = Upscaler(model, UpscaleOptions(halo=8, **FP32))
-    with caplog.at_level(logging.WARNING, logger="esrgan_plugin.inference"):
+    with caplog.at_level(logging.WARNING, logger="esrgan_plugin.tiled_upscaler"):
         assert upscaler._initial_tile(200, 180) == 0  # fits: whole, whatever the cost curve
-        monkeypatch.setattr(inference, "memory_budget_pixels", lambda *args: 64 * 64)
+        monkeypatch.setattr(tiled_upscaler, "memory_budget_pixels", lambda *args: 64 * 64)
         tile = upscaler._initial_tile(200, 180)
     assert tile > 0
     notes = [r.getMessage() for r in caplog.records if "advises against tiles" in r.getMessage()]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import random_image, save_tiny, tiny_rrdbnet
 
-from esrgan_plugin import inference
+from esrgan_plugin import tiled_upscaler
 from esrgan_plugin.cli import main
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.tiles import defaults as tile_defaults
@@ -78,10 +78,10 @@ def test_default_tiling_does_not_depend_on_free_memory(monkeypatch: pytest.Monke
     """Same image, same command, different free memory: the same tile and identical pixels."""
     net = tiny_rrdbnet()
     image = np.random.default_rng(3).integers(0, 256, (300, 200, 3), dtype=np.uint8)
-    monkeypatch.setattr(inference, "memory_budget_pixels", lambda device, bpp: 40_000)
+    monkeypatch.setattr(tiled_upscaler, "memory_budget_pixels", lambda device, bpp: 40_000)
     outputs, tiles = [], []
     for free in (10**9, 10**12):
-        monkeypatch.setattr(inference, "free_memory_bytes", lambda device, free=free: free)
+        monkeypatch.setattr(tiled_upscaler, "free_memory_bytes", lambda device, free=free: free)
         up = Upscaler(net, UpscaleOptions())
         tiles.append(up._initial_tile(300, 200))
         outputs.append(up.upscale(image))
@@ -97,7 +97,7 @@ def test_short_free_memory_shrinks_the_tile_within_the_halo_bound(
     whole = Upscaler(net, UpscaleOptions(tile=0)).upscale(image)
     up = Upscaler(net, UpscaleOptions())
     monkeypatch.setattr(
-        inference,
+        tiled_upscaler,
         "free_memory_bytes",
         lambda device: 20_000 * up.bytes_per_pixel() + TAIL_RESERVE_BYTES,
     )
@@ -116,10 +116,10 @@ def test_same_command_twice_gives_identical_files(
     """
     model = save_tiny(tmp_path / "tiny.safetensors")
     src = write_image(tmp_path / "in.png", random_image(150, 130))
-    monkeypatch.setattr(inference, "memory_budget_pixels", lambda device, bpp: 12_000)
+    monkeypatch.setattr(tiled_upscaler, "memory_budget_pixels", lambda device, bpp: 12_000)
     outputs = []
     for i, free in enumerate((10**9, 10**12)):
-        monkeypatch.setattr(inference, "free_memory_bytes", lambda device, free=free: free)
+        monkeypatch.setattr(tiled_upscaler, "free_memory_bytes", lambda device, free=free: free)
         halo_mod._MEMO.clear()
         out = tmp_path / "out.png"  # the same command: its provenance record names the output
         assert main(["upscale", str(src), "-o", str(out), "--model", str(model)]) == 0
