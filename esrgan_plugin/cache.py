@@ -20,23 +20,46 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from torch import nn
 
-from esrgan_plugin.formats.ncnn import is_ncnn_path
+from esrgan_plugin.models.files import file_sha256, model_files
 from pipelines.api import atomic_target
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    StateDict = dict[str, torch.Tensor]
+    Conversion = tuple[StateDict, dict[str, str]]
+
+__all__ = [
+    "CACHE_ENV",
+    "CALIBRATIONS",
+    "GRAPHS",
+    "HALOS",
+    "MODELS",
+    "PRECISION_CHOICES",
+    "Kind",
+    "cache_dir",
+    "cached",
+    "cached_conversion",
+    "entry_path",
+    "file_sha256",
+    "load",
+    "model_files",
+    "read_conversion",
+    "store",
+    "tensors_sha256",
+    "weights_sha256",
+]
 
 CACHE_ENV = "ESRGAN_CACHE_DIR"
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-StateDict = dict[str, torch.Tensor]
-Conversion = tuple[StateDict, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -83,23 +106,6 @@ def entry_path(kind: Kind, key: str, label: str = "") -> Path:
 # --------------------------------------------------------------------------- hashes
 
 
-def file_sha256(paths: Sequence[Path]) -> str:
-    """SHA-256 of the bytes of ``paths`` read one after the other (``sha256sum`` for one file)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def model_files(path: Path) -> list[Path]:
-    """The files a model consists of: one, or an ncnn model's ``.param`` and ``.bin``."""
-    if is_ncnn_path(path):
-        return [path.with_suffix(".param"), path.with_suffix(".bin")]
-    return [path]
-
-
 def weights_sha256(module: nn.Module) -> str:
     """SHA-256 of the architecture (class and config) and every parameter and buffer's bytes.
 
@@ -107,6 +113,8 @@ def weights_sha256(module: nn.Module) -> str:
     them (realesr-animevideov3 x2 and x4 share their convolutions; x2 resizes the x4 output).
     The memory layout is not (a channels_last copy hashes the same).
     """
+    import torch
+
     config = getattr(module, "config", None)
     digest = hashlib.sha256(f"{type(module).__name__}|{config!r}".encode())
     for name, tensor in module.state_dict().items():
@@ -118,6 +126,8 @@ def weights_sha256(module: nn.Module) -> str:
 
 def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes (in sorted name order)."""
+    import torch
+
     digest = hashlib.sha256()
     for key in sorted(state):
         tensor = state[key].detach().cpu().contiguous()
@@ -192,6 +202,8 @@ def cached_conversion(sources: Sequence[Path], convert: Callable[[], Conversion]
         return read_conversion(entry, key)
 
     def write(tmp: Path, value: Conversion) -> None:
+        from safetensors.torch import save_file
+
         state, metadata = value
         stored = {**metadata, "source_key": key, "tensors_sha256": tensors_sha256(state)}
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=stored)

@@ -191,6 +191,22 @@ def test_listing_stages_and_parsing_arguments_do_not_load_torch_dask_or_zarr() -
     assert out.stdout.strip() == ""
 
 
+def test_the_fast_start_and_what_it_runs_load_no_torch() -> None:
+    """The command's fast start (cached OpenVINO graphs) and the tile, padding and channel code
+    it shares with the torch upscaler import without torch (its 3 s are what it saves)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import esrgan_plugin.cli.fast_start, esrgan_plugin.cli.upscale\n"
+        "import esrgan_plugin.engines.openvino.compiled, esrgan_plugin.tiled_upscaler\n"
+        "print(' '.join(sorted({'torch', 'dask', 'zarr', 'cv2'} & set(sys.modules))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
 def test_the_plugin_and_its_command_load_no_napari_or_qt() -> None:
     """The napari plugin (esrgan_plugin/napari) loads napari and Qt only when napari opens its
     widget: importing the plugin, its napari package or the ``esrgan`` parser loads neither."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 
+from esrgan_plugin.cli.fast_start import fast_upscaler, remember
 from esrgan_plugin.cli.jobs import Job, plan_jobs
 from esrgan_plugin.cli.uncertainty import add_uncertainty_arguments, plan_maps
 from esrgan_plugin.cli.video import add_video_arguments, upscale_video
@@ -116,18 +117,12 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 def _upscale(
     args: argparse.Namespace, params: UpscaleParams, jobs: list[Job], maps: dict[Path, Path]
 ) -> int:
-    from esrgan_plugin.engines.upscalers import upscaler_for
-    from esrgan_plugin.stages import upscale_provenance
-
-    try:
-        upscaler = upscaler_for(params)
-        step = {
-            "stage": "esrgan.upscale",
-            "params": params.model_dump(mode="json"),
-            "provenance": upscale_provenance(params),
-        }
-    except InferenceError as exc:  # settings the device cannot run (fp16 on the CPU, no CUDA)
-        raise UsageError(str(exc)) from None
+    images_only = not maps and all(job.kind == "image" for job in jobs)
+    fast = fast_upscaler(params) if images_only else None
+    if fast is not None:  # cached OpenVINO graphs, run without importing torch
+        upscaler, step = fast
+    else:
+        upscaler, step = _usual_upscaler(params, remember_it=images_only)
     command: list[str] = args.command_line
     failures = 0
     images = [job for job in jobs if job.kind == "image"]
@@ -153,6 +148,25 @@ def _upscale(
     target = jobs[0].target if len(jobs) == 1 else Path(args.output)
     print(f"wrote {_count(jobs)} to {target}")
     return 0
+
+
+def _usual_upscaler(params: UpscaleParams, remember_it: bool) -> tuple[Any, dict[str, Any]]:
+    """The (torch) upscaler and its provenance step; recorded for the fast start when asked."""
+    from esrgan_plugin.engines.upscalers import upscaler_for
+    from esrgan_plugin.stages import upscale_provenance
+
+    try:
+        upscaler = upscaler_for(params)
+        step = {
+            "stage": "esrgan.upscale",
+            "params": params.model_dump(mode="json"),
+            "provenance": upscale_provenance(params),
+        }
+    except InferenceError as exc:  # settings the device cannot run (fp16 on the CPU, no CUDA)
+        raise UsageError(str(exc)) from None
+    if remember_it:
+        remember(params, upscaler, step)
+    return upscaler, step
 
 
 def _run_images(

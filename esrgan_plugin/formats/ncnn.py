@@ -75,13 +75,6 @@ class NcnnGraph:
     """Weight storage kinds met in the ``.bin`` (``fp16``, ``fp32``, ``quantized``)."""
 
 
-def is_ncnn_path(path: str | os.PathLike[str]) -> bool:
-    """A ``.param`` file, or a ``.bin`` with a ``.param`` beside it."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    return suffix == ".param" or (suffix == ".bin" and path.with_suffix(".param").is_file())
-
-
 def read_ncnn(path: str | os.PathLike[str]) -> NcnnGraph:
     """Read ``X.param`` and the ``X.bin`` beside it (either path may be given)."""
     path = Path(path)

@@ -32,9 +32,9 @@ from esrgan_plugin.formats.files import (
     read_torch,
     save_state_dict,
 )
-from esrgan_plugin.formats.ncnn import is_ncnn_path
 from esrgan_plugin.formats.ncnn_models import read_ncnn_state_dict
 from esrgan_plugin.models.cards import read_card
+from esrgan_plugin.models.files import is_ncnn_path
 from esrgan_plugin.models.loaded import LoadedModel
 from esrgan_plugin.models.names import resolve_model_path
 from pipelines.api import first_line

@@ -1,0 +1,89 @@
+"""OpenVINO graphs compiled for the CPU, run on NumPy arrays: the part of the openvino engine
+that needs no PyTorch, so the command's fast start can run cached graphs without importing it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esrgan_plugin.arch.padding import pad_to_multiple
+from esrgan_plugin.arch.strips import map_row_strips, strip_rows
+from esrgan_plugin.cache import cache_dir
+from esrgan_plugin.errors import InferenceError
+
+
+def require_openvino() -> Any:
+    try:
+        import openvino as ov
+    except ImportError:
+        raise InferenceError(
+            "engine openvino needs the openvino package: pip install 'esrgan-pipelines[openvino]'"
+        ) from None
+    return ov
+
+
+def new_core() -> Any:
+    """An OpenVINO core that keeps compiled graphs in our cache folder: a later process compiles
+    x4plus in about 1.3 s instead of 4.6 s (measured, bf16). Uncached when not writable."""
+    core = require_openvino().Core()
+    folder = cache_dir() / "openvino-compiled"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return core
+    if os.access(folder, os.W_OK):
+        core.set_property({"CACHE_DIR": str(folder)})
+    return core
+
+
+class CompiledGraph:
+    """One exported graph, compiled by OpenVINO on first use, with dynamic batch, height and
+    width; NCHW float32 arrays in and out.
+
+    Measured on RealESRGAN_x4plus (bf16, 128x128, 2 threads): the dynamic graph runs as fast as
+    one compiled for the exact shape (4.6 s against 4.9 s for the trunk on a loaded machine),
+    while compiling per shape cost seconds for every new tile or image size.
+    """
+
+    def __init__(
+        self, core: Any, model: Any, config: dict[str, str], source: Path | None = None
+    ) -> None:
+        self.core, self.model, self.config = core, model, config
+        self.source = source
+        """The graph's file in the cache (None when it lives in a temporary folder)."""
+        self._request: Any = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self._request is None:  # from the file when there is one: OpenVINO's compiled-graph
+            target = str(self.source) if self.source is not None else self.model  # cache keys it
+            compiled = self.core.compile_model(target, "CPU", self.config)
+            self._request = compiled.create_infer_request()
+        self._request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.array(self._request.get_output_tensor(0).data, copy=True)
+
+
+@dataclass
+class CompiledNetwork:
+    """A network as OpenVINO runs it: the trunk, and for an RRDBNet the up-sampling tail run on
+    row strips of the trunk's output (:mod:`esrgan_plugin.arch.strips`), so its high-resolution
+    maps stay a strip tall as in the torch engine: the same memory per pixel, hence the same
+    default tiles."""
+
+    trunk: CompiledGraph
+    tail: CompiledGraph | None
+    multiple: int
+    scale: int
+    tail_scale: int = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """NCHW float input in [0, 1] -> the upscaled float32 output (padded to the multiple)."""
+        height, width = batch.shape[-2:]
+        out = self.trunk(pad_to_multiple(np.asarray(batch, dtype=np.float32), self.multiple))
+        if self.tail is not None:
+            rows = strip_rows(out.shape[-1], out.shape[1], self.tail_scale)
+            out = map_row_strips(self.tail, out, self.tail_scale, rows)
+        return out[..., : height * self.scale, : width * self.scale]
