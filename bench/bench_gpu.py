@@ -552,7 +552,7 @@ def oom_section(bench: Bench) -> Table:
     x = test_image(side, bench.model.in_channels)
     engine = upscaler(bench, precision=precision, tile=0, halo=cfg.halo)
     handler = TileLog()
-    logger = logging.getLogger("esrgan_plugin.inference")
+    logger = logging.getLogger("esrgan_plugin.tiled_upscaler")
     logger.addHandler(handler)
     held: contextlib.AbstractContextManager[int]
     try:

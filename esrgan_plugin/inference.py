@@ -31,7 +31,7 @@ from esrgan_plugin.tiled_upscaler import TiledUpscaler, note_tiles_discouraged
 from esrgan_plugin.tiles.grid import Progress
 from esrgan_plugin.tiles.halo import model_halo
 
-__all__ = ["Upscaler", "note_tiles_discouraged", "upscale"]
+__all__ = ["UpscaleOptions", "Upscaler", "note_tiles_discouraged", "upscale"]
 
 
 def _frozen_copy(model: LoadedModel | nn.Module, module: nn.Module, engine: str) -> nn.Module:

@@ -57,12 +57,6 @@ def pad_bottom_right(x: Array, pad_h: int, pad_w: int) -> Array:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)  # type: ignore[arg-type,return-value]
 
 
-def pad_to_multiple(x: Array, multiple: int) -> Array:
-    """``x`` padded at the bottom and right so height and width divide by ``multiple``."""
-    height, width = x.shape[-2:]  # type: ignore[attr-defined]
-    return pad_bottom_right(x, -height % multiple, -width % multiple)
-
-
 def pad_to_needs(x: Array, needs: ModelNeeds) -> Array:
     """``x`` (NCHW) padded at the bottom and right to the size ``needs`` accept (``x`` itself
     when it already fits)."""

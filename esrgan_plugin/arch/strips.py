@@ -9,18 +9,15 @@ strip's own rows gives exactly the whole-image result, with the high-resolution 
 strip tall. The trunk (which needs the large halo) then sets the memory a tile costs, and
 default tiles can be several times larger for the same budget.
 
-Strips work on torch tensors and on NumPy arrays (the OpenVINO graphs run on arrays).
+Strips work on torch tensors and, given an allocator, on NumPy arrays (the OpenVINO graphs run
+on arrays). This module imports nothing outside the standard library: it is part of the
+self-contained architecture file of a bioimage.io package, and of the fast start (no torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import numpy as np
-
-if TYPE_CHECKING:
-    import torch
+from typing import Any, TypeVar
 
 Array = TypeVar("Array")
 
@@ -47,11 +44,14 @@ def map_row_strips(
     scale: int,
     rows: int,
     halo: int = TAIL_HALO,
+    empty: Callable[[Any, tuple[int, ...]], Any] | None = None,
 ) -> Array:
     """``fn(x)`` for an ``fn`` that upscales NCHW by ``scale`` and sees ``halo`` rows, in strips.
 
     Each strip covers ``rows`` rows of ``x`` plus ``halo`` rows either side (clipped to the
     image); only the strip's own rows of its output are kept. One call when ``x`` is short.
+    ``empty(part, shape)`` allocates the output like the strips' outputs (default: a torch
+    tensor's, in its memory format).
     """
     height = x.shape[-2]  # type: ignore[attr-defined]
     if height <= rows:
@@ -62,25 +62,19 @@ def map_row_strips(
         low, high = max(0, start - halo), min(height, stop + halo)
         part: Any = fn(x[..., low:high, :])  # type: ignore[index]
         if out is None:
-            out = _empty_like(part, (*part.shape[:-2], height * scale, part.shape[-1]))
+            out = (empty or _empty_tensor_like)(
+                part, (*part.shape[:-2], height * scale, part.shape[-1])
+            )
         keep = part[..., (start - low) * scale : (stop - low) * scale, :]
         out[..., start * scale : stop * scale, :] = keep
     assert out is not None
     return out  # type: ignore[no-any-return]
 
 
-def _empty_like(part: Any, shape: tuple[int, ...]) -> Any:
-    """An uninitialised array or tensor of ``shape`` with ``part``'s type, dtype and layout."""
-    if isinstance(part, np.ndarray):
-        return np.empty(shape, dtype=part.dtype)
-    import torch
-
-    return torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=_format_of(part))
-
-
-def _format_of(x: torch.Tensor) -> torch.memory_format:
-    import torch
-
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
-        return torch.channels_last
-    return torch.contiguous_format
+def _empty_tensor_like(part: Any, shape: tuple[int, ...]) -> Any:
+    """An uninitialised tensor of ``shape`` with ``part``'s dtype and device, channels-last when
+    ``part`` is (a 4-D tensor of several channels whose NHWC view is contiguous)."""
+    if part.dim() == 4 and part.shape[1] > 1 and part.permute(0, 2, 3, 1).is_contiguous():
+        n, c, h, w = shape
+        return part.new_empty((n, h, w, c)).permute(0, 3, 1, 2)
+    return part.new_empty(shape)

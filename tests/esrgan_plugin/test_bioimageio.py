@@ -292,7 +292,7 @@ def test_architecture_source_is_one_self_contained_file_or_refused() -> None:
         for alias in node.names
     }
     assert {name.split(".")[0] for name in imported} == {
-        "__future__", "collections", "dataclasses", "math", "torch"
+        "__future__", "collections", "dataclasses", "math", "torch", "typing"
     }  # fmt: skip
     assert source.text.count("from __future__ import annotations") == 1
     assert source.kwargs == RRDBNetConfig().to_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from esrgan_plugin.inference import to_float as to_float32
+from esrgan_plugin.pixels import to_float as to_float32
 from pipelines.api import imresize
 
 __all__ = ["downscale", "mod_crop", "to_float32", "to_rgb"]

@@ -3,7 +3,6 @@
 import functools
 
 from esrgan_plugin.arch.descriptor import Architecture, ModelNeeds
-from esrgan_plugin.arch.padding import pad_to_multiple
 from esrgan_plugin.arch.rrdbnet import keys, ncnn
 from esrgan_plugin.arch.rrdbnet.network import (
     NEGATIVE_SLOPE,
@@ -13,6 +12,7 @@ from esrgan_plugin.arch.rrdbnet.network import (
     RRDBNet,
     RRDBNetConfig,
     initialize_weights,
+    pad_to_multiple,
     receptive_radius,
 )
 

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from esrgan_plugin.arch.padding import pad_to_multiple
 from esrgan_plugin.arch.strips import map_row_strips, strip_rows
 
 RESIDUAL_SCALE = 0.2
@@ -164,6 +163,18 @@ class RRDBNet(nn.Module):
                 conv(F.interpolate(feat, scale_factor=2, mode="nearest")), NEGATIVE_SLOPE
             )
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), NEGATIVE_SLOPE))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad the bottom and right of ``x`` so height and width divide by ``multiple``
+    (as :func:`esrgan_plugin.arch.padding.pad_bottom_right`, written here with torch alone so that
+    this file and its imports make a self-contained architecture file for bioimage.io)."""
+    pad_h = -x.shape[-2] % multiple
+    pad_w = -x.shape[-1] % multiple
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if min(x.shape[-2:]) > max(pad_h, pad_w) else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 @torch.no_grad()

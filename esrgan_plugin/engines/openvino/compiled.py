@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from esrgan_plugin.arch.padding import pad_to_multiple
+from esrgan_plugin.arch.padding import pad_bottom_right
 from esrgan_plugin.arch.strips import map_row_strips, strip_rows
 from esrgan_plugin.cache import cache_dir
 from esrgan_plugin.errors import InferenceError
@@ -82,8 +82,15 @@ class CompiledNetwork:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """NCHW float input in [0, 1] -> the upscaled float32 output (padded to the multiple)."""
         height, width = batch.shape[-2:]
-        out = self.trunk(pad_to_multiple(np.asarray(batch, dtype=np.float32), self.multiple))
+        padded = pad_bottom_right(
+            np.asarray(batch, dtype=np.float32), -height % self.multiple, -width % self.multiple
+        )
+        out = self.trunk(padded)
         if self.tail is not None:
             rows = strip_rows(out.shape[-1], out.shape[1], self.tail_scale)
-            out = map_row_strips(self.tail, out, self.tail_scale, rows)
+            out = map_row_strips(self.tail, out, self.tail_scale, rows, empty=_empty_like)
         return out[..., : height * self.scale, : width * self.scale]
+
+
+def _empty_like(part: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape, dtype=part.dtype)
