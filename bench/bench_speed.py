@@ -90,9 +90,15 @@ def photo(size: int) -> torch.Tensor:
 
 
 def size_table(
-    model: LoadedModel, size: int, repeats: int, peaks: dict[str, float], every: bool = False
+    model: LoadedModel,
+    size: int,
+    repeats: int,
+    peaks: dict[str, float],
+    every: bool = False,
+    only: list[tuple[str, str]] | None = None,
 ) -> None:
-    """Every engine and precision at ``size`` x ``size``, whole image; default tiles at 512+."""
+    """Every engine and precision at ``size`` x ``size``, whole image; default tiles at 512+.
+    ``only``: just these (engine, precision) runs beside spandrel (no tiles, no peers)."""
     import spandrel
 
     x = photo(size)
@@ -113,8 +119,9 @@ def size_table(
             "ratios are to the first run instead"
         )
     parameters = sum(p.numel() for p in model.module.parameters())
-    for engine, precision in RUNS:
-        if size > LARGE_SIZE and not every and (engine, precision) not in LARGE_RUNS:
+    for engine, precision in only or RUNS:
+        large = size > LARGE_SIZE and not every and only is None
+        if large and (engine, precision) not in LARGE_RUNS:
             continue
         try:
             choose_engine(engine, model.descriptor, torch.device("cpu"), precision)
@@ -125,7 +132,7 @@ def size_table(
         entries.append(Entry(f"{engine} {precision}", lambda up=up: up.upscale_tensor(x)))
     auto = choose_engine("auto", model.descriptor, torch.device("cpu"), "fp32", parameters)
     tiled = Upscaler(model, UpscaleOptions(precision="bf16", engine=auto.name))
-    tile = tiled._initial_tile(size, size)
+    tile = tiled._initial_tile(size, size) if only is None else 0
     if tile:
         entries.append(
             Entry(
@@ -133,9 +140,9 @@ def size_table(
                 lambda: tiled.upscale_tensor(x),
             )
         )
-    else:
+    elif only is None:
         notes.append(f"default tiles at {size}x{size}: the whole image (it fits the budget)")
-    peers, skipped = peer_entries(model, x)
+    peers, skipped = peer_entries(model, x) if only is None else ([], [])
     if size > LARGE_SIZE and not every:
         peers = [p for p in peers if "int8" not in p.name and "onnxruntime" not in p.name]
     entries += peers
@@ -230,14 +237,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-photo CLI table")
     parser.add_argument("--all", action="store_true", help="every run at every size")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="ENGINE:PRECISION",
+        help="only these runs beside spandrel (e.g. pytorch:fp32 onednn:fp32); implies --no-cli",
+    )
     args = parser.parse_args()
+    only = [tuple(run.split(":", 1)) for run in args.runs] if args.runs else None
     model = load_model(args.model)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"## Speed at real sizes: {args.model}")
     print("\nEngines: " + ", ".join(e.name for e in ENGINES))
     for size in args.sizes:
-        size_table(model, size, args.repeats, peaks, args.all)
-    if not args.no_cli:
+        size_table(model, size, args.repeats, peaks, args.all, only)  # type: ignore[arg-type]
+    if not args.no_cli and only is None:
         for precision in ("fp32", "bf16"):
             cli_table(args.model, model, precision, args.repeats)
 
