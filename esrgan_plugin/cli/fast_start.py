@@ -29,7 +29,7 @@ import numpy as np
 
 from esrgan_plugin.arch.needs import ModelNeeds
 from esrgan_plugin.arch.padding import padded_network
-from esrgan_plugin.cache import Kind, entry_path, store
+from esrgan_plugin.cache import GRAPHS, Kind, entry_path, store
 from esrgan_plugin.device import DeviceType, cpu_info
 from esrgan_plugin.models.files import file_sha256, model_files
 from esrgan_plugin.models.names import resolve_model_path
@@ -109,6 +109,7 @@ def record_key(params: UpscaleParams) -> str:
         "env": {name: os.environ.get(name, "") for name in _KEY_ENVS},
     }
     versions = {name: _version(name) for name in ("openvino", "torch", "esrgan-pipelines")}
+    versions["graphs"] = GRAPHS.version  # the records name graphs of this exporter's making
     return RECORDS.key(
         json.dumps(params.model_dump(mode="json"), sort_keys=True),
         str(model.resolve()),

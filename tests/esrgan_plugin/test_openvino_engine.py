@@ -21,7 +21,11 @@ from esrgan_plugin.engines.calibration import calibration_for
 from esrgan_plugin.engines.onednn.int8 import Int8DenseBlock, default_int8_options, int8_available
 from esrgan_plugin.engines.openvino import engine as openvino_engine
 from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
-from esrgan_plugin.engines.openvino.graphs import FakeQuantDenseBlock, FakeQuantRRDBNet
+from esrgan_plugin.engines.openvino.graphs import (
+    FakeQuantDenseBlock,
+    FakeQuantRRDBNet,
+    summed_rrdbnet,
+)
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from pipelines.io.images import read_image, write_image
 
@@ -43,6 +47,24 @@ def test_compact_fp32_matches_the_module() -> None:
     actual = OpenVinoEngine(net, "fp32", threads=1)(x)
     assert actual.shape == expected.shape
     assert (actual - expected).abs().max().item() <= 1e-4
+
+
+def test_the_summed_graph_computes_the_network_without_concatenations() -> None:
+    """The float graphs' dense blocks (one conv per input part, summed) are the network's, and
+    the exported trunk has no Concat node for OpenVINO to copy through."""
+    net = tiny_rrdbnet(nf=16, nb=2, gc=8)
+    x = torch.rand(1, 3, 20, 23)
+    with torch.no_grad():
+        expected, actual = net(x), summed_rrdbnet(net)(x)
+    assert (actual - expected).abs().max().item() <= 1e-5
+    engine = OpenVinoEngine(net, "fp32", threads=1)
+    assert (engine(x) - expected).abs().max().item() <= 1e-4
+    maps = [  # the ops with NCHW outputs (shape arithmetic also concatenates, 1-d)
+        op.get_type_name()
+        for op in engine.network.trunk.model.get_ops()
+        if op.get_output_size() and op.get_output_partial_shape(0).rank.get_length() == 4
+    ]
+    assert "Convolution" in maps and "Concat" not in maps
 
 
 @pytest.mark.skipif(not int8_available(), reason="no oneDNN int8 kernels in this PyTorch")

@@ -34,7 +34,7 @@ from esrgan_plugin.engines.openvino.compiled import (
     new_core,
     require_openvino,
 )
-from esrgan_plugin.engines.openvino.graphs import FakeQuantRRDBNet, Part
+from esrgan_plugin.engines.openvino.graphs import FakeQuantRRDBNet, Part, summed_rrdbnet
 from esrgan_plugin.errors import InferenceError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ def openvino_available() -> bool:
 class OpenVinoEngine:
     """A model compiled by OpenVINO for the CPU; call it like the module (NCHW float32 in/out).
 
-    An RRDBNet is compiled as two graphs, the trunk and the up-sampling tail
+    An RRDBNet is exported with dense blocks that need no concatenation
+    (:mod:`esrgan_plugin.engines.openvino.graphs`) and compiled as two graphs, the trunk and the
+    up-sampling tail
     (:class:`~esrgan_plugin.engines.openvino.compiled.CompiledNetwork` runs them on arrays).
     """
 
@@ -99,13 +101,15 @@ class OpenVinoEngine:
             trunk = self._compiled(module, key, "model", 0)
             self.network = CompiledNetwork(trunk, None, self.multiple, self.scale)
             return
-        graph: nn.Module = module.eval()
+        graph: nn.Module
         extra = ""
         if precision == "int8":
             ranges = calibration_for(module, calibration)
             keep_last = default_int8_options().keep_last
             graph = FakeQuantRRDBNet(module, ranges, keep_last, quantize_tail)
             extra = ranges.to_json() + f"keep_last={keep_last},tail={quantize_tail}"
+        else:
+            graph = summed_rrdbnet(module)
         key = _weights_key(module, precision, extra, self.ov.__version__)
         features = module.config.num_features
         self.network = CompiledNetwork(
