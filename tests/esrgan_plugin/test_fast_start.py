@@ -164,3 +164,41 @@ def test_numpy_and_torch_round_pixels_and_pad_alike(monkeypatch: pytest.MonkeyPa
     ):
         padded = pad_to_needs(batch, needs)
         assert np.array_equal(padded, pad_to_needs(torch.from_numpy(batch), needs).numpy())
+
+
+def test_a_model_files_hash_is_remembered_until_the_file_changes(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record key's SHA-256 comes from a memo under the file's stat signature; rewriting
+    the file (same size) changes its change time, hence the hash is computed again."""
+    import hashlib
+    import time
+
+    monkeypatch.setattr(fast_start, "SETTLED_SECONDS", -1.0)  # remember even a fresh file
+    model = tmp_path / "weights.bin"
+    model.write_bytes(b"a" * 1000)
+    first = fast_start.model_sha256([model])
+    assert first == hashlib.sha256(b"a" * 1000).hexdigest()
+
+    def no_reading(paths: object) -> str:
+        raise AssertionError("hashed again although nothing changed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fast_start, "file_sha256", no_reading)
+        assert fast_start.model_sha256([model]) == first
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    model.write_bytes(b"b" * 1000)
+    assert fast_start.model_sha256([model]) == hashlib.sha256(b"b" * 1000).hexdigest()
+
+
+def test_a_file_changed_moments_ago_is_hashed_each_time(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "weights.bin"
+    model.write_bytes(b"c" * 10)
+    calls = []
+    real = fast_start.file_sha256
+    monkeypatch.setattr(fast_start, "file_sha256", lambda paths: calls.append(1) or real(paths))
+    fast_start.model_sha256([model])
+    fast_start.model_sha256([model])
+    assert len(calls) == 2
