@@ -63,6 +63,14 @@ def matmul_peak(dtype: torch.dtype, side: int = 2048, repeats: int = 5) -> float
     return 2 * side**3 / best
 
 
+def run_spec(text: str) -> tuple[str, str]:
+    """``ENGINE:PRECISION`` (``--runs``) as a pair."""
+    engine, sep, precision = text.partition(":")
+    if not (sep and engine and precision):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ENGINE:PRECISION, e.g. onednn:fp32")
+    return engine, precision
+
+
 def measure_peaks() -> dict[str, float]:
     """This machine's matmul peak now, fp32 and bf16 (FLOP/s)."""
     return {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
@@ -253,16 +261,17 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         nargs="+",
+        type=run_spec,
         metavar="ENGINE:PRECISION",
         help="only these runs beside spandrel (e.g. pytorch:fp32 onednn:fp32); implies --no-cli",
     )
     args = parser.parse_args()
-    only = [tuple(run.split(":", 1)) for run in args.runs] if args.runs else None
+    only: list[tuple[str, str]] | None = args.runs
     model = load_model(args.model)
     print(f"## Speed at real sizes: {args.model}")
     print("\nEngines: " + ", ".join(e.name for e in ENGINES))
     for size in args.sizes:
-        size_table(model, size, args.repeats, measure_peaks, args.all, only)  # type: ignore[arg-type]
+        size_table(model, size, args.repeats, measure_peaks, args.all, only)
     if not args.no_cli and only is None:
         for precision in ("fp32", "bf16"):
             cli_table(args.model, model, precision, args.repeats)

@@ -13,9 +13,11 @@ extra (``pip install -e '.[openvino]'``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -98,23 +100,25 @@ class OpenVinoEngine:
                     f"precision int8 needs an RRDBNet (ESRGAN) model; got {type(module).__name__}"
                 )
             key = _weights_key(module, precision, "", self.ov.__version__)
-            trunk = self._compiled(module, key, "model", 0)
+            trunk = self._compiled(lambda: module, key, "model", 0)
             self.network = CompiledNetwork(trunk, None, self.multiple, self.scale)
             return
-        graph: nn.Module
+        graph: Callable[[], nn.Module]  # built only to export: a cached graph needs no copy
         extra = ""
         if precision == "int8":
             ranges = calibration_for(module, calibration)
             keep_last = default_int8_options().keep_last
-            graph = FakeQuantRRDBNet(module, ranges, keep_last, quantize_tail)
+            graph = functools.cache(
+                lambda: FakeQuantRRDBNet(module, ranges, keep_last, quantize_tail)
+            )
             extra = ranges.to_json() + f"keep_last={keep_last},tail={quantize_tail}"
         else:
-            graph = summed_rrdbnet(module)
+            graph = functools.cache(lambda: summed_rrdbnet(module))
         key = _weights_key(module, precision, extra, self.ov.__version__)
         features = module.config.num_features
         self.network = CompiledNetwork(
-            self._compiled(Part(graph, "trunk"), key, "trunk", 0),
-            self._compiled(Part(graph, "tail"), key, "tail", features),
+            self._compiled(lambda: Part(graph(), "trunk"), key, "trunk", 0),
+            self._compiled(lambda: Part(graph(), "tail"), key, "tail", features),
             self.multiple,
             self.scale,
             2**module.config.num_upsample,
@@ -134,10 +138,12 @@ class OpenVinoEngine:
             return "f32"
         return hint
 
-    def _compiled(self, module: nn.Module, key: str, part: str, channels: int) -> CompiledGraph:
-        """The OpenVINO model of ``module``: its ONNX graph from the cache, else exported (and
-        cached). OpenVINO's runtime reads ONNX itself; its Python converter is not used (it
-        sends usage telemetry by default)."""
+    def _compiled(
+        self, graph: Callable[[], nn.Module], key: str, part: str, channels: int
+    ) -> CompiledGraph:
+        """The OpenVINO model of the module ``graph`` builds: its ONNX graph from the cache, else
+        exported (and cached). OpenVINO's runtime reads ONNX itself; its Python converter is
+        not used (it sends usage telemetry by default)."""
         path = entry_path(GRAPHS, GRAPHS.key(key, part), f"{self.precision}-{part}")
         if path.is_file():
             try:
@@ -147,11 +153,11 @@ class OpenVinoEngine:
             except RuntimeError as exc:
                 log.warning("OpenVINO cache entry %s unreadable (%s); exporting again", path, exc)
         log.info("exporting the model for OpenVINO (%s); cached in %s", self.precision, path)
-        if store(path, lambda tmp: self._export(module, tmp, channels)):
+        if store(path, lambda tmp: self._export(graph(), tmp, channels)):
             return CompiledGraph(self._core, self._core.read_model(str(path)), self.config, path)
         with tempfile.TemporaryDirectory() as scratch:  # an unwritable cache: export each time
             target = Path(scratch) / "model.onnx"
-            self._export(module, target, channels)
+            self._export(graph(), target, channels)
             return CompiledGraph(self._core, self._core.read_model(str(target)), self.config)
 
     def _export(self, module: nn.Module, target: Path, channels: int) -> None:
