@@ -1,18 +1,22 @@
-"""The openvino engine's trunk at several input widths: how its kernels' speed depends on width.
+"""The openvino engine at several input widths: its time per column, with and without the
+zero-padding of the width that the bf16 and int8 graphs get on AMX CPUs.
 
-OpenVINO's AMX bf16 convolutions block the width in 16s; this script times the trunk graph of
-RealESRGAN_x4plus (the part that holds nearly all the work) at one height and several widths,
-interleaved, and prints the throughput of each, so a width whose remainder costs more shows as
-a lower figure.
+OpenVINO's AMX convolutions run some widths far slower than others (a prime width like 449 at
+several times the cost per column of 448), so the engine pads the trunk's width to a multiple
+of 16 with a column mask (:mod:`esrgan_plugin.engines.openvino.graphs`). This script runs the
+whole network (trunk and tail) of RealESRGAN_x4plus at one height and several widths, padded as
+the engine does and unpadded (the same graphs with a mask of ones), interleaved, and prints the
+time per column of each against the first width padded.
 
 Usage::
 
-    python bench/bench_widths.py [--precision bf16] [--height 100] [--widths 448 450 451 452 464]
+    python bench/bench_widths.py [--precision bf16] [--height 100] [--widths 448 449 451 455 464]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -33,30 +37,46 @@ def main() -> None:
     parser.add_argument("--model", default="realesrgan-x4plus")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "int8"])
     parser.add_argument("--height", type=int, default=100)
-    parser.add_argument("--widths", type=int, nargs="+", default=[448, 450, 451, 452, 456, 464])
+    parser.add_argument("--widths", type=int, nargs="+", default=[448, 449, 451, 455, 464])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     model = load_model(args.model)
-    trunk = OpenVinoEngine(model.module, args.precision, torch.get_num_threads()).network.trunk
+    padded = OpenVinoEngine(model.module, args.precision, torch.get_num_threads()).network
+    runs = {"padded": padded}
+    if padded.column_multiple > 1:  # the same graphs, the width as it comes
+        runs["unpadded"] = dataclasses.replace(padded, column_multiple=1)
     rng = np.random.default_rng(0)
     inputs = {w: rng.random((1, 3, args.height, w), dtype=np.float32) for w in args.widths}
-    for x in inputs.values():
-        trunk(x)  # first calls: shapes, caches
-    seconds: dict[int, list[float]] = {w: [] for w in args.widths}
-    for _ in range(args.repeats):  # interleaved: the machine's load moves every width alike
+    for network in runs.values():
+        for x in inputs.values():
+            network(x)  # first calls: shapes, caches
+    seconds: dict[tuple[str, int], list[float]] = {
+        (name, w): [] for name in runs for w in args.widths
+    }
+    for _ in range(args.repeats):  # interleaved: the machine's load moves every run alike
         for w, x in inputs.items():
-            start = time.perf_counter()
-            trunk(x)
-            seconds[w].append(time.perf_counter() - start)
-    base = statistics.median(seconds[args.widths[0]]) / args.widths[0]
-    print(f"## {args.model} trunk, openvino {args.precision}, height {args.height}\n")
+            for name, network in runs.items():
+                start = time.perf_counter()
+                network(x)
+                seconds[name, w].append(time.perf_counter() - start)
+    base = statistics.median(seconds["padded", args.widths[0]]) / args.widths[0]
+    print(f"## {args.model}, openvino {args.precision}, height {args.height}\n")
     print(machine_line() + "\n")
-    print(f"| width | width % 16 | seconds (median of {args.repeats}) | time per column vs first |")
-    print("| ---: | ---: | ---: | ---: |")
+    print(f"column multiple: {padded.column_multiple} (0: graphs without a mask)\n")
+    names = list(runs)
+    print(
+        "| width | width % 16 | "
+        + " | ".join(f"{n} s (median of {args.repeats}) | {n} per column" for n in names)
+        + " |"
+    )
+    print("| ---: | ---: |" + " ---: | ---: |" * len(names))
     for w in args.widths:
-        median = statistics.median(seconds[w])
-        print(f"| {w} | {w % 16} | {median:.3f} | {median / w / base:.2f}x |")
+        cells = []
+        for name in names:
+            median = statistics.median(seconds[name, w])
+            cells += [f"{median:.3f}", f"{median / w / base:.2f}x"]
+        print(f"| {w} | {w % 16} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

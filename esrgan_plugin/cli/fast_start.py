@@ -68,6 +68,7 @@ class FastStartRecord:
     trunk: str
     tail: str | None
     tail_scale: int
+    column_multiple: int
     config: dict[str, str]
     needs: dict[str, Any]
     architecture: str
@@ -170,6 +171,7 @@ def remember(params: UpscaleParams, upscaler: Any, step: dict[str, Any]) -> None
         trunk=str(network.trunk.source),
         tail=None if tail is None else str(tail.source),
         tail_scale=network.tail_scale,
+        column_multiple=network.column_multiple,
         config=dict(network.trunk.config),
         needs=asdict(upscaler.needs),
         architecture=upscaler.architecture_name,
@@ -227,7 +229,12 @@ class FastUpscaler(TiledUpscaler):
         if record.tail is not None:
             tail = CompiledGraph(core, record.tail, record.config, Path(record.tail))
         network = CompiledNetwork(
-            trunk, tail, self.needs.multiple_of, self.needs.scale, record.tail_scale
+            trunk,
+            tail,
+            self.needs.multiple_of,
+            self.needs.scale,
+            record.tail_scale,
+            record.column_multiple,
         )
         self._network = padded_network(network, self.needs)
         reuse_freed_memory()  # as the usual CPU upscaler: activations stay mapped across tiles

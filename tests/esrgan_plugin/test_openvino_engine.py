@@ -20,8 +20,10 @@ from esrgan_plugin.cli import main
 from esrgan_plugin.engines.calibration import calibration_for
 from esrgan_plugin.engines.onednn.int8 import Int8DenseBlock, default_int8_options, int8_available
 from esrgan_plugin.engines.openvino import engine as openvino_engine
+from esrgan_plugin.engines.openvino.compiled import pad_columns
 from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
 from esrgan_plugin.engines.openvino.graphs import (
+    ColumnMasked,
     FakeQuantDenseBlock,
     FakeQuantRRDBNet,
     summed_rrdbnet,
@@ -167,3 +169,55 @@ def test_the_tail_runs_in_row_strips_with_the_same_output(
     actual = engine(x)
     assert actual.shape == expected.shape
     assert (actual - expected).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_column_masked_graphs_give_the_unpadded_output_on_zero_padded_widths(scale: int) -> None:
+    """The bf16/int8 graphs take a width zero-padded to a multiple of 16 trunk columns and a mask
+    that zeroes every map a conv reads on the padding: the image's columns come out as the
+    unpadded network's (float: to rounding; fake-quantised: the same quantised values)."""
+    net = tiny_rrdbnet(scale=scale, nf=8, nb=2, gc=4)
+    factor = net.config.unshuffle_factor
+    x = torch.rand(1, 3, 6 * factor, 13 * factor)
+    padded, mask = pad_columns(x.numpy(), factor, 16)
+    assert padded.shape[-1] == 16 * factor and mask.shape == (1, 1, 1, 16)
+    assert mask.sum() == 13 and not padded[..., 13 * factor :].any()
+    fake_quant = FakeQuantRRDBNet(net, calibration_for(net), keep_last=1)
+    for graph in (summed_rrdbnet(net), fake_quant):
+        masked = ColumnMasked(graph)
+        m = torch.from_numpy(mask)
+        with torch.no_grad():
+            expected = graph.tail(graph.trunk(x))
+            actual = masked.tail(masked.trunk(torch.from_numpy(padded), m), m)
+        assert actual.shape[-1] == padded.shape[-1] * net.scale
+        off = (actual[..., : expected.shape[-1]] - expected).abs() > 1e-5
+        if graph is fake_quant:  # a sum in another order may round one value to another step
+            assert off.float().mean().item() < 0.01
+        else:
+            assert not off.any()
+        unmasked = graph.tail(graph.trunk(torch.from_numpy(padded)))[..., : expected.shape[-1]]
+        assert (unmasked - expected).abs().max().item() > 1e-3  # the mask is what keeps it exact
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_engine_pads_widths_for_masked_graphs_with_the_same_output(
+    scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's padded, masked path (bf16 and int8 on AMX CPUs) run in fp32, where it must
+    equal the module: odd widths, the unshuffle's own padding, the tail in row strips."""
+    from esrgan_plugin.arch import strips
+
+    monkeypatch.setattr(strips, "MIN_STRIP_ROWS", 3)
+    monkeypatch.setattr(strips, "TAIL_STRIP_ELEMENTS", 1)
+    monkeypatch.setattr(openvino_engine, "column_multiple", lambda precision: 16)
+    net = tiny_rrdbnet(scale=scale, nf=8, nb=1, gc=4)
+    engine = OpenVinoEngine(net, "fp32", threads=1)
+    assert engine.network.column_multiple == 16
+    assert len(engine.network.trunk.model.inputs) == 2  # the image and the column mask
+    for width in (19, 32, 37):
+        x = torch.rand(1, 3, 11, width)
+        with torch.no_grad():
+            expected = net(x)
+        actual = engine(x)
+        assert actual.shape == expected.shape
+        assert (actual - expected).abs().max().item() <= 1e-4

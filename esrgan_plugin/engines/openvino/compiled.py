@@ -57,12 +57,16 @@ class CompiledGraph:
         """The graph's file in the cache (None when it lives in a temporary folder)."""
         self._request: Any = None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
+        """The output for input ``x`` (and the graph's further inputs, such as a column mask)."""
         if self._request is None:  # from the file when there is one: OpenVINO's compiled-graph
             target = str(self.source) if self.source is not None else self.model  # cache keys it
             compiled = self.core.compile_model(target, "CPU", self.config)
             self._request = compiled.create_infer_request()
-        self._request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        inputs = (x, *more)
+        self._request.infer(
+            {i: np.ascontiguousarray(a, dtype=np.float32) for i, a in enumerate(inputs)}
+        )
         return np.array(self._request.get_output_tensor(0).data, copy=True)
 
 
@@ -78,6 +82,10 @@ class CompiledNetwork:
     multiple: int
     scale: int
     tail_scale: int = 0
+    column_multiple: int = 0
+    """0: graphs of one input. Else the graphs take a column mask
+    (:class:`~esrgan_plugin.engines.openvino.graphs.ColumnMasked`) and the input's width is
+    zero-padded to a multiple of this many trunk columns (1: not padded)."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """NCHW float input in [0, 1] -> the upscaled float32 output (padded to the multiple)."""
@@ -85,11 +93,31 @@ class CompiledNetwork:
         padded = pad_bottom_right(
             np.asarray(batch, dtype=np.float32), -height % self.multiple, -width % self.multiple
         )
-        out = self.trunk(padded)
+        masks: tuple[np.ndarray, ...] = ()
+        if self.column_multiple:
+            padded, mask = pad_columns(padded, self.multiple, self.column_multiple)
+            masks = (mask,)
+        out = self.trunk(padded, *masks)
         if self.tail is not None:
+            tail = self.tail
             rows = strip_rows(out.shape[-1], out.shape[1], self.tail_scale)
-            out = map_row_strips(self.tail, out, self.tail_scale, rows, empty=_empty_like)
+            out = map_row_strips(
+                lambda part: tail(part, *masks), out, self.tail_scale, rows, empty=_empty_like
+            )
         return out[..., : height * self.scale, : width * self.scale]
+
+
+def pad_columns(x: np.ndarray, factor: int, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (NCHW, width a multiple of the pixel-unshuffle ``factor``) zero-padded on the right
+    to ``multiple`` trunk columns, and the column mask at the trunk's resolution (1 on ``x``'s
+    columns, 0 on the padding)."""
+    columns = x.shape[-1] // factor
+    extra = -columns % multiple
+    if extra:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, extra * factor)])
+    mask = np.zeros((1, 1, 1, columns + extra), dtype=np.float32)
+    mask[..., :columns] = 1.0
+    return x, mask
 
 
 def _empty_like(part: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

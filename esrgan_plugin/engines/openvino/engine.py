@@ -26,7 +26,7 @@ from torch import nn
 from esrgan_plugin.arch.registry import model_needs
 from esrgan_plugin.arch.rrdbnet import RRDBNet
 from esrgan_plugin.cache import GRAPHS, entry_path, store, weights_sha256
-from esrgan_plugin.device import cpu_has_native_bf16
+from esrgan_plugin.device import cpu_has_native_bf16, cpu_info
 from esrgan_plugin.engines.base import EngineRequest, Network
 from esrgan_plugin.engines.calibration import calibration_for
 from esrgan_plugin.engines.onednn.int8 import default_int8_options
@@ -36,7 +36,12 @@ from esrgan_plugin.engines.openvino.compiled import (
     new_core,
     require_openvino,
 )
-from esrgan_plugin.engines.openvino.graphs import FakeQuantRRDBNet, Part, summed_rrdbnet
+from esrgan_plugin.engines.openvino.graphs import (
+    ColumnMasked,
+    FakeQuantRRDBNet,
+    Part,
+    summed_rrdbnet,
+)
 from esrgan_plugin.errors import InferenceError
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,22 @@ quantised: bf16 where the CPU computes it natively (measured on RealESRGAN_x4plu
 
 ONNX_OPSET = 17
 """Opset of the exported graph (13+ for per-channel QuantizeLinear)."""
+
+MASKED_PRECISIONS = ("bf16", "int8")
+"""Precisions whose RRDBNet graphs take a column mask and get widths OpenVINO's AMX kernels run
+well (:mod:`esrgan_plugin.engines.openvino.graphs`); fp32 runs alike at every width."""
+
+AMX_COLUMN_MULTIPLE = 16
+"""Trunk widths are zero-padded to a multiple of this on AMX CPUs. Measured on
+RealESRGAN_x4plus, bf16, height 100 (time per column against width 448): 449 3.5x, 455 1.9x,
+451 1.2x, 464 1.0x; with the padding and mask, 449 runs as 464 does (``bench/bench_widths.py``)."""
+
+
+def column_multiple(precision: str) -> int:
+    """What :attr:`CompiledNetwork.column_multiple` is for this precision on this CPU."""
+    if precision not in MASKED_PRECISIONS:
+        return 0
+    return AMX_COLUMN_MULTIPLE if cpu_info().relevant_flags["amx"] else 1
 
 
 def openvino_available() -> bool:
@@ -114,14 +135,20 @@ class OpenVinoEngine:
             extra = ranges.to_json() + f"keep_last={keep_last},tail={quantize_tail}"
         else:
             graph = functools.cache(lambda: summed_rrdbnet(module))
+        columns = column_multiple(precision)
+        if columns:
+            unmasked = graph
+            graph = functools.cache(lambda: ColumnMasked(unmasked()))
         key = _weights_key(module, precision, extra, self.ov.__version__)
         features = module.config.num_features
+        masked = columns > 0
         self.network = CompiledNetwork(
-            self._compiled(lambda: Part(graph(), "trunk"), key, "trunk", 0),
-            self._compiled(lambda: Part(graph(), "tail"), key, "tail", features),
+            self._compiled(lambda: Part(graph(), "trunk"), key, "trunk", 0, masked),
+            self._compiled(lambda: Part(graph(), "tail"), key, "tail", features, masked),
             self.multiple,
             self.scale,
             2**module.config.num_upsample,
+            columns,
         )
 
     @property
@@ -139,12 +166,19 @@ class OpenVinoEngine:
         return hint
 
     def _compiled(
-        self, graph: Callable[[], nn.Module], key: str, part: str, channels: int
+        self,
+        graph: Callable[[], nn.Module],
+        key: str,
+        part: str,
+        channels: int,
+        masked: bool = False,
     ) -> CompiledGraph:
         """The OpenVINO model of the module ``graph`` builds: its ONNX graph from the cache, else
         exported (and cached). OpenVINO's runtime reads ONNX itself; its Python converter is
         not used (it sends usage telemetry by default)."""
-        path = entry_path(GRAPHS, GRAPHS.key(key, part), f"{self.precision}-{part}")
+        path = entry_path(
+            GRAPHS, GRAPHS.key(key, part, f"masked={masked}"), f"{self.precision}-{part}"
+        )
         if path.is_file():
             try:
                 return CompiledGraph(
@@ -153,33 +187,38 @@ class OpenVinoEngine:
             except RuntimeError as exc:
                 log.warning("OpenVINO cache entry %s unreadable (%s); exporting again", path, exc)
         log.info("exporting the model for OpenVINO (%s); cached in %s", self.precision, path)
-        if store(path, lambda tmp: self._export(graph(), tmp, channels)):
+        if store(path, lambda tmp: self._export(graph(), tmp, channels, masked)):
             return CompiledGraph(self._core, self._core.read_model(str(path)), self.config, path)
         with tempfile.TemporaryDirectory() as scratch:  # an unwritable cache: export each time
             target = Path(scratch) / "model.onnx"
-            self._export(graph(), target, channels)
+            self._export(graph(), target, channels, masked)
             return CompiledGraph(self._core, self._core.read_model(str(target)), self.config)
 
-    def _export(self, module: nn.Module, target: Path, channels: int) -> None:
+    def _export(self, module: nn.Module, target: Path, channels: int, masked: bool) -> None:
         """ONNX with dynamic N, H and W, by the TorchScript exporter (seconds, where the
         torch.export-based one takes minutes on the full model). ``channels``: the graph's
-        input channels when it is not the image (the tail's features)."""
+        input channels when it is not the image (the tail's features); ``masked``: the graph
+        also takes a (1, 1, 1, W) column mask at the trunk's resolution."""
         side = 4 * self.multiple * 8
         example = torch.rand(1, channels or self.in_channels, side, side)
+        inputs: tuple[torch.Tensor, ...] = (example,)
+        names = ["input"]
+        axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "H", 3: "W"}}
+        if masked:
+            inputs += (torch.ones(1, 1, 1, side if channels else side // self.multiple),)
+            names.append("mask")
+            axes["mask"] = {3: "m"}
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module.eval(),
-                (example,),
+                inputs,
                 str(target),
                 dynamo=False,
                 opset_version=ONNX_OPSET,
-                input_names=["input"],
+                input_names=names,
                 output_names=["output"],
-                dynamic_axes={
-                    "input": {0: "n", 2: "h", 3: "w"},
-                    "output": {0: "n", 2: "H", 3: "W"},
-                },
+                dynamic_axes=axes,
             )
 
 
