@@ -5,8 +5,9 @@ OpenVINO's AMX convolutions run some widths far slower than others (a prime widt
 several times the cost per column of 448), so the engine pads the trunk's width to a multiple
 of 16 with a column mask (:mod:`esrgan_plugin.engines.openvino.graphs`). This script runs the
 whole network (trunk and tail) of RealESRGAN_x4plus at one height and several widths, padded as
-the engine does and unpadded (the same graphs with a mask of ones), interleaved, and prints the
-time per column of each against the first width padded.
+the engine does (widths that are a multiple of 16 run unpadded either way) and with the plain
+graphs at every width, interleaved, and prints the time per column of each against the first
+width as the engine runs it.
 
 Usage::
 
@@ -44,8 +45,8 @@ def main() -> None:
     model = load_model(args.model)
     padded = OpenVinoEngine(model.module, args.precision, torch.get_num_threads()).network
     runs = {"padded": padded}
-    if padded.column_multiple > 1:  # the same graphs, the width as it comes
-        runs["unpadded"] = dataclasses.replace(padded, column_multiple=1)
+    if padded.masked is not None:  # the plain graphs at every width
+        runs["unpadded"] = dataclasses.replace(padded, masked=None)
     rng = np.random.default_rng(0)
     inputs = {w: rng.random((1, 3, args.height, w), dtype=np.float32) for w in args.widths}
     for network in runs.values():
@@ -63,7 +64,10 @@ def main() -> None:
     base = statistics.median(seconds["padded", args.widths[0]]) / args.widths[0]
     print(f"## {args.model}, openvino {args.precision}, height {args.height}\n")
     print(machine_line() + "\n")
-    print(f"column multiple: {padded.column_multiple} (0: graphs without a mask)\n")
+    masked = (
+        "none" if padded.masked is None else f"widths not a multiple of {padded.column_multiple}"
+    )
+    print(f"masked graphs (zero-padded widths): {masked}\n")
     names = list(runs)
     print(
         "| width | width % 16 | "

@@ -68,6 +68,7 @@ class FastStartRecord:
     trunk: str
     tail: str | None
     tail_scale: int
+    masked: list[str] | None
     column_multiple: int
     config: dict[str, str]
     needs: dict[str, Any]
@@ -78,7 +79,8 @@ class FastStartRecord:
     step: dict[str, Any]
 
     def graphs_present(self) -> bool:
-        return all(Path(p).is_file() for p in (self.trunk, self.tail) if p is not None)
+        paths = [self.trunk, self.tail, *(self.masked or [])]
+        return all(Path(p).is_file() for p in paths if p is not None)
 
 
 def fast_start_enabled() -> bool:
@@ -165,12 +167,14 @@ def remember(params: UpscaleParams, upscaler: Any, step: dict[str, Any]) -> None
     if upscaler.engine.name != "openvino" or network is None or not may_use_fast_start(params):
         return
     tail = network.tail
-    if network.trunk.source is None or (tail is not None and tail.source is None):
+    graphs = [network.trunk, *([] if tail is None else [tail]), *(network.masked or ())]
+    if any(graph.source is None for graph in graphs):
         return  # an unwritable cache: the graphs went with their temporary folder
     record = FastStartRecord(
         trunk=str(network.trunk.source),
         tail=None if tail is None else str(tail.source),
         tail_scale=network.tail_scale,
+        masked=None if network.masked is None else [str(g.source) for g in network.masked],
         column_multiple=network.column_multiple,
         config=dict(network.trunk.config),
         needs=asdict(upscaler.needs),
@@ -224,16 +228,23 @@ class FastUpscaler(TiledUpscaler):
         self.batch_size = record.batch_size
         self.record = record
         core = new_core()
-        trunk = CompiledGraph(core, record.trunk, record.config, Path(record.trunk))
+        trunk = CompiledGraph(core, None, record.config, Path(record.trunk))
         tail = None
         if record.tail is not None:
-            tail = CompiledGraph(core, record.tail, record.config, Path(record.tail))
+            tail = CompiledGraph(core, None, record.config, Path(record.tail))
+        masked = None
+        if record.masked is not None:
+            masked_trunk, masked_tail = (
+                CompiledGraph(core, None, record.config, Path(path)) for path in record.masked
+            )
+            masked = (masked_trunk, masked_tail)
         network = CompiledNetwork(
             trunk,
             tail,
             self.needs.multiple_of,
             self.needs.scale,
             record.tail_scale,
+            masked,
             record.column_multiple,
         )
         self._network = padded_network(network, self.needs)

@@ -73,6 +73,27 @@ def test_the_fast_upscaler_gives_the_usual_upscalers_bytes(
 
 
 @needs_openvino
+def test_the_fast_upscaler_runs_the_column_masked_graphs_as_the_usual_path(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the engine makes column-masked graphs (bf16/int8 on AMX; forced here in fp32), the
+    record names them and the fast start pads odd widths as the usual path does."""
+    from esrgan_plugin.engines.openvino import engine as openvino_engine
+
+    monkeypatch.setattr(openvino_engine, "column_multiple", lambda precision: 16)
+    params = _params(save_tiny(tmp_path / "tiny.safetensors"))
+    usual = upscaler_for(params)
+    remember(params, usual, STEP)
+    found = fast_upscaler(params)
+    assert found is not None
+    fast = found[0]
+    assert fast.record.masked is not None and len(fast.record.masked) == 2
+    assert fast.record.column_multiple == 16
+    image = random_image(23, 37)
+    assert np.array_equal(fast.upscale(image), usual.upscale(image))
+
+
+@needs_openvino
 def test_a_changed_file_option_or_missing_graph_takes_the_usual_path(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -212,12 +212,17 @@ def test_the_engine_pads_widths_for_masked_graphs_with_the_same_output(
     monkeypatch.setattr(openvino_engine, "column_multiple", lambda precision: 16)
     net = tiny_rrdbnet(scale=scale, nf=8, nb=1, gc=4)
     engine = OpenVinoEngine(net, "fp32", threads=1)
-    assert engine.network.column_multiple == 16
-    assert len(engine.network.trunk.model.inputs) == 2  # the image and the column mask
-    for width in (19, 32, 37):
+    network = engine.network
+    assert network.masked is not None and network.column_multiple == 16
+    masked_trunk = network.masked[0]
+    assert len(masked_trunk.model.inputs) == 2  # the image and the column mask
+    assert len(network.trunk.model.inputs) == 1
+    factor = net.config.unshuffle_factor
+    for width in (16 * factor, 19, 37):  # a multiple of 16 trunk columns runs the plain graphs
         x = torch.rand(1, 3, 11, width)
         with torch.no_grad():
             expected = net(x)
         actual = engine(x)
         assert actual.shape == expected.shape
         assert (actual - expected).abs().max().item() <= 1e-4
+        assert (masked_trunk._request is not None) == (width != 16 * factor)

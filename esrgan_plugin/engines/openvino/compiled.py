@@ -52,10 +52,17 @@ class CompiledGraph:
     def __init__(
         self, core: Any, model: Any, config: dict[str, str], source: Path | None = None
     ) -> None:
-        self.core, self.model, self.config = core, model, config
+        self.core, self._model, self.config = core, model, config
         self.source = source
         """The graph's file in the cache (None when it lives in a temporary folder)."""
         self._request: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The OpenVINO model (read from :attr:`source` on first use when not given)."""
+        if self._model is None:
+            self._model = self.core.read_model(str(self.source))
+        return self._model
 
     def __call__(self, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         """The output for input ``x`` (and the graph's further inputs, such as a column mask)."""
@@ -82,10 +89,11 @@ class CompiledNetwork:
     multiple: int
     scale: int
     tail_scale: int = 0
-    column_multiple: int = 0
-    """0: graphs of one input. Else the graphs take a column mask
-    (:class:`~esrgan_plugin.engines.openvino.graphs.ColumnMasked`) and the input's width is
-    zero-padded to a multiple of this many trunk columns (1: not padded)."""
+    masked: tuple[CompiledGraph, CompiledGraph] | None = None
+    """The trunk and tail taking a column mask
+    (:class:`~esrgan_plugin.engines.openvino.graphs.ColumnMasked`), for inputs whose trunk
+    width is not a multiple of :attr:`column_multiple`: those are zero-padded to one."""
+    column_multiple: int = 16
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """NCHW float input in [0, 1] -> the upscaled float32 output (padded to the multiple)."""
@@ -93,16 +101,18 @@ class CompiledNetwork:
         padded = pad_bottom_right(
             np.asarray(batch, dtype=np.float32), -height % self.multiple, -width % self.multiple
         )
+        trunk, tail = self.trunk, self.tail
         masks: tuple[np.ndarray, ...] = ()
-        if self.column_multiple:
+        if self.masked is not None and (padded.shape[-1] // self.multiple) % self.column_multiple:
+            trunk, tail = self.masked
             padded, mask = pad_columns(padded, self.multiple, self.column_multiple)
             masks = (mask,)
-        out = self.trunk(padded, *masks)
-        if self.tail is not None:
-            tail = self.tail
+        out = trunk(padded, *masks)
+        if tail is not None:
+            run_tail = tail
             rows = strip_rows(out.shape[-1], out.shape[1], self.tail_scale)
             out = map_row_strips(
-                lambda part: tail(part, *masks), out, self.tail_scale, rows, empty=_empty_like
+                lambda part: run_tail(part, *masks), out, self.tail_scale, rows, empty=_empty_like
             )
         return out[..., : height * self.scale, : width * self.scale]
 

@@ -55,20 +55,23 @@ ONNX_OPSET = 17
 """Opset of the exported graph (13+ for per-channel QuantizeLinear)."""
 
 MASKED_PRECISIONS = ("bf16", "int8")
-"""Precisions whose RRDBNet graphs take a column mask and get widths OpenVINO's AMX kernels run
-well (:mod:`esrgan_plugin.engines.openvino.graphs`); fp32 runs alike at every width."""
+"""Precisions whose RRDBNet graphs come in a second, column-masked form for widths OpenVINO's
+AMX kernels run slowly (:mod:`esrgan_plugin.engines.openvino.graphs`); fp32 runs alike at
+every width."""
 
 AMX_COLUMN_MULTIPLE = 16
-"""Trunk widths are zero-padded to a multiple of this on AMX CPUs. Measured on
-RealESRGAN_x4plus, bf16, height 100 (time per column against width 448): 449 3.5x, 455 1.9x,
-451 1.2x, 464 1.0x; with the padding and mask, 449 runs as 464 does (``bench/bench_widths.py``)."""
+"""On AMX CPUs, a trunk width that is not a multiple of this runs the masked graphs, zero-padded
+to one. Measured on RealESRGAN_x4plus, bf16, height 64 (time per column against width 448):
+449 3.6x, 455 3.2x, 451 1.25x unpadded; 1.08-1.13x padded (``bench/bench_widths.py``). The
+masks cost 3-6% where no padding is needed, so those widths keep the plain graphs."""
 
 
 def column_multiple(precision: str) -> int:
-    """What :attr:`CompiledNetwork.column_multiple` is for this precision on this CPU."""
-    if precision not in MASKED_PRECISIONS:
+    """The trunk-width multiple the masked graphs pad to for this precision on this CPU; 0
+    where no masked graphs are made (fp32, or no AMX)."""
+    if precision not in MASKED_PRECISIONS or not cpu_info().relevant_flags["amx"]:
         return 0
-    return AMX_COLUMN_MULTIPLE if cpu_info().relevant_flags["amx"] else 1
+    return AMX_COLUMN_MULTIPLE
 
 
 def openvino_available() -> bool:
@@ -135,20 +138,26 @@ class OpenVinoEngine:
             extra = ranges.to_json() + f"keep_last={keep_last},tail={quantize_tail}"
         else:
             graph = functools.cache(lambda: summed_rrdbnet(module))
-        columns = column_multiple(precision)
-        if columns:
-            unmasked = graph
-            graph = functools.cache(lambda: ColumnMasked(unmasked()))
         key = _weights_key(module, precision, extra, self.ov.__version__)
         features = module.config.num_features
-        masked = columns > 0
+        trunk = self._compiled(lambda: Part(graph(), "trunk"), key, "trunk", 0)
+        tail = self._compiled(lambda: Part(graph(), "tail"), key, "tail", features)
+        columns = column_multiple(precision)
+        masked = None
+        if columns:
+            masked_graph = functools.cache(lambda: ColumnMasked(graph()))
+            masked = (
+                self._compiled(lambda: Part(masked_graph(), "trunk"), key, "trunk", 0, True),
+                self._compiled(lambda: Part(masked_graph(), "tail"), key, "tail", features, True),
+            )
         self.network = CompiledNetwork(
-            self._compiled(lambda: Part(graph(), "trunk"), key, "trunk", 0, masked),
-            self._compiled(lambda: Part(graph(), "tail"), key, "tail", features, masked),
+            trunk,
+            tail,
             self.multiple,
             self.scale,
             2**module.config.num_upsample,
-            columns,
+            masked,
+            columns or AMX_COLUMN_MULTIPLE,
         )
 
     @property
@@ -176,9 +185,8 @@ class OpenVinoEngine:
         """The OpenVINO model of the module ``graph`` builds: its ONNX graph from the cache, else
         exported (and cached). OpenVINO's runtime reads ONNX itself; its Python converter is
         not used (it sends usage telemetry by default)."""
-        path = entry_path(
-            GRAPHS, GRAPHS.key(key, part, f"masked={masked}"), f"{self.precision}-{part}"
-        )
+        name = f"{self.precision}-{part}" + ("-masked" if masked else "")
+        path = entry_path(GRAPHS, GRAPHS.key(key, part, f"masked={masked}"), name)
         if path.is_file():
             try:
                 return CompiledGraph(

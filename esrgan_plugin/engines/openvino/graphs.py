@@ -17,12 +17,14 @@ the residual stream unquantised), on the same calibration, plus the tail's convo
 (up-sampling and ``conv_hr``, on their calibrated input ranges: measured 1-6% faster, 0.2-1.6 dB
 lower).
 
-The bf16 and int8 graphs take a column mask (:class:`ColumnMasked`): OpenVINO's AMX kernels
-slow down at many widths (RealESRGAN_x4plus's bf16 trunk at 100x449 took 3.5x the time per
-column of 100x448, 100x455 1.9x; int8 alike; fp32 not at all), so the engine zero-pads the
-input's width to a multiple of 16 and the graph multiplies every map a convolution reads by a
-mask that is 0 on the padding: each convolution then sees zeros beyond the image, exactly as
-the unpadded network's zero padding (bit-identical in fp32), at no measurable cost.
+The bf16 and int8 graphs also come in a column-masked form (:class:`ColumnMasked`): OpenVINO's
+AMX kernels slow down at many widths (RealESRGAN_x4plus's bf16 trunk at height 64 took 3.6x
+the time per column at width 449 as at 448, 3.2x at 455; int8 alike; fp32 not at all), so for
+such widths the engine zero-pads the input to a multiple of 16 columns and runs graphs that
+multiply every map a convolution reads by a mask that is 0 on the padding: each convolution
+then sees zeros beyond the image, exactly as the unpadded network's zero padding
+(bit-identical in fp32). The masks cost 3-6%, so widths that need no padding run the plain
+graphs.
 """
 
 from __future__ import annotations
