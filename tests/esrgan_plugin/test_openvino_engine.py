@@ -18,7 +18,7 @@ from test_compact import tiny_compact
 from esrgan_plugin.cache import cache_dir
 from esrgan_plugin.cli import main
 from esrgan_plugin.engines.calibration import calibration_for
-from esrgan_plugin.engines.onednn.int8 import Int8DenseBlock, default_int8_options, int8_available
+from esrgan_plugin.engines.onednn.int8 import Int8DenseBlock, int8_available
 from esrgan_plugin.engines.openvino import engine as openvino_engine
 from esrgan_plugin.engines.openvino.compiled import pad_columns
 from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
@@ -89,9 +89,11 @@ def test_openvino_int8_runs_the_fake_quant_graph(monkeypatch: pytest.MonkeyPatch
     """With f32 around the int8 convs, OpenVINO's int8 output is the fake-quantised graph's
     PyTorch output to within a tenth of the quantisation error (dense blocks and tail)."""
     monkeypatch.setitem(openvino_engine.PRECISION_HINTS, "int8", "f32")
+    monkeypatch.setattr(openvino_engine, "INT8_KEEP_LAST", 3)  # of the tiny model's 6
+    monkeypatch.setattr(openvino_engine, "INT8_QUANTIZE_TAIL", True)
     net = tiny_rrdbnet(nf=16, nb=2, gc=8)
     x = torch.rand(1, 3, 24, 24)
-    graph = FakeQuantRRDBNet(net, calibration_for(net), default_int8_options().keep_last)
+    graph = FakeQuantRRDBNet(net, calibration_for(net), keep_last=3)
     with torch.no_grad():
         fp32, reference = net(x), graph(x)
     theirs = OpenVinoEngine(net, "int8", threads=1)(x)

@@ -10,12 +10,12 @@ convolutions, so the float graphs split each conv by its input parts (trunk 12-1
 both precisions, same arithmetic up to summation order) and the int8 graph splits its convs of
 the block input (its uint8 feature concatenations are cheap).
 
-The int8 graph quantises exactly where our oneDNN int8 engine does
+The int8 graph quantises as our oneDNN int8 engine does
 (:mod:`esrgan_plugin.engines.onednn.int8`: per-channel int8 weights; each dense block's input
-``x`` on its own uint8 scale and its features on one shared scale; the last RRDB, the head and
-the residual stream unquantised), on the same calibration, plus the tail's convolutions
-(up-sampling and ``conv_hr``, on their calibrated input ranges: measured 1-6% faster, 0.2-1.6 dB
-lower).
+``x`` on its own uint8 scale and its features on one shared scale; the head and the residual
+stream unquantised), on the same calibration, with the number of final dense blocks kept in
+float and whether the tail's convolutions (up-sampling and ``conv_hr``, on their calibrated
+input ranges) are quantised chosen by the engine (``INT8_KEEP_LAST``, ``INT8_QUANTIZE_TAIL``).
 
 The bf16 and int8 graphs also come in a column-masked form (:class:`ColumnMasked`): OpenVINO's
 AMX kernels slow down at many widths (RealESRGAN_x4plus's bf16 trunk at height 64 took 3.6x
