@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run examples test test-fast fuzz bench bench-gpu eval eval-tta lint default-models clean
+.PHONY: setup run examples test test-fast fuzz bench bench-gpu eval eval-tta eval-int8 lint default-models clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,11 @@ eval: setup
 # Self-ensemble gain and uncertainty-map ranking on Set14 (about 10 minutes on 2 CPU cores).
 eval-tta: setup
 	$(PY) bench/eval_tta.py
+
+# int8 quality: dB against fp32, Set14 against the HR, NIQE's noise, per-block sensitivity
+# (about 10 minutes on 2 CPU cores).
+eval-int8: setup
+	$(PY) bench/eval_int8.py
 
 # Retrain the two shipped models from scratch (stage 1, then stage 2 from it) and install them.
 WEIGHTS := esrgan_plugin/weights
