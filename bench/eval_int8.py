@@ -148,7 +148,7 @@ def sensitivity_table(net: RRDBNet, images: Path) -> None:
     if baboon.is_file():
         crops = {"baboon": read_image(baboon)[32:96, 32:96], **crops}
     inputs = {name: to_tensor(crop, 3) for name, crop in crops.items()}
-    calibration = calibration_for(net, None)
+    calibration = calibration_for(net, None, with_lr_crops=True)  # as the openvino engine
     quantised = FakeQuantRRDBNet(net, calibration, keep_last=0, quantize_tail=False)
     body, original = quantised.net.body, net.body
     names = ("rdb1", "rdb2", "rdb3")

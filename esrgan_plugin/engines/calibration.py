@@ -2,12 +2,14 @@
 
 Calibration runs the fp32 network over a few images and records each dense block's activation
 ranges (minimum and maximum: on RealESRGAN_x4plus the 99.99th percentile clipped values the
-output needs, 35.7 dB against 41.7 dB) and the input range of each of the tail's convolutions.
-Both int8 engines (oneDNN's, :mod:`esrgan_plugin.engines.onednn.int8`, and OpenVINO's) quantise
-on these ranges.
+output needs, 35.7 dB against 41.7 dB): its input, its features ``x1 .. x4`` together and each
+feature on its own; and the input range of each of the tail's convolutions. Both int8 engines
+(oneDNN's, :mod:`esrgan_plugin.engines.onednn.int8`, and OpenVINO's, which also uses each
+feature's own range) quantise on these ranges.
 
 The default set is four 64x64 crops of photos inside scikit-image (a dependency already), so
-``--precision int8`` works offline with nothing chosen. A user set is a folder or a list of
+``--precision int8`` works offline with nothing chosen; the OpenVINO engine adds six crops of
+photos and textures shrunk to a quarter (``LR_CROPS``). A user set is a folder or a list of
 image files; each contributes its central crop (at most ``CROP`` pixels a side). Results are
 cached (:mod:`esrgan_plugin.cache`) per model weights, calibration pixels and method version.
 """
@@ -34,9 +36,9 @@ from pipelines.api import read_image
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_VERSION = 3
+CALIBRATION_VERSION = 4
 """Bumped when the calibration method changes, so cached ranges are recomputed (3: the tail's
-input ranges too)."""
+input ranges too; 4: each feature's range too)."""
 
 CROP = 64
 """Side of each calibration crop (LR pixels): the int8 ranges settle with four of these."""
@@ -49,6 +51,16 @@ _DEFAULT_CROPS = (  # (scikit-image photo, top, left): none of them is the bench
     ("rocket", 200, 100),
     ("hubble_deep_field", 0, 0),
 )
+LR_CROPS = ("coffee", "rocket", "chelsea", "grass", "gravel", "brick")
+"""scikit-image photos and textures whose central crop, after shrinking the image to a quarter
+(MATLAB bicubic), joins the OpenVINO engine's default set: shrunk photos have the dense detail
+of the low-resolution images users upscale, which drives some dense blocks' features well past
+what full-size photo crops reach (2.3-3.4x in three blocks on Set14's baboon). Measured on
+RealESRGAN_x4plus with the stretched per-feature ranges (2026-12-03; dB against fp32 on the
+whole cat photo / 192x192 coffee and astronaut crops / Set14's baboon and comic LR images):
+40.61 / 47.99 / 48.86 / 32.73 / 38.85, against 40.44 / 44.97 / 48.89 / 31.17 / 37.10 with one
+features range on the photo crops alone (``docs/benchmarks.md``). No Set14 image is among
+them."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +81,12 @@ class ActivationRange:
 
 @dataclass(frozen=True)
 class BlockRanges:
-    """A dense block's two uint8 ranges: its input ``x`` and its features ``x1 .. x4``."""
+    """A dense block's uint8 ranges: its input ``x``, its features ``x1 .. x4`` together, and
+    (``parts``, empty in a calibration that did not record them) each feature on its own."""
 
     x: ActivationRange
     features: ActivationRange
+    parts: tuple[ActivationRange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,34 +99,45 @@ class Calibration:
     version: int = CALIBRATION_VERSION
 
     def to_json(self) -> str:
-        rows = [[r.x.low, r.x.high, r.features.low, r.features.high] for r in self.ranges]
+        rows = [
+            [r.x.low, r.x.high, r.features.low, r.features.high]
+            + [bound for part in r.parts for bound in (part.low, part.high)]
+            for r in self.ranges
+        ]
         tail = [[r.low, r.high] for r in self.tail]
         return json.dumps({"version": self.version, "ranges": rows, "tail": tail})
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         data = json.loads(text)
-        ranges = tuple(
-            BlockRanges(ActivationRange(float(a), float(b)), ActivationRange(float(c), float(d)))
-            for a, b, c, d in data["ranges"]
-        )
+        ranges = tuple(_block_ranges([float(v) for v in row]) for row in data["ranges"])
         tail = tuple(ActivationRange(float(a), float(b)) for a, b in data.get("tail", []))
         return cls(ranges, tail, int(data["version"]))
 
 
+def _block_ranges(row: list[float]) -> BlockRanges:
+    """A calibration row: the input's and the features' bounds, then each feature's."""
+    pairs = [ActivationRange(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return BlockRanges(pairs[0], pairs[1], tuple(pairs[2:]))
+
+
 class _RangeObserver:
-    """Minimum and maximum of each dense block's input and of its features (0 always inside)."""
+    """Minimum and maximum of each dense block's input, of its features together and of each
+    feature (0 always inside)."""
 
     def __init__(self, blocks: int) -> None:
-        self.bounds = [[0.0, 0.0, 0.0, 0.0] for _ in range(blocks)]
+        self.bounds: list[list[float]] = [[] for _ in range(blocks)]
 
     def __call__(self, index: int, features: Sequence[torch.Tensor]) -> None:
         bounds = self.bounds[index]
+        if not bounds:
+            bounds.extend([0.0] * 2 * (len(features) + 1))
         for i, f in enumerate(features):
-            low, high = torch.aminmax(f.detach())
-            at = 0 if i == 0 else 2
-            bounds[at] = min(bounds[at], float(low))
-            bounds[at + 1] = max(bounds[at + 1], float(high))
+            low, high = (float(v) for v in torch.aminmax(f.detach()))
+            places = [0] if i == 0 else [2, 2 * (i + 1)]  # x; or the features and its own
+            for at in places:
+                bounds[at] = min(bounds[at], low)
+                bounds[at + 1] = max(bounds[at + 1], high)
 
 
 def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
@@ -133,22 +158,33 @@ def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
     if count == 0:
         raise ValueError("calibration needs at least one image")
     return Calibration(
-        tuple(
-            BlockRanges(ActivationRange(a, b), ActivationRange(c, d))
-            for a, b, c, d in observer.bounds
-        ),
+        tuple(_block_ranges(bounds) for bounds in observer.bounds),
         tuple(ActivationRange(a, b) for a, b in tail),
     )
 
 
-def default_images() -> list[np.ndarray]:
-    """The built-in calibration set: four natural-photo crops (uint8 RGB)."""
+def default_images(with_lr_crops: bool = False) -> list[np.ndarray]:
+    """The built-in calibration set: four natural-photo crops (uint8 RGB), and with
+    ``with_lr_crops`` the central crops of ``LR_CROPS`` shrunk to a quarter."""
     from skimage import data
 
-    return [
+    photos = [
         getattr(data, name)()[top : top + CROP, left : left + CROP]
         for name, top, left in _DEFAULT_CROPS
     ]
+    if not with_lr_crops:
+        return photos
+    return photos + [_central_crop(_quarter(getattr(data, name)())) for name in LR_CROPS]
+
+
+def _quarter(image: np.ndarray) -> np.ndarray:
+    """A uint8 grey or RGB image shrunk to a quarter (MATLAB bicubic), as RGB."""
+    from pipelines.api import imresize
+
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    small = imresize(image[..., :3].astype(np.float64) / 255, 0.25)
+    return np.asarray(np.round(np.clip(small, 0, 1) * 255), dtype=np.uint8)
 
 
 def user_images(
@@ -194,10 +230,13 @@ def images_digest(images: Sequence[torch.Tensor]) -> str:
 
 
 def calibration_for(
-    net: RRDBNet, source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None
+    net: RRDBNet,
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    with_lr_crops: bool = False,
 ) -> Calibration:
-    """The int8 calibration of ``net`` on ``source`` (None = default set), from the cache if there."""
-    raw = default_images() if source is None else user_images(source)
+    """The int8 calibration of ``net`` on ``source`` (None = the default set, with the LR crops
+    when asked), from the cache if there."""
+    raw = default_images(with_lr_crops) if source is None else user_images(source)
     images = [to_tensor(image, net.config.in_channels) for image in raw]
     blocks = 3 * net.config.num_blocks
     key = CALIBRATIONS.key(weights_sha256(net), images_digest(images), f"v{CALIBRATION_VERSION}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -14,10 +15,13 @@ from esrgan_plugin.arch.compact import SRVGGNetCompact
 from esrgan_plugin.cli import main
 from esrgan_plugin.engines import calibration as calibration_module
 from esrgan_plugin.engines.calibration import (
+    CROP,
+    LR_CROPS,
     ActivationRange,
     Calibration,
     calibrate,
     calibration_for,
+    default_images,
     user_images,
 )
 from esrgan_plugin.engines.onednn.int8 import Int8Options, int8_available, quantize_rrdbnet
@@ -57,11 +61,30 @@ def test_calibration_ranges_cover_zero_and_round_trip() -> None:
     calibration = calibrate(net, [torch.rand(1, 3, 8, 8)])
     assert len(calibration.ranges) == 6
     for block in calibration.ranges:
-        for r in (block.x, block.features):
+        for r in (block.x, block.features, *block.parts):
             assert r.low <= 0 <= r.high and r.high > r.low
+        assert len(block.parts) == 4  # x1 .. x4, each on its own; together the shared range
+        assert min(p.low for p in block.parts) == block.features.low
+        assert max(p.high for p in block.parts) == block.features.high
     assert Calibration.from_json(calibration.to_json()) == calibration
     r = ActivationRange(-1.0, 3.0)
     assert r.zero_point == round(1.0 / r.scale) and math.isclose(r.scale, 4 / 255)
+
+
+def test_a_calibration_without_feature_ranges_reads_as_shared() -> None:
+    """A row of four bounds (a calibration of version 3's shape) has no per-feature ranges."""
+    row = {"version": 4, "ranges": [[-1.0, 1.0, -0.5, 2.0]], "tail": []}
+    (block,) = Calibration.from_json(json.dumps(row)).ranges
+    assert block.parts == () and block.features == ActivationRange(-0.5, 2.0)
+
+
+def test_the_openvino_default_set_adds_quarter_size_crops() -> None:
+    photos = default_images()
+    wider = default_images(with_lr_crops=True)
+    assert len(wider) == len(photos) + len(LR_CROPS)
+    assert all(np.array_equal(a, b) for a, b in zip(photos, wider, strict=False))
+    for crop in wider[len(photos) :]:
+        assert crop.shape == (CROP, CROP, 3) and crop.dtype == np.uint8 and crop.std() > 5
 
 
 def test_calibration_cached_per_model_and_set(

@@ -36,6 +36,7 @@ from esrgan_plugin.engines.openvino.compiled import (
     require_openvino,
 )
 from esrgan_plugin.engines.openvino.graphs import (
+    MAX_FEATURE_STRETCH,
     ColumnMasked,
     FakeQuantRRDBNet,
     Part,
@@ -141,11 +142,12 @@ class OpenVinoEngine:
         graph: Callable[[], nn.Module]  # built only to export: a cached graph needs no copy
         extra = ""
         if precision == "int8":
-            ranges = calibration_for(module, calibration)
+            ranges = calibration_for(module, calibration, with_lr_crops=True)
             keep_last = min(INT8_KEEP_LAST, 3 * module.config.num_blocks - 1)
             fq_tail = INT8_QUANTIZE_TAIL if quantize_tail is None else quantize_tail
             graph = functools.cache(lambda: FakeQuantRRDBNet(module, ranges, keep_last, fq_tail))
             extra = ranges.to_json() + f"keep_last={keep_last},tail={fq_tail}"
+            extra += f",stretch<={MAX_FEATURE_STRETCH}"  # the graph's weights depend on it
         else:
             graph = functools.cache(lambda: summed_rrdbnet(module))
         key = _weights_key(module, precision, extra, self.ov.__version__)

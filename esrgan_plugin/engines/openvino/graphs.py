@@ -13,9 +13,12 @@ the block input (its uint8 feature concatenations are cheap).
 The int8 graph quantises as our oneDNN int8 engine does
 (:mod:`esrgan_plugin.engines.onednn.int8`: per-channel int8 weights; each dense block's input
 ``x`` on its own uint8 scale and its features on one shared scale; the head and the residual
-stream unquantised), on the same calibration, with the number of final dense blocks kept in
-float and whether the tail's convolutions (up-sampling and ``conv_hr``, on their calibrated
-input ranges) are quantised chosen by the engine (``INT8_KEEP_LAST``, ``INT8_QUANTIZE_TAIL``).
+stream unquantised), except that each feature is first stretched towards the shared range by
+a factor folded into the convolutions (:func:`feature_stretch`), and on a calibration set with
+more detailed images (:mod:`esrgan_plugin.engines.calibration`); the number of final dense
+blocks kept in float and whether the tail's convolutions (up-sampling and ``conv_hr``, on their
+calibrated input ranges) are quantised are chosen by the engine (``INT8_KEEP_LAST``,
+``INT8_QUANTIZE_TAIL``).
 
 The bf16 and int8 graphs also come in a column-masked form (:class:`ColumnMasked`): OpenVINO's
 AMX kernels slow down at many widths (RealESRGAN_x4plus's bf16 trunk at height 64 took 3.6x
@@ -111,25 +114,29 @@ def summed_rrdbnet(net: RRDBNet) -> RRDBNet:
 
 
 class FakeQuantDenseBlock(nn.Module):
-    """A dense block computing exactly what :class:`esrgan_plugin.engines.onednn.int8.Int8DenseBlock` computes,
-    written with fake-quantisation ops (on activations and weights) that OpenVINO's
-    low-precision transformations turn into int8 convolutions. Each conv's part reading the
-    block input ``x`` is a conv of its own (the same per-channel weight scales as one conv of
-    all five, with no split of its output: 7-17% faster trunks, measured); the features go
-    through one concatenation per conv."""
+    """A dense block written with fake-quantisation ops (on activations and weights) that
+    OpenVINO's low-precision transformations turn into int8 convolutions. Each conv's part
+    reading the block input ``x`` is a conv of its own (the same per-channel weight scales as
+    one conv of all five, with no split of its output: 7-17% faster trunks, measured); the
+    features go through one concatenation per conv, on one uint8 range, each feature stretched
+    to fill it where the calibration recorded its own range (:func:`feature_stretch`). On a
+    calibration without per-feature ranges it computes exactly what
+    :class:`esrgan_plugin.engines.onednn.int8.Int8DenseBlock` computes."""
 
     def __init__(self, block: ResidualDenseBlock, ranges: BlockRanges) -> None:
         super().__init__()
         convs = [getattr(block, f"conv{i}") for i in range(1, 6)]
-        scales = [1.0, 1.0, 1.0, 1.0, RESIDUAL_SCALE]
-        nf = block.conv1.in_channels
-        self.x_range, self.f_range = ranges.x, ranges.features
+        stretch = feature_stretch(ranges)
+        scales = [*stretch, RESIDUAL_SCALE]  # each conv's output: feature j comes out stretched
+        nf, gc = block.conv1.in_channels, block.conv1.out_channels
+        self.x_range, self.f_range = ranges.x, stretched_range(ranges, stretch)
         self.from_x = nn.ModuleList(
             _FakeQuantConv(c.weight[:, :nf] * k, c.bias * k)
             for c, k in zip(convs, scales, strict=True)
         )
+        undo = torch.cat([torch.full((gc,), 1.0 / a) for a in stretch])  # per feature channel
         self.from_features = nn.ModuleList(
-            _FakeQuantConv(c.weight[:, nf:] * k, None)
+            _FakeQuantConv(c.weight[:, nf:] * undo[: c.in_channels - nf, None, None] * k, None)
             for c, k in zip(convs[1:], scales[1:], strict=True)
         )
 
@@ -150,6 +157,38 @@ class FakeQuantDenseBlock(nn.Module):
                 self._fq(_masked(F.leaky_relu(pre, NEGATIVE_SLOPE), mask), self.f_range)
             )
         return out
+
+
+MAX_FEATURE_STRETCH = 2.0
+"""The largest factor a feature is stretched by (:func:`feature_stretch`). Measured on
+RealESRGAN_x4plus with the engine's calibration set (2026-12-03): unbounded (up to 5.6x),
+OpenVINO ran the 180 convolutions reading two or more features in bf16 instead of int8 (1.41x
+the time); at 2, all 540 stay int8."""
+
+
+def feature_stretch(ranges: BlockRanges) -> list[float]:
+    """The factor each feature ``x1 .. x4`` is scaled by so that the features' one uint8 range
+    fits it nearly as closely as its own range would: the shared maximum over its own, at most
+    :data:`MAX_FEATURE_STRETCH` (1 where the calibration recorded no per-feature ranges). The
+    conv making a feature carries the factor (LeakyReLU commutes with a positive scale) and
+    each conv reading it the inverse: the same function, with one range for the concatenation,
+    which OpenVINO runs as one int8 convolution input (each feature on its own range in the
+    graph itself ran 1.36x slower: those convolutions fell back to bf16)."""
+    if not ranges.parts:
+        return [1.0] * 4
+    return [
+        min(MAX_FEATURE_STRETCH, ranges.features.high / part.high) if part.high > 0 else 1.0
+        for part in ranges.parts
+    ]
+
+
+def stretched_range(ranges: BlockRanges, stretch: list[float]) -> ActivationRange:
+    """The one uint8 range of the stretched features: the shared maximum, and the lowest
+    stretched minimum."""
+    if not ranges.parts:
+        return ranges.features
+    low = min(a * p.low for a, p in zip(stretch, ranges.parts, strict=True))
+    return ActivationRange(min(low, 0.0), ranges.features.high)
 
 
 class _FakeQuantConv(nn.Module):
