@@ -41,7 +41,7 @@ from esrgan_plugin.engines.calibration import calibration_for  # noqa: E402
 from esrgan_plugin.engines.openvino.engine import INT8_KEEP_LAST, OpenVinoEngine  # noqa: E402
 from esrgan_plugin.engines.openvino.graphs import FakeQuantRRDBNet  # noqa: E402
 from esrgan_plugin.models.loading import load_model  # noqa: E402
-from esrgan_plugin.pixels import to_tensor  # noqa: E402
+from esrgan_plugin.pixels import from_float, to_tensor  # noqa: E402
 from pipelines.api import read_image  # noqa: E402
 from training.evaluation.niqe import niqe  # noqa: E402
 from training.metrics import psnr  # noqa: E402
@@ -52,8 +52,8 @@ CROP_BORDER = 4
 
 def to_uint8(out: torch.Tensor) -> np.ndarray:
     """NCHW float output -> (H, W, C) uint8, as the command writes it."""
-    pixels = out[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    return np.asarray(np.round(pixels * 255), dtype=np.uint8)
+    pixels = np.ascontiguousarray(out[0].clamp(0, 1).permute(1, 2, 0).numpy())
+    return from_float(pixels, np.dtype(np.uint8))
 
 
 def test_images(images: Path) -> dict[str, np.ndarray]:

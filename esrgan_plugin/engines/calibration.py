@@ -178,13 +178,13 @@ def default_images(with_lr_crops: bool = False) -> list[np.ndarray]:
 
 
 def _quarter(image: np.ndarray) -> np.ndarray:
-    """A uint8 grey or RGB image shrunk to a quarter (MATLAB bicubic), as RGB."""
+    """A uint8 grey or RGB image shrunk to a quarter (MATLAB bicubic, rounded back to uint8),
+    as RGB."""
     from pipelines.api import imresize
 
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
-    small = imresize(image[..., :3].astype(np.float64) / 255, 0.25)
-    return np.asarray(np.round(np.clip(small, 0, 1) * 255), dtype=np.uint8)
+    return imresize(image[..., :3], 0.25)
 
 
 def user_images(
