@@ -124,8 +124,8 @@ def _shared_features(calibration: Calibration) -> Calibration:
 def test_stretched_features_fit_one_range_and_keep_the_function() -> None:
     """Each feature, scaled by its stretch, lies inside the one range; the stretch (at most
     MAX_FEATURE_STRETCH) is folded into the convs, so the block's function is unchanged: with
-    ranges so wide that quantisation rounds nothing away, the block with and without per-feature
-    ranges gives the same output; with the calibrated ranges, a different one."""
+    its rounding switched off (activations and weights) the stretched block gives the original
+    block's output; with it on, another rounding than the unstretched block's."""
     net = tiny_rrdbnet(nf=16, nb=1, gc=8)
     ranges = calibration_for(net, with_lr_crops=True).ranges[0]
     stretch = feature_stretch(ranges)
