@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev]"
+	$(PY) -m compileall -q esrgan_plugin pipelines training >/dev/null  # as pip does for a wheel
 	touch $(STAMP)
 
 run: setup

@@ -1,3 +1,3 @@
-from esrgan_plugin.cli import main
+from esrgan_plugin.cli import run
 
-raise SystemExit(main())
+run()

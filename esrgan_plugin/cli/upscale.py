@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 
+from esrgan_plugin.cli import session
 from esrgan_plugin.cli.fast_start import fast_upscaler, remember
 from esrgan_plugin.cli.jobs import Job, plan_jobs
 from esrgan_plugin.cli.uncertainty import add_uncertainty_arguments, plan_maps
@@ -121,6 +122,7 @@ def _upscale(
     fast = fast_upscaler(params) if images_only else None
     if fast is not None:  # cached OpenVINO graphs, run without importing torch
         upscaler, step = fast
+        session.leave_to_exit(upscaler)  # freeing its compiled graphs took 0.2 s
     else:
         upscaler, step = _usual_upscaler(params, remember_it=images_only)
     command: list[str] = args.command_line

@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import random_image, save_tiny, tiny_rrdbnet, to_layout
 
-from esrgan_plugin.cli import main
+from esrgan_plugin.cli import build_parser, main, named_command
 from esrgan_plugin.models.loading import load_model
 from pipelines.io.images import read_image, write_image
 
@@ -367,3 +367,38 @@ def test_batch_messages_never_share_a_line_with_the_progress_bars(
     assert any("a warning during the batch" in s for s in messages)
     assert any("b_broken.png" in s for s in messages)
     assert all(s.startswith("esrgan:") for s in messages), messages
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["upscale", "in.png"], "upscale"),
+        (["--debug", "--models-dir", "upscale", "info", "x"], "info"),  # a folder named upscale
+        (["--models-dir=m", "train", "c.yaml"], "train"),
+        (["--help"], None),
+        (["--models", "m", "upscale"], None),  # an abbreviation: the whole parser decides
+        ([], None),
+    ],
+)
+def test_the_named_command_is_the_first_word_after_the_global_options(
+    argv: list[str], command: str | None
+) -> None:
+    assert named_command(argv) == command
+
+
+def test_a_built_in_command_is_parsed_without_the_entry_points_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Registering the entry points' commands imports their packages; `upscale` needs none."""
+    import esrgan_plugin.cli as cli
+
+    assert build_parser().parse_args(["train", "c.yaml"]).command == "train"
+    monkeypatch.setattr(cli, "entry_points", _no_entry_points)
+    argv = ["upscale", "in.png", "-o", "out.png"]
+    assert build_parser(named_command(argv)).parse_args(argv).command == "upscale"
+    with pytest.raises(AssertionError, match="entry points"):
+        build_parser(named_command(["train", "c.yaml"]))
+
+
+def _no_entry_points(**selection: object) -> list[object]:
+    raise AssertionError("entry points read")

@@ -127,13 +127,24 @@ def test_a_model_on_another_engine_is_not_recorded(cache: Path, tmp_path: Path) 
 
 
 _RUN_CLI = """
-import runpy, sys
+import os, runpy, sys
 sys.argv = ["esrgan", *sys.argv[1:]]
+quick_exit = os._exit
+
+def report(how):
+    print("TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH", how, file=sys.stderr)
+
+def report_then_exit(code):
+    report("QUICK-EXIT")
+    sys.stderr.flush()
+    quick_exit(code)
+
+os._exit = report_then_exit
 try:
     runpy.run_module("esrgan_plugin", run_name="__main__")
 except SystemExit as exc:
     code = exc.code
-print("TORCH-LOADED" if "torch" in sys.modules else "NO-TORCH", file=sys.stderr)
+report("SYSTEM-EXIT")
 sys.exit(code)
 """
 
@@ -142,8 +153,8 @@ sys.exit(code)
 def test_the_command_runs_a_recorded_model_without_importing_torch(
     cache: Path, tmp_path: Path
 ) -> None:
-    """Two runs of one command: the first (usual path) records, the second loads no torch and
-    writes the same pixels and provenance."""
+    """Two runs of one command: the first (usual path) records, the second loads no torch,
+    writes the same pixels and provenance and ends the process without freeing its graphs."""
     model = save_tiny(tmp_path / "tiny.safetensors")
     source = tmp_path / "in.png"
     write_image(source, random_image(45, 38))
@@ -159,7 +170,7 @@ def test_the_command_runs_a_recorded_model_without_importing_torch(
         assert run.returncode == 0, run.stderr
         loaded.append(run.stderr.strip().splitlines()[-1])
         outputs.append(target)
-    assert loaded == ["TORCH-LOADED", "NO-TORCH"]
+    assert loaded == ["TORCH-LOADED SYSTEM-EXIT", "NO-TORCH QUICK-EXIT"]
     first, second = (read_image(p) for p in outputs)
     assert np.array_equal(first, second)
     records = [read_provenance(p) for p in outputs]
