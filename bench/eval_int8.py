@@ -4,8 +4,9 @@ sensitivity (``make eval-int8``).
 Three tables, each deterministic (no timing), for RealESRGAN_x4plus by default:
 
 1. ``quality``: the openvino engine's bf16 and int8 outputs against the fp32 module's (8-bit
-   outputs, PSNR over RGB) on photos (the whole 451x300 cat, 192x192 crops of coffee and the
-   astronaut) and on Set14's bicubic LR images in ``../shared/data/images``; and each precision
+   outputs, PSNR over RGB) on photos (the whole 451x300 cat, 192x192 crops of coffee, the
+   astronaut, immunohistochemistry and the motorcycle: the last three held out of the default
+   calibration set, which has crops of the cat and coffee) and on Set14's bicubic LR images in ``../shared/data/images``; and each precision
    against Set14's HR images (PSNR-Y and NIQE with a 4-pixel border removed, as
    ``esrgan eval --crop-border 4`` measures).
 2. ``niqe-noise``: how far NIQE moves when the fp32 output gets Gaussian noise of a fraction
@@ -57,12 +58,16 @@ def to_uint8(out: torch.Tensor) -> np.ndarray:
 
 
 def test_images(images: Path) -> dict[str, np.ndarray]:
+    """The cat and coffee photos lend crops to the default calibration set; the astronaut,
+    immunohistochemistry and motorcycle crops and Set14's images are held out."""
     from skimage import data
 
     found = {
         "cat (whole)": data.chelsea(),
         "coffee 192": data.coffee()[100:292, 200:392],
         "astronaut 192": data.astronaut()[:192, :192],
+        "ihc 192": data.immunohistochemistry()[200:392, 200:392],
+        "motorcycle 192": data.stereo_motorcycle()[0][200:392, 300:492],
     }
     for name in SET14:
         path = images / f"set14_{name}_lr_x4.png"

@@ -45,3 +45,14 @@ def test_the_sensitivity_table_quantises_one_block_at_a_time(
     assert "the last 9 in float" in out
     after = net.state_dict()
     assert all(before[k].equal(after[k]) for k in before)
+
+
+def test_the_quality_table_has_crops_held_out_of_the_calibration_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The astronaut, immunohistochemistry and motorcycle crops (none of them calibrates int8)
+    come from scikit-image's wheel, 192x192 RGB each; no Set14 images in an empty folder."""
+    found = _module(monkeypatch).test_images(tmp_path)
+    held_out = ("astronaut 192", "ihc 192", "motorcycle 192")
+    assert all(found[name].shape == (192, 192, 3) for name in held_out)
+    assert not any("Set14" in name for name in found)
