@@ -2,10 +2,11 @@
 
 Calibration runs the fp32 network over a few images and records each dense block's activation
 ranges (minimum and maximum: on RealESRGAN_x4plus the 99.99th percentile clipped values the
-output needs, 35.7 dB against 41.7 dB): its input, its features ``x1 .. x4`` together and each
-feature on its own; and the input range of each of the tail's convolutions. Both int8 engines
-(oneDNN's, :mod:`esrgan_plugin.engines.onednn.int8`, and OpenVINO's, which also uses each
-feature's own range) quantise on these ranges.
+output needs, 35.7 dB against 41.7 dB): its input, its features ``x1 .. x4`` together, each
+feature on its own and each channel of its input on its own; and the input range of each of
+the tail's convolutions. Both int8 engines (oneDNN's, :mod:`esrgan_plugin.engines.onednn.int8`,
+and OpenVINO's, which also uses each feature's and each input channel's own range) quantise on
+these ranges.
 
 The default set is four 64x64 crops of photos inside scikit-image (a dependency already), so
 ``--precision int8`` works offline with nothing chosen; the OpenVINO engine adds six crops of
@@ -36,9 +37,9 @@ from pipelines.api import read_image
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_VERSION = 4
+CALIBRATION_VERSION = 5
 """Bumped when the calibration method changes, so cached ranges are recomputed (3: the tail's
-input ranges too; 4: each feature's range too)."""
+input ranges too; 4: each feature's range too; 5: each channel's range of the block input)."""
 
 CROP = 64
 """Side of each calibration crop (LR pixels): the int8 ranges settle with four of these."""
@@ -82,11 +83,13 @@ class ActivationRange:
 @dataclass(frozen=True)
 class BlockRanges:
     """A dense block's uint8 ranges: its input ``x``, its features ``x1 .. x4`` together, and
-    (``parts``, empty in a calibration that did not record them) each feature on its own."""
+    (empty in a calibration that did not record them) each feature on its own (``parts``) and
+    each channel of ``x`` on its own (``channels``)."""
 
     x: ActivationRange
     features: ActivationRange
     parts: tuple[ActivationRange, ...] = ()
+    channels: tuple[ActivationRange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,10 @@ class Calibration:
 
     def to_json(self) -> str:
         rows = [
-            [r.x.low, r.x.high, r.features.low, r.features.high]
-            + [bound for part in r.parts for bound in (part.low, part.high)]
+            {
+                "bounds": _flat([r.x, r.features, *r.parts]),
+                "channels": _flat(r.channels),
+            }
             for r in self.ranges
         ]
         tail = [[r.low, r.high] for r in self.tail]
@@ -110,23 +115,42 @@ class Calibration:
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         data = json.loads(text)
-        ranges = tuple(_block_ranges([float(v) for v in row]) for row in data["ranges"])
+        ranges = tuple(_block_ranges(row) for row in data["ranges"])
         tail = tuple(ActivationRange(float(a), float(b)) for a, b in data.get("tail", []))
         return cls(ranges, tail, int(data["version"]))
 
 
-def _block_ranges(row: list[float]) -> BlockRanges:
-    """A calibration row: the input's and the features' bounds, then each feature's."""
-    pairs = [ActivationRange(row[i], row[i + 1]) for i in range(0, len(row), 2)]
-    return BlockRanges(pairs[0], pairs[1], tuple(pairs[2:]))
+def _flat(ranges: Sequence[ActivationRange]) -> list[float]:
+    return [bound for r in ranges for bound in (r.low, r.high)]
+
+
+def _pairs(values: Sequence[float]) -> list[ActivationRange]:
+    return [
+        ActivationRange(float(values[i]), float(values[i + 1])) for i in range(0, len(values), 2)
+    ]
+
+
+def _block_ranges(row: list[float] | dict[str, list[float]]) -> BlockRanges:
+    """A calibration row: the input's and the features' bounds, then each feature's (a list,
+    as versions 3 and 4 wrote it), with each input channel's (a mapping, from version 5)."""
+    if isinstance(row, list):
+        row = {"bounds": row}
+    bounds = _pairs(row["bounds"])
+    return BlockRanges(
+        bounds[0],
+        bounds[1],
+        tuple(bounds[2:]),
+        tuple(_pairs(row.get("channels", []))),
+    )
 
 
 class _RangeObserver:
-    """Minimum and maximum of each dense block's input, of its features together and of each
-    feature (0 always inside)."""
+    """Minimum and maximum of each dense block's input, of its features together, of each
+    feature and of each input channel (0 always inside)."""
 
     def __init__(self, blocks: int) -> None:
         self.bounds: list[list[float]] = [[] for _ in range(blocks)]
+        self.channels: list[torch.Tensor | None] = [None] * blocks
 
     def __call__(self, index: int, features: Sequence[torch.Tensor]) -> None:
         bounds = self.bounds[index]
@@ -138,6 +162,25 @@ class _RangeObserver:
             for at in places:
                 bounds[at] = min(bounds[at], low)
                 bounds[at + 1] = max(bounds[at + 1], high)
+        self.channels[index] = _channel_bounds(features[0], self.channels[index])
+
+    def rows(self) -> list[dict[str, list[float]]]:
+        """Each block's calibration row (:func:`_block_ranges`)."""
+        return [
+            {"bounds": bounds, "channels": [] if channels is None else channels.flatten().tolist()}
+            for bounds, channels in zip(self.bounds, self.channels, strict=True)
+        ]
+
+
+def _channel_bounds(x: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    """Each channel's (low, high) of NCHW ``x`` (0 inside), merged with ``known``."""
+    x = x.detach()
+    seen = torch.stack([x.amin((0, 2, 3)).clamp(max=0), x.amax((0, 2, 3)).clamp(min=0)], 1)
+    if known is None:
+        return seen
+    return torch.stack(
+        [torch.minimum(known[:, 0], seen[:, 0]), torch.maximum(known[:, 1], seen[:, 1])], 1
+    )
 
 
 def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
@@ -158,7 +201,7 @@ def calibrate(net: RRDBNet, images: Iterable[torch.Tensor]) -> Calibration:
     if count == 0:
         raise ValueError("calibration needs at least one image")
     return Calibration(
-        tuple(_block_ranges(bounds) for bounds in observer.bounds),
+        tuple(_block_ranges(row) for row in observer.rows()),
         tuple(ActivationRange(a, b) for a, b in tail),
     )
 

@@ -66,6 +66,10 @@ def test_calibration_ranges_cover_zero_and_round_trip() -> None:
         assert len(block.parts) == 4  # x1 .. x4, each on its own; together the shared range
         assert min(p.low for p in block.parts) == block.features.low
         assert max(p.high for p in block.parts) == block.features.high
+        assert len(block.channels) == net.config.num_features  # each channel of x on its own
+        assert all(c.low <= 0 <= c.high for c in block.channels)
+        assert math.isclose(min(c.low for c in block.channels), block.x.low, rel_tol=1e-6)
+        assert math.isclose(max(c.high for c in block.channels), block.x.high, rel_tol=1e-6)
     assert Calibration.from_json(calibration.to_json()) == calibration
     r = ActivationRange(-1.0, 3.0)
     assert r.zero_point == round(1.0 / r.scale) and math.isclose(r.scale, 4 / 255)
@@ -76,6 +80,7 @@ def test_a_calibration_without_feature_ranges_reads_as_shared() -> None:
     row = {"version": 4, "ranges": [[-1.0, 1.0, -0.5, 2.0]], "tail": []}
     (block,) = Calibration.from_json(json.dumps(row)).ranges
     assert block.parts == () and block.features == ActivationRange(-0.5, 2.0)
+    assert block.channels == ()
 
 
 def test_the_openvino_default_set_adds_quarter_size_crops() -> None:

@@ -19,17 +19,21 @@ from test_compact import tiny_compact
 
 from esrgan_plugin.cache import cache_dir
 from esrgan_plugin.cli import main
-from esrgan_plugin.engines.calibration import Calibration, calibration_for
+from esrgan_plugin.engines.calibration import BlockRanges, Calibration, calibration_for
 from esrgan_plugin.engines.onednn.int8 import Int8DenseBlock, int8_available
 from esrgan_plugin.engines.openvino import engine as openvino_engine
 from esrgan_plugin.engines.openvino.compiled import pad_columns
 from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
 from esrgan_plugin.engines.openvino.graphs import (
     MAX_FEATURE_STRETCH,
+    MAX_INPUT_GAIN,
     ColumnMasked,
     FakeQuantDenseBlock,
     FakeQuantRRDBNet,
+    channel_stretch,
     feature_stretch,
+    gained_range,
+    input_gain,
     stretched_range,
     summed_rrdbnet,
 )
@@ -84,7 +88,7 @@ def test_fake_quant_dense_block_computes_what_our_int8_block_computes() -> None:
     x = net.conv_first(torch.rand(1, 3, 20, 20)).detach()
     with torch.no_grad():
         exact = block(x)
-        shared = dataclasses.replace(calibration.ranges[0], parts=())  # no stretch: oneDNN's
+        shared = _shared(calibration.ranges[0])  # oneDNN's
         graph = FakeQuantDenseBlock(block, shared)(x)
     ours = Int8DenseBlock(block, calibration.ranges[0])(x)
     quantisation_error = (ours - exact).abs().max().item()
@@ -116,28 +120,43 @@ def test_openvino_int8_runs_the_fake_quant_graph(monkeypatch: pytest.MonkeyPatch
 
 
 def _shared_features(calibration: Calibration) -> Calibration:
-    """``calibration`` without per-feature ranges: the features on one shared range."""
-    ranges = tuple(dataclasses.replace(r, parts=()) for r in calibration.ranges)
+    """``calibration`` without per-feature or per-channel ranges: the features on one shared
+    range, the input unscaled."""
+    ranges = tuple(_shared(r) for r in calibration.ranges)
     return dataclasses.replace(calibration, ranges=ranges)
 
 
+def _shared(ranges: BlockRanges) -> BlockRanges:
+    """A block's ranges without per-feature or per-channel ones (oneDNN's int8 block)."""
+    return dataclasses.replace(ranges, parts=(), channels=())
+
+
 def test_stretched_features_fit_one_range_and_keep_the_function() -> None:
-    """Each feature, scaled by its stretch, lies inside the one range; the stretch (at most
-    MAX_FEATURE_STRETCH) is folded into the convs, so the block's function is unchanged: with
+    """Each feature, scaled by its stretch, lies inside the one range, and each input channel,
+    scaled by its gain, inside the input's range; stretch and gain (at most MAX_FEATURE_STRETCH,
+    MAX_INPUT_GAIN) are folded into the convs, so the block's function is unchanged: with
     its rounding switched off (activations and weights) the stretched block gives the original
     block's output; with it on, another rounding than the unstretched block's."""
     net = tiny_rrdbnet(nf=16, nb=1, gc=8)
     ranges = calibration_for(net, with_lr_crops=True).ranges[0]
-    stretch = feature_stretch(ranges)
+    stretch = channel_stretch(ranges, 8)
     one = stretched_range(ranges, stretch)
     assert feature_stretch(dataclasses.replace(ranges, parts=())) == [1.0] * 4
-    assert max(stretch) > 1.0 and all(1.0 <= a <= MAX_FEATURE_STRETCH for a in stretch)
-    for a, part in zip(stretch, ranges.parts, strict=True):
+    expected = torch.tensor([a for a in feature_stretch(ranges) for _ in range(8)])
+    assert torch.equal(stretch, expected)  # each feature's factor on its channels
+    assert stretch.max() > 1.0 and stretch.min() >= 1.0 and stretch.max() <= MAX_FEATURE_STRETCH
+    for a, part in zip(feature_stretch(ranges), ranges.parts, strict=True):
         assert one.low <= a * part.low and a * part.high <= one.high * (1 + 1e-6)
+    gain = input_gain(ranges, 16)
+    assert input_gain(dataclasses.replace(ranges, channels=()), 16).eq(1).all()
+    assert gain.max() > 1.0 and gain.min() >= 1.0 and gain.max() <= MAX_INPUT_GAIN
+    scaled = gained_range(ranges, gain)
+    for g, channel in zip(gain.tolist(), ranges.channels, strict=True):
+        assert scaled.low <= g * channel.low and g * channel.high <= scaled.high * (1 + 1e-6)
     block = net.body[0].rdb1
     x = net.conv_first(torch.rand(1, 3, 20, 20)).detach()
     with torch.no_grad():
-        shared = FakeQuantDenseBlock(block, dataclasses.replace(ranges, parts=()))(x)
+        shared = FakeQuantDenseBlock(block, _shared(ranges))(x)
         stretched = FakeQuantDenseBlock(block, ranges)(x)
     assert (stretched - shared).abs().max().item() > 1e-5  # other rounding
     graph = FakeQuantDenseBlock(block, ranges)

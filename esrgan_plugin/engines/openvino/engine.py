@@ -37,6 +37,7 @@ from esrgan_plugin.engines.openvino.compiled import (
 )
 from esrgan_plugin.engines.openvino.graphs import (
     MAX_FEATURE_STRETCH,
+    MAX_INPUT_GAIN,
     ColumnMasked,
     FakeQuantRRDBNet,
     Part,
@@ -147,7 +148,7 @@ class OpenVinoEngine:
             fq_tail = INT8_QUANTIZE_TAIL if quantize_tail is None else quantize_tail
             graph = functools.cache(lambda: FakeQuantRRDBNet(module, ranges, keep_last, fq_tail))
             extra = ranges.to_json() + f"keep_last={keep_last},tail={fq_tail}"
-            extra += f",stretch<={MAX_FEATURE_STRETCH}"  # the graph's weights depend on it
+            extra += f",stretch<={MAX_FEATURE_STRETCH},gain<={MAX_INPUT_GAIN}"  # in the weights
         else:
             graph = functools.cache(lambda: summed_rrdbnet(module))
         key = _weights_key(module, precision, extra, self.ov.__version__)
