@@ -9,6 +9,9 @@ counted by ``torch.utils.flop_counter``), and PSNR against our fp32 output. A la
 ``esrgan upscale`` on a whole photo against the network's own compute time on it.
 
     python bench/bench_speed.py [--sizes 192 512] [--repeats 3] [--model realesrgan-x4plus]
+        [--cli-precisions fp32 bf16] [--runs ENGINE:PRECISION ...] [--no-cli]
+
+``--sizes`` with no sizes gives the command's table alone.
 """
 
 from __future__ import annotations
