@@ -6,8 +6,8 @@ Three tables, each deterministic (no timing), for RealESRGAN_x4plus by default:
 1. ``quality``: the openvino engine's bf16 and int8 outputs against the fp32 module's (8-bit
    outputs, PSNR over RGB) on photos (the whole 451x300 cat, 192x192 crops of coffee, the
    astronaut, immunohistochemistry and the motorcycle: the last three held out of the default
-   calibration set, which has crops of the cat and coffee) and on Set14's bicubic LR images in ``../shared/data/images``; and each precision
-   against Set14's HR images (PSNR-Y and NIQE with a 4-pixel border removed, as
+   calibration set, which has crops of the cat and coffee) and on Set14's bicubic LR images in
+   ``../shared/data/images``; and each precision against Set14's HR images (PSNR-Y and NIQE with a 4-pixel border removed, as
    ``esrgan eval --crop-border 4`` measures).
 2. ``niqe-noise``: how far NIQE moves when the fp32 output gets Gaussian noise of a fraction
    of one 8-bit level (rounded back to 8 bits): the resolution at which two outputs' NIQE can

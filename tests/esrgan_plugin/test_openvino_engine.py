@@ -140,7 +140,7 @@ def test_stretched_features_fit_one_range_and_keep_the_function() -> None:
     net = tiny_rrdbnet(nf=16, nb=1, gc=8)
     ranges = calibration_for(net, with_lr_crops=True).ranges[0]
     stretch = channel_stretch(ranges, 8)
-    one = stretched_range(ranges, stretch)
+    one = stretched_range(ranges, feature_stretch(ranges))
     assert feature_stretch(dataclasses.replace(ranges, parts=())) == [1.0] * 4
     expected = torch.tensor([a for a in feature_stretch(ranges) for _ in range(8)])
     assert torch.equal(stretch, expected)  # each feature's factor on its channels

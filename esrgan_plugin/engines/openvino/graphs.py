@@ -128,8 +128,9 @@ class FakeQuantDenseBlock(nn.Module):
         super().__init__()
         convs = [getattr(block, f"conv{i}") for i in range(1, 6)]
         nf, gc = block.conv1.in_channels, block.conv1.out_channels
-        stretch = channel_stretch(ranges, gc)  # each feature channel comes out stretched
-        scales = [*stretch.view(4, gc), torch.full((nf,), RESIDUAL_SCALE)]  # per output channel
+        stretch = feature_stretch(ranges)
+        per_channel = channel_stretch(ranges, gc)  # each feature channel comes out stretched
+        scales = [*per_channel.view(4, gc), torch.full((nf,), RESIDUAL_SCALE)]  # per out channel
         gain = input_gain(ranges, nf)
         self.register_buffer("x_gain", gain.view(1, nf, 1, 1))
         self.x_range, self.f_range = gained_range(ranges, gain), stretched_range(ranges, stretch)
@@ -140,7 +141,7 @@ class FakeQuantDenseBlock(nn.Module):
             )
             for c, k in zip(convs, scales, strict=True)
         )
-        undo = 1.0 / stretch  # each feature channel, in the concatenation's order
+        undo = 1.0 / per_channel  # in the concatenation's order
         self.from_features = nn.ModuleList(
             _FakeQuantConv(
                 c.weight[:, nf:]
@@ -172,8 +173,9 @@ class FakeQuantDenseBlock(nn.Module):
 
 MAX_FEATURE_STRETCH = 2.0
 """The largest factor a feature is stretched by (:func:`feature_stretch`). Measured on
-RealESRGAN_x4plus with the engine's calibration set (2026-12-03): unbounded (up to 5.6x), OpenVINO ran the 180 convolutions reading two or more features in bf16
-instead of int8 (1.41x the time); at 2, all 540 stay int8."""
+RealESRGAN_x4plus with the engine's calibration set (2026-12-03): unbounded (up to 5.6x),
+OpenVINO ran the 180 convolutions reading two or more features in bf16 instead of int8 (1.41x
+the time); at 2, all 540 stay int8."""
 
 
 def feature_stretch(ranges: BlockRanges) -> list[float]:
@@ -224,20 +226,18 @@ def gained_range(ranges: BlockRanges, gain: torch.Tensor) -> ActivationRange:
 
 def channel_stretch(ranges: BlockRanges, growth: int) -> torch.Tensor:
     """:func:`feature_stretch` for each feature channel (``4 * growth``, in the concatenation's
-    order). One factor per channel, from each channel's own range, was measured (RealESRGAN_x4plus,
-    2026-12-03): it lifted one cat crop 0.6 dB but cost Set14's LR images 0.9-1.3 dB, whose
-    features overrun the calibrated channels' ranges."""
+    order). One factor per channel, from each channel's own range, was measured
+    (RealESRGAN_x4plus, 2026-12-03): it lifted one cat crop 0.6 dB but cost Set14's LR images
+    0.9-1.3 dB, whose features overrun the calibrated channels' ranges."""
     return torch.tensor(feature_stretch(ranges)).repeat_interleave(growth)
 
 
-def stretched_range(ranges: BlockRanges, stretch: torch.Tensor) -> ActivationRange:
+def stretched_range(ranges: BlockRanges, stretch: list[float]) -> ActivationRange:
     """The one uint8 range of the stretched features: the shared maximum, and the lowest
     stretched minimum."""
     if not ranges.parts:
         return ranges.features
-    growth = len(stretch) // len(ranges.parts)
-    channels = [part for part in ranges.parts for _ in range(growth)]
-    low = min(float(a) * r.low for a, r in zip(stretch, channels, strict=True))
+    low = min(a * p.low for a, p in zip(stretch, ranges.parts, strict=True))
     return ActivationRange(min(low, 0.0), ranges.features.high)
 
 
