@@ -128,6 +128,17 @@ def cpu_has_native_bf16() -> bool:
     return info["avx512_bf16"] or info["amx"]
 
 
+def bf16_without_hardware_note(engine: str, what_it_does: str) -> str | None:
+    """The warning for bf16 on a CPU without bf16 arithmetic (None where it has it): asked for
+    explicitly, bf16 then brings bf16's rounding without its speed (``auto`` never picks it)."""
+    if cpu_has_native_bf16():
+        return None
+    return (
+        "precision bf16: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX); engine "
+        f"{engine} {what_it_does}; fp32 is as fast here"
+    )
+
+
 def free_memory_bytes(device: DeviceLike) -> int:
     """Memory available for activations on ``device`` (GPU free memory, or MemAvailable)."""
     if device.type == "cuda":

@@ -11,6 +11,7 @@ Which engine runs the network is chosen once, from the engine table
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,12 @@ from torch import nn
 
 from esrgan_plugin.arch.padding import padded_network
 from esrgan_plugin.arch.registry import architecture_of
-from esrgan_plugin.device import is_out_of_memory, resolve_device, resolve_precision
+from esrgan_plugin.device import (
+    bf16_without_hardware_note,
+    is_out_of_memory,
+    resolve_device,
+    resolve_precision,
+)
 from esrgan_plugin.engines.base import EngineRequest
 from esrgan_plugin.engines.precision import PrecisionChoice, choose_precision
 from esrgan_plugin.engines.registry import choose_engine
@@ -30,6 +36,8 @@ from esrgan_plugin.runtime import reuse_freed_memory
 from esrgan_plugin.tiled_upscaler import TiledUpscaler, note_tiles_discouraged
 from esrgan_plugin.tiles.grid import Progress
 from esrgan_plugin.tiles.halo import model_halo
+
+log = logging.getLogger(__name__)
 
 __all__ = ["UpscaleOptions", "Upscaler", "note_tiles_discouraged", "upscale"]
 
@@ -74,6 +82,10 @@ class Upscaler(TiledUpscaler):
         self.engine = choose_engine(
             options.engine, self.arch, self.device, self.precision, parameters
         )
+        if self.precision == "bf16" and self.device.type == "cpu":
+            note = bf16_without_hardware_note(self.engine.name, self.engine.bf16_without_hardware)
+            if note is not None:
+                log.warning(note)
         self.module = _frozen_copy(model, module, self.engine.name)
         request = EngineRequest(
             self.module,

@@ -31,7 +31,7 @@ import numpy as np
 from esrgan_plugin.arch.needs import ModelNeeds
 from esrgan_plugin.arch.padding import padded_network
 from esrgan_plugin.cache import GRAPHS, Kind, entry_path, store
-from esrgan_plugin.device import DeviceType, cpu_info
+from esrgan_plugin.device import DeviceType, bf16_without_hardware_note, cpu_info
 from esrgan_plugin.models.files import file_sha256, model_files
 from esrgan_plugin.models.names import resolve_model_path
 from esrgan_plugin.options import UpscaleOptions, UpscaleParams
@@ -224,6 +224,12 @@ class FastUpscaler(TiledUpscaler):
         self.needs = ModelNeeds(**record.needs)
         self.device = CPU
         self.precision = record.precision
+        if record.precision == "bf16":  # as the usual path warns
+            from esrgan_plugin.engines.registry import OPENVINO_BF16_WITHOUT_HARDWARE
+
+            note = bf16_without_hardware_note("openvino", OPENVINO_BF16_WITHOUT_HARDWARE)
+            if note is not None:
+                log.warning(note)
         self.architecture_name = record.architecture
         self.batch_size = record.batch_size
         self.record = record

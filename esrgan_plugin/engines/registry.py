@@ -33,13 +33,20 @@ def _onednn_missing(precision: str) -> str | None:
 
 def _openvino_missing(_precision: str) -> str | None:
     if importlib.util.find_spec("openvino") is None:
-        return "the openvino package is not installed (pip install 'esrgan-pipelines[openvino]')"
+        return (
+            "needs the openvino package, which is not installed "
+            "(pip install 'esrgan-pipelines[openvino]')"
+        )
     return None
 
 
 AUTO_OPENVINO_MIN_PARAMETERS = 1_000_000
 """``auto`` runs smaller networks on the PyTorch engines: OpenVINO's export (seconds) and
 compilation per input shape cost more than it saves on them (docs/benchmarks.md, "Engines")."""
+
+OPENVINO_BF16_WITHOUT_HARDWARE = "runs fp32 instead (OpenVINO's own choice)"
+"""OpenVINO compiles a bf16 hint as f32 on such CPUs (its ``INFERENCE_PRECISION_HINT`` reads
+back f32; seen on an AVX2-only AMD EPYC)."""
 
 ENGINES: tuple[Engine, ...] = (
     Engine(
@@ -52,6 +59,7 @@ ENGINES: tuple[Engine, ...] = (
         missing=_openvino_missing,
         extra="openvino",
         auto_min_parameters=AUTO_OPENVINO_MIN_PARAMETERS,
+        bf16_without_hardware=OPENVINO_BF16_WITHOUT_HARDWARE,
         exports=True,
     ),
     Engine(
@@ -139,11 +147,12 @@ def choose_engine(
             )
         if reason is None:
             return engine
-        reasons.append(f"{name} {reason}")
+        reasons.append((name, reason))
     what = f"{arch.name} in {precision} on {device.type}"
     if len(names) == 1:
-        raise InferenceError(f"engine {choice} cannot run {what}: it {reasons[0]}")
-    raise InferenceError(f"no engine ({choice}) can run {what}: {'; '.join(reasons)}")
+        raise InferenceError(f"engine {choice} cannot run {what}: it {reasons[0][1]}")
+    listed = "; ".join(f"{name} {reason}" for name, reason in reasons)
+    raise InferenceError(f"no engine ({choice}) can run {what}: {listed}")
 
 
 def check_precision_on(device_type: str, precision: str) -> None:

@@ -22,6 +22,7 @@ from torch import nn
 from esrgan_plugin.arch import SRResNet, SRResNetConfig
 from esrgan_plugin.arch.registry import architecture_of
 from esrgan_plugin.cli import main
+from esrgan_plugin.engines.onednn.fused import bf16_convolutions_available
 from esrgan_plugin.engines.registry import (
     AUTO_OPENVINO_MIN_PARAMETERS,
     ENGINE_CHOICES,
@@ -48,6 +49,9 @@ NETWORKS: dict[str, Callable[[], nn.Module]] = {
     "srresnet": lambda: SRResNet(SRResNetConfig(num_features=8, num_blocks=2, scale=2)).eval(),
 }
 CPU = torch.device("cpu")
+TORCH_BF16 = "onednn" if bf16_convolutions_available() else "pytorch"
+"""The ``torch`` group's engine for bf16 on this CPU (oneDNN's bf16 convolutions need
+AVX-512 BW/VL/DQ or AVX-NE-CONVERT)."""
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -83,13 +87,16 @@ def test_the_table_refuses_what_no_engine_runs() -> None:
         choose_engine("onednn", compact, CPU, "fp32")
     with pytest.raises(InferenceError, match="fp16"):
         choose_engine("auto", rrdbnet, CPU, "fp16")
-    with pytest.raises(InferenceError, match="openvino runs on cpu, not on cuda"):
+    with pytest.raises(
+        InferenceError,
+        match="engine openvino cannot run RRDBNet in fp32 on cuda: it runs on cpu, not on cuda",
+    ):
         choose_engine("openvino", rrdbnet, torch.device("cuda"), "fp32")
     with pytest.raises(InferenceError, match="int8 on RRDBNet models only"):
         choose_engine("auto", compact, CPU, "int8")
     assert choose_engine("auto", rrdbnet, torch.device("cuda"), "fp16").name == "pytorch"
     assert choose_engine("torch", compact, CPU, "fp32").name == "pytorch"
-    assert choose_engine("torch", rrdbnet, CPU, "bf16").name == "onednn"
+    assert choose_engine("torch", rrdbnet, CPU, "bf16").name == TORCH_BF16
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
@@ -113,7 +120,45 @@ def test_bf16_has_its_own_measured_order() -> None:
     assert auto_order("bf16") == ("openvino", "pytorch", "onednn")
     assert choose_engine("auto", rrdbnet, CPU, "bf16", small).name == "pytorch"
     assert choose_engine("auto", rrdbnet, CPU, "fp32", small).name == "onednn"
-    assert choose_engine("torch", rrdbnet, CPU, "bf16", small).name == "onednn"  # unchanged
+    assert choose_engine("torch", rrdbnet, CPU, "bf16", small).name == TORCH_BF16  # unchanged
+
+
+def test_onednn_refuses_bf16_where_the_cpu_has_no_onednn_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import esrgan_plugin.engines.onednn.engine as onednn
+
+    monkeypatch.setattr(onednn, "bf16_convolutions_available", lambda: False)
+    rrdbnet = architecture_of(tiny_rrdbnet())
+    with pytest.raises(
+        InferenceError,
+        match="engine onednn cannot run RRDBNet in bf16 on cpu: it needs oneDNN's bf16 "
+        "convolutions, which this CPU lacks",
+    ):
+        choose_engine("onednn", rrdbnet, CPU, "bf16")
+    assert choose_engine("torch", rrdbnet, CPU, "bf16").name == "pytorch"
+    assert choose_engine("onednn", rrdbnet, CPU, "fp32").name == "onednn"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bf16_arithmetic_is_a_warning(
+    native: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import esrgan_plugin.device as device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
+    options = UpscaleOptions(engine="pytorch", precision="bf16", device="cpu", tile=0)
+    with caplog.at_level("WARNING"):
+        Upscaler(tiny_rrdbnet(), options)
+        Upscaler(tiny_rrdbnet(), UpscaleOptions(engine="pytorch", device="cpu", tile=0))
+    warned = [r.getMessage() for r in caplog.records if "bf16 arithmetic" in r.getMessage()]
+    if native:
+        assert warned == []
+    else:
+        assert warned == [
+            "precision bf16: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX); engine "
+            "pytorch emulates it: bf16's rounding, without bf16's speed; fp32 is as fast here"
+        ]
 
 
 def test_auto_keeps_small_networks_off_an_engine_with_fixed_costs() -> None:
@@ -151,6 +196,8 @@ def test_a_missing_package_is_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
         importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
     )
     rrdbnet = architecture_of(tiny_rrdbnet())
-    with pytest.raises(InferenceError, match="openvino package is not installed"):
+    with pytest.raises(
+        InferenceError, match="it needs the openvino package, which is not installed"
+    ):
         choose_engine("openvino", rrdbnet, CPU, "fp32")
     assert choose_engine("auto", rrdbnet, CPU, "fp32").name != "openvino"

@@ -15,11 +15,29 @@ from esrgan_plugin.engines.onednn.fused import (
     FusedRRDBNet,
     FusedUpConv,
     PrecisionPolicy,
+    bf16_convolutions_available,
     fused_ops_available,
 )
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 
 pytestmark = pytest.mark.skipif(not fused_ops_available(), reason="no oneDNN in this PyTorch")
+
+
+requires_bf16 = pytest.mark.skipif(
+    not bf16_convolutions_available(),
+    reason="this CPU has no oneDNN bf16 convolutions (AVX-512 BW/VL/DQ or AVX-NE-CONVERT)",
+)
+
+
+def test_the_bf16_check_says_what_this_cpu_runs() -> None:
+    """bf16_convolutions_available() decides whether the engine offers bf16: where it says no,
+    PyTorch really refuses bf16 convolutions; where it says yes, they run."""
+    net, x = tiny_rrdbnet(nf=8, nb=1, gc=4), torch.rand(1, 3, 8, 8)
+    if bf16_convolutions_available():
+        assert FusedRRDBNet(net, BF16)(x).shape == (1, 3, 32, 32)
+    else:
+        with pytest.raises(RuntimeError, match="bf16"):
+            FusedRRDBNet(net, BF16)(x)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -46,6 +64,7 @@ def test_up_conv_equals_upsample_then_conv() -> None:
     assert (actual - expected).abs().max().item() <= 1e-5
 
 
+@requires_bf16
 def test_bf16_everywhere_is_still_close_to_fp32() -> None:
     """The engine's default bf16 policy is in tests/esrgan_plugin/test_engines.py; this one
     rounds the residual stream, head and tail too."""

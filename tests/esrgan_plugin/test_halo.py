@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -123,10 +124,15 @@ def test_a_read_only_cache_folder_still_gives_the_halo(
 def test_shipped_models_have_their_measured_halo_in_the_shipped_table(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The same halo and profile on this CPU; the profile's float errors may differ in the
+    last bits between CPUs (AVX2 and AVX-512 sum in other orders: up to 4e-7 measured)."""
     model = load_model(name)
     measured = measure_halo(model.module)
     monkeypatch.setattr(halo_mod, "measure_halo", None)  # must come from the table
-    assert model_halo(model.module) == measured
+    shipped = model_halo(model.module)
+    assert dataclasses.replace(shipped, profile=measured.profile) == measured
+    assert len(shipped.profile) == len(measured.profile)
+    assert max(abs(a - b) for a, b in zip(shipped.profile, measured.profile, strict=True)) < 1e-5
 
 
 def test_weights_hash_includes_the_config() -> None:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from esrgan_plugin.arch.rrdbnet import RRDBNet
 from esrgan_plugin.engines.base import EngineRequest, Network
 from esrgan_plugin.engines.calibration import calibration_for
-from esrgan_plugin.engines.onednn.fused import BF16, FP32, FusedRRDBNet, fused_ops_available
+from esrgan_plugin.engines.onednn.fused import (
+    BF16,
+    FP32,
+    FusedRRDBNet,
+    bf16_convolutions_available,
+    fused_ops_available,
+)
 from esrgan_plugin.engines.onednn.int8 import (
     default_int8_options,
     int8_available,
@@ -26,9 +32,15 @@ def prepare(request: EngineRequest) -> Network:
 
 
 def missing(precision: str) -> str | None:
-    """Why this PyTorch cannot run the engine in ``precision``, or None."""
+    """Why this PyTorch, on this CPU, cannot run the engine in ``precision``, or None (a verb
+    phrase: the engine ...)."""
     if not fused_ops_available():
-        return "this PyTorch build has no oneDNN fused convolutions"
+        return "needs oneDNN's fused convolutions, which this PyTorch build lacks"
     if precision == "int8" and not int8_available():
-        return "this PyTorch build has no oneDNN int8 convolutions"
+        return "needs oneDNN's int8 convolutions, which this PyTorch build lacks"
+    if precision == "bf16" and not bf16_convolutions_available():
+        return (
+            "needs oneDNN's bf16 convolutions, which this CPU lacks (AVX-512 BW/VL/DQ or "
+            "AVX-NE-CONVERT); use fp32, or engine pytorch"
+        )
     return None

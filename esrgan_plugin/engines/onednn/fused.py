@@ -53,6 +53,19 @@ def fused_ops_available() -> bool:
     )
 
 
+def bf16_convolutions_available() -> bool:
+    """True when oneDNN runs bf16 convolutions on this CPU (PyTorch refuses them on CPUs
+    without AVX-512 BW/VL/DQ or AVX-NE-CONVERT, e.g. AVX2-only ones); True where PyTorch
+    cannot say."""
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    if check is None:
+        return True
+    try:
+        return bool(check())
+    except RuntimeError:
+        return True
+
+
 @dataclass(frozen=True)
 class PrecisionPolicy:
     """Which dtype each part of the network computes in (the dense blocks carry ~92% of FLOPs)."""
