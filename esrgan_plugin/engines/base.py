@@ -65,7 +65,7 @@ class Engine:
     auto_min_parameters: int = 0
     """``auto`` skips the engine for smaller networks: below this size its fixed costs (an
     export, a compilation per input shape) take longer than it saves (measured, ``make bench``)."""
-    bf16_without_hardware: str = "emulates it: bf16's rounding, without bf16's speed"
+    bf16_without_hardware: str = "emulates it: bf16's rounding, far slower than fp32"
     """What the engine does with bf16 on a CPU without bf16 arithmetic (the warning's words)."""
     exports: bool = False
     """The engine runs an ONNX export of the network, unchecked: it takes only architectures

@@ -157,7 +157,7 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_is_a_warning(
     else:
         assert warned == [
             "precision bf16: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX); engine "
-            "pytorch emulates it: bf16's rounding, without bf16's speed; fp32 is as fast here"
+            "pytorch emulates it: bf16's rounding, far slower than fp32; use fp32"
         ]
 
 
