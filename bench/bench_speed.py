@@ -154,13 +154,13 @@ def size_table(
     tile = 0
     if only is None:  # tiles in the fastest float precision here: bf16 where the CPU has it
         fastest = "bf16" if cpu_has_native_bf16() else "fp32"
-        engine = choose_engine("auto", model.descriptor, torch.device("cpu"), fastest, parameters)
-        tiled = Upscaler(model, UpscaleOptions(precision=fastest, engine=engine.name))
+        tiling = choose_engine("auto", model.descriptor, torch.device("cpu"), fastest, parameters)
+        tiled = Upscaler(model, UpscaleOptions(precision=fastest, engine=tiling.name))
         tile = tiled._initial_tile(size, size)
     if tile:
         entries.append(
             Entry(
-                f"{engine.name} {fastest}, default tiles ({tile} + halo {tiled.halo})",
+                f"{tiling.name} {fastest}, default tiles ({tile} + halo {tiled.halo})",
                 lambda: tiled.upscale_tensor(x),
             )
         )

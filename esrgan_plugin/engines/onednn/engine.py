@@ -41,6 +41,6 @@ def missing(precision: str) -> str | None:
     if precision == "bf16" and not bf16_convolutions_available():
         return (
             "needs oneDNN's bf16 convolutions, which this CPU lacks (AVX-512 BW/VL/DQ or "
-            "AVX-NE-CONVERT); use fp32, or engine pytorch"
+            "AVX-NE-CONVERT); use fp32"
         )
     return None
