@@ -4,7 +4,9 @@ Prints Markdown tables (the README quotes them). Every table names the CPU, its 
 flags, the thread count and the load. Runs are interleaved and repeated in one process;
 figures are medians, and speed is given as a ratio to spandrel's fp32 run of the same weights
 in the same rounds, so a busy shared machine slows every entry alike. The int8 peers
-(onnxruntime, OpenVINO) run when the ``peers`` extra is installed and say so when not.
+(onnxruntime, OpenVINO) run when the ``peers`` extra is installed and say so when not. On a
+CPU without bf16 arithmetic (no AVX512-BF16, no AMX) the bf16 runs are left out, the tiled
+table runs fp32, and each table says so (``bench/native_bf16.py``).
 
     python bench/bench_inference.py [--repeats 3] [--size 64] [--model realesrgan-x4plus] [--tables ...]
 """
@@ -37,6 +39,9 @@ from esrgan_plugin.engines.onednn.int8 import INT8_REST_BF16, Int8Options, quant
 from esrgan_plugin.engines.openvino.engine import openvino_available
 from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.models.loading import LoadedModel, build_from_state_dict, load_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
 
 FLOP_PER_PIXEL_X4 = 35.8e6  # RRDBNet x4, nf 64, gc 32, nb 23 (DESIGN.md section 7)
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "images"
@@ -121,17 +126,23 @@ def interleaved(entries: list[Entry], repeats: int) -> dict[str, dict[str, float
 
 
 def peer_entries(model: LoadedModel, x: torch.Tensor) -> tuple[list[Entry], list[str]]:
-    """onnxruntime / OpenVINO runs of the same weights (bench/peers.py), where installed."""
+    """onnxruntime / OpenVINO runs of the same weights (bench/peers.py), where installed;
+    OpenVINO's bf16 only where the CPU has bf16 arithmetic (elsewhere it runs f32)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
-        from peers import prepare_peers
+        from peers import PEER_KINDS, prepare_peers
     except ImportError as exc:  # the onnx extra (exporter) is missing
         return [], [f"peers unavailable: {exc}"]
     crops = [to_tensor(image, 3).numpy() for image in default_images()]
+    kinds: tuple[str, ...] = PEER_KINDS
+    left_out: list[str] = []
+    if not bf16_here():
+        kinds, left_out = tuple(k for k in PEER_KINDS if k != "ov-bf16"), [BF16_LEFT_OUT]
     try:
-        peers, skipped = prepare_peers(model, tuple(x.shape), torch.get_num_threads(), crops)
+        peers, skipped = prepare_peers(model, tuple(x.shape), torch.get_num_threads(), crops, kinds)
     except Exception as exc:  # a peer that fails to build is reported, not fatal
-        return [], [f"peers failed to prepare: {exc}"]
+        return [], [f"peers failed to prepare: {exc}", *left_out]
+    skipped += left_out
     array = x.numpy()
     entries = [
         Entry(
@@ -144,7 +155,8 @@ def peer_entries(model: LoadedModel, x: torch.Tensor) -> tuple[list[Entry], list
 
 
 def speed_table(model: LoadedModel, label: str, size: int, repeats: int) -> None:
-    """The headline table: ours fp32/bf16/int8 beside spandrel and the ONNX peers."""
+    """The headline table: ours fp32/bf16/int8 beside spandrel and the ONNX peers (the bf16
+    runs only where the CPU has bf16 arithmetic)."""
     import spandrel
 
     x = test_image(size)
@@ -164,38 +176,47 @@ def speed_table(model: LoadedModel, label: str, size: int, repeats: int) -> None
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             return plain(x.contiguous(memory_format=torch.channels_last)).float()
 
-    up = {
-        p: Upscaler(model, UpscaleOptions(tile=0, precision=p, device="cpu"))
-        for p in ("fp32", "bf16", "int8")
-    }
+    native_bf16 = bf16_here()
+    precisions = ("fp32", "bf16", "int8") if native_bf16 else ("fp32", "int8")
+    up = {p: Upscaler(model, UpscaleOptions(tile=0, precision=p, device="cpu")) for p in precisions}
     entries = [
         Entry("spandrel ESRGAN fp32 (reference)", run_reference),
         Entry("ours fp32 (fused oneDNN engine)", lambda: up["fp32"].upscale_tensor(x)),
-        Entry(
-            "ours bf16 (bf16 dense blocks; residual, head, tail fp32)",
-            lambda: up["bf16"].upscale_tensor(x),
-        ),
-        Entry(
-            "ours int8 (int8 dense blocks but the last RRDB, bf16 tail)",
-            lambda: up["int8"].upscale_tensor(x),
-        ),
-        Entry("plain module, bf16 autocast (the old path)", autocast_module),
     ]
+    if native_bf16:
+        entries.append(
+            Entry(
+                "ours bf16 (bf16 dense blocks; residual, head, tail fp32)",
+                lambda: up["bf16"].upscale_tensor(x),
+            )
+        )
+    tail = "bf16" if native_bf16 else "fp32"  # default_int8_options: bf16 only where native
+    entries.append(
+        Entry(
+            f"ours int8 (int8 dense blocks but the last RRDB, {tail} tail)",
+            lambda: up["int8"].upscale_tensor(x),
+        )
+    )
+    if native_bf16:
+        entries.append(Entry("plain module, bf16 autocast (the old path)", autocast_module))
     if openvino_available():
         started = time.perf_counter()
         ov = {
             p: Upscaler(model, UpscaleOptions(tile=0, precision=p, device="cpu", engine="openvino"))
-            for p in ("fp32", "bf16", "int8")
+            for p in precisions
         }
         ov_setup = time.perf_counter() - started
-        entries += [
-            Entry("ours fp32, engine openvino", lambda: ov["fp32"].upscale_tensor(x)),
-            Entry("ours bf16, engine openvino", lambda: ov["bf16"].upscale_tensor(x)),
+        entries.append(Entry("ours fp32, engine openvino", lambda: ov["fp32"].upscale_tensor(x)))
+        if native_bf16:
+            entries.append(
+                Entry("ours bf16, engine openvino", lambda: ov["bf16"].upscale_tensor(x))
+            )
+        entries.append(
             Entry(
                 "ours int8, engine openvino (our quantisation points and calibration)",
                 lambda: ov["int8"].upscale_tensor(x),
-            ),
-        ]
+            )
+        )
     peers, skipped = peer_entries(model, x)
     entries += peers
     outputs = {e.name: e.run().clamp(0, 1) for e in entries}
@@ -228,7 +249,9 @@ def speed_table(model: LoadedModel, label: str, size: int, repeats: int) -> None
         skipped.append(
             "ours, engine openvino: openvino is not installed (pip install -e '.[openvino]')"
         )
-    for reason in skipped:
+    if not native_bf16:
+        skipped.append(BF16_LEFT_OUT)
+    for reason in dict.fromkeys(skipped):  # once each (the peers' list may say it too)
         print(f"Not run: {reason}.")
 
 
@@ -249,36 +272,55 @@ def eval_crops(size: int) -> dict[str, torch.Tensor]:
 
 
 def precision_choices_table(model: LoadedModel, label: str, size: int) -> None:
-    """Which parts need fp32 (bf16) and what int8 keeps in higher precision, measured."""
-    net = model.module
+    """Which parts need fp32 (bf16) and what int8 keeps in higher precision, measured. Where the
+    CPU has no bf16 arithmetic the bf16 variants and the int8 ones with a bf16 tail are left out
+    (oneDNN has no bf16 convolutions there); the int8 default's fp32 tail is measured instead."""
+    net: RRDBNet = model.module  # type: ignore[assignment]  # main() checks it is one
     crops = eval_crops(size)
-    fp32 = FusedRRDBNet(net, FP32)  # type: ignore[arg-type]
+    fp32 = FusedRRDBNet(net, FP32)
     references = {name: fp32(x).clamp(0, 1) for name, x in crops.items()}
     bf = torch.bfloat16
-    calibration = calibration_for(net)  # type: ignore[arg-type]
+    calibration = calibration_for(net)
+    native_bf16 = bf16_here()
     variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "ours fp32 (reference for this table)": fp32,
-        "bf16 everywhere": FusedRRDBNet(net, PrecisionPolicy(bf, False, False, False)),  # type: ignore[arg-type]
-        "bf16, residual stream fp32": FusedRRDBNet(net, PrecisionPolicy(bf, True, False, False)),  # type: ignore[arg-type]
-        "bf16, residual + head fp32": FusedRRDBNet(net, PrecisionPolicy(bf, True, True, False)),  # type: ignore[arg-type]
-        "bf16, residual + head + tail fp32 (default)": FusedRRDBNet(net, BF16),  # type: ignore[arg-type]
-        "int8 every dense block, rest fp32": quantize_rrdbnet(net, calibration, Int8Options()),  # type: ignore[arg-type]
-        "int8 every dense block, bf16 tail": quantize_rrdbnet(  # type: ignore[arg-type]
-            net, calibration, Int8Options(rest=INT8_REST_BF16)
-        ),
-        "int8 but the last RRDB, bf16 tail (default)": quantize_rrdbnet(  # type: ignore[arg-type]
-            net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=3)
-        ),
-        "int8 but the last two RRDBs, bf16 tail": quantize_rrdbnet(  # type: ignore[arg-type]
-            net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=6)
-        ),
     }
+    if native_bf16:
+        variants |= {
+            "bf16 everywhere": FusedRRDBNet(net, PrecisionPolicy(bf, False, False, False)),
+            "bf16, residual stream fp32": FusedRRDBNet(
+                net, PrecisionPolicy(bf, True, False, False)
+            ),
+            "bf16, residual + head fp32": FusedRRDBNet(net, PrecisionPolicy(bf, True, True, False)),
+            "bf16, residual + head + tail fp32 (default)": FusedRRDBNet(net, BF16),
+        }
+    variants["int8 every dense block, rest fp32"] = quantize_rrdbnet(
+        net, calibration, Int8Options()
+    )
+    if native_bf16:
+        variants |= {
+            "int8 every dense block, bf16 tail": quantize_rrdbnet(
+                net, calibration, Int8Options(rest=INT8_REST_BF16)
+            ),
+            "int8 but the last RRDB, bf16 tail (default)": quantize_rrdbnet(
+                net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=3)
+            ),
+            "int8 but the last two RRDBs, bf16 tail": quantize_rrdbnet(
+                net, calibration, Int8Options(rest=INT8_REST_BF16, keep_last=6)
+            ),
+        }
+    else:  # default_int8_options() here: the last RRDB and the tail in fp32
+        variants["int8 but the last RRDB, fp32 tail (default here)"] = quantize_rrdbnet(
+            net, calibration, Int8Options(keep_last=3)
+        )
     if openvino_available():
         from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
 
         threads = torch.get_num_threads()
-        variants["engine openvino bf16"] = OpenVinoEngine(net, "bf16", threads)
-        variants["engine openvino int8, bf16 tail"] = OpenVinoEngine(
+        if native_bf16:
+            variants["engine openvino bf16"] = OpenVinoEngine(net, "bf16", threads)
+        tail = "bf16" if native_bf16 else "f32"  # OpenVINO's int8 runs its float parts in f32 here
+        variants[f"engine openvino int8, {tail} tail"] = OpenVinoEngine(
             net, "int8", threads, quantize_tail=False
         )
         variants["engine openvino int8, int8 tail (default)"] = OpenVinoEngine(net, "int8", threads)
@@ -287,6 +329,8 @@ def precision_choices_table(model: LoadedModel, label: str, size: int) -> None:
     speed = interleaved(entries, 2)
     print(f"\n### Precision choices, {label}: {size}x{size} crops, PSNR against our fp32 output\n")
     print(machine_line() + "\n")
+    if not native_bf16:
+        print(f"{BF16_LEFT_OUT}.\n")
     print(
         "| variant | " + " | ".join(crops) + " | worst max error | speed vs ours fp32 (CPU time) |"
     )
@@ -351,7 +395,7 @@ def spinners(count: int) -> list[subprocess.Popen[bytes]]:
 def runtime_table() -> None:
     """OpenMP wait policy (idle / loaded) and the allocator setting, each in a fresh process."""
     cores = cpu_info().cores
-    precision = "bf16" if cpu_info().relevant_flags["avx512_bf16"] else "fp32"
+    precision = "bf16" if bf16_here() else "fp32"
     print(
         f"\n### CPU runtime settings: RRDBNet nb 3, 64x64, {precision}, seconds per forward (median of 3)\n"
     )
@@ -386,14 +430,16 @@ def runtime_table() -> None:
 
 
 def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
+    """Whole image against tiles, in bf16 where the CPU has bf16 arithmetic, else fp32."""
     x = test_image(size)
+    precision = "bf16" if bf16_here() else "fp32"
     configs = {
-        "whole image": UpscaleOptions(tile=0, precision="bf16", device="cpu"),
+        "whole image": UpscaleOptions(tile=0, precision=precision, device="cpu"),
         f"tile {size // 2}, halo 24, batch 4": UpscaleOptions(
-            tile=size // 2, halo=24, batch_size=4, precision="bf16", device="cpu"
+            tile=size // 2, halo=24, batch_size=4, precision=precision, device="cpu"
         ),
         f"tile {size // 2}, halo 8, batch 4": UpscaleOptions(
-            tile=size // 2, halo=8, batch_size=4, precision="bf16", device="cpu"
+            tile=size // 2, halo=8, batch_size=4, precision=precision, device="cpu"
         ),
     }
     upscalers = {name: Upscaler(model, opts) for name, opts in configs.items()}
@@ -405,9 +451,12 @@ def tiling_table(model: LoadedModel, size: int, repeats: int) -> None:
             times[name].append(time_call(lambda up=up: up.upscale_tensor(x)))
     whole = statistics.median(times["whole image"])
     print(
-        f"\n### Tiled vs whole image, full x4 model, bf16, {size}x{size} input, median of {repeats}\n"
+        f"\n### Tiled vs whole image, full x4 model, {precision}, {size}x{size} input, "
+        f"median of {repeats}\n"
     )
     print(machine_line() + "\n")
+    if precision != "bf16":
+        print(f"{BF16_LEFT_OUT}.\n")
     print("| run | seconds | output MPix/s | relative throughput |")
     print("| --- | ---: | ---: | ---: |")
     for name in configs:

@@ -3,7 +3,8 @@
 The evidence for ``auto`` keeping networks under a million parameters on pytorch
 (``AUTO_OPENVINO_MIN_PARAMETERS`` in ``esrgan_plugin/engines/registry.py``): the compact video
 model, whole frames at video sizes, median of interleaved rounds after a first call that
-includes preparing the engine (compiling; exporting when the graph is not cached yet).
+includes preparing the engine (compiling; exporting when the graph is not cached yet). fp32
+and bf16, bf16 only where the CPU has bf16 arithmetic (``bench/native_bf16.py``).
 
     python bench/bench_small_networks.py [--model realesr-animevideov3-x4] [--rounds 5]
 """
@@ -25,6 +26,7 @@ from skimage import data, transform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import machine_line  # noqa: E402
+from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
 
 from esrgan_plugin import UpscaleOptions, Upscaler, load_model  # noqa: E402
 
@@ -38,6 +40,9 @@ def main() -> None:
     parameters = sum(p.numel() for p in model.module.parameters())
     print(f"## {args.model} ({parameters:,} parameters): pytorch and openvino engines\n")
     print(machine_line() + "\n")
+    precisions = ("fp32", "bf16") if bf16_here() else ("fp32",)
+    if "bf16" not in precisions:
+        print(f"{BF16_LEFT_OUT}.\n")
     print("| input | engine | precision | first call s | warm s (median) |")
     print("| --- | --- | --- | ---: | ---: |")
     photo = data.astronaut()
@@ -47,7 +52,7 @@ def main() -> None:
         )
         runs: dict[tuple[str, str], tuple[Upscaler, float, list[float]]] = {}
         for engine in ("pytorch", "openvino"):
-            for precision in ("fp32", "bf16"):
+            for precision in precisions:
                 start = time.perf_counter()
                 upscaler = Upscaler(
                     model, UpscaleOptions(engine=engine, precision=precision, tile=0)

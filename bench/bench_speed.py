@@ -6,7 +6,10 @@ tiles), each engine and precision is timed beside spandrel's ESRGAN fp32 and the
 as seconds, the ratio to spandrel fp32 in the same rounds, the fraction of this machine's
 matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls; the network's FLOPs
 counted by ``torch.utils.flop_counter``), and PSNR against our fp32 output. A last table times
-``esrgan upscale`` on a whole photo against the network's own compute time on it.
+``esrgan upscale`` on a whole photo against the network's own compute time on it. On a CPU
+without bf16 arithmetic (no AVX512-BF16, no AMX) the bf16 runs, the bf16 peak and OpenVINO's
+own bf16 peer are left out and the output says so (``bench/native_bf16.py``); the command's
+table then defaults to fp32 alone.
 
     python bench/bench_speed.py [--sizes 192 512] [--repeats 3] [--model realesrgan-x4plus]
         [--cli-precisions fp32 bf16] [--runs ENGINE:PRECISION ...] [--no-cli]
@@ -34,13 +37,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import Entry, interleaved, machine_line, peer_entries, psnr  # noqa: E402
+from native_bf16 import BF16_LEFT_OUT, NO_BF16_ARITHMETIC, bf16_here  # noqa: E402
 
-from esrgan_plugin.device import cpu_has_native_bf16  # noqa: E402
 from esrgan_plugin.engines.registry import ENGINES, choose_engine  # noqa: E402
 from esrgan_plugin.inference import UpscaleOptions, Upscaler  # noqa: E402
 from esrgan_plugin.models.loading import LoadedModel, load_model  # noqa: E402
 
-RUNS = [  # (engine, precision) in table order; those the table refuses here are left out
+RUNS = [  # (engine, precision) in table order; those the table refuses here are left out,
+    # and the bf16 ones where the CPU has no bf16 arithmetic
     ("pytorch", "fp32"),
     ("pytorch", "bf16"),
     ("onednn", "fp32"),
@@ -76,8 +80,27 @@ def run_spec(text: str) -> tuple[str, str]:
 
 
 def measure_peaks() -> dict[str, float]:
-    """This machine's matmul peak now, fp32 and bf16 (FLOP/s)."""
-    return {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    """This machine's matmul peak now, fp32 and bf16 (FLOP/s); no bf16 entry where the CPU has
+    no bf16 arithmetic (emulated bf16 matmuls take minutes and measure nothing)."""
+    peaks = {"fp32": matmul_peak(torch.float32)}
+    if bf16_here():
+        peaks["bf16"] = matmul_peak(torch.bfloat16)
+    return peaks
+
+
+def peak_line(peak: dict[str, float], before: dict[str, float], after: dict[str, float]) -> str:
+    """The start of the "Matmul peak here" line: fp32 and bf16, or bf16 none where not measured."""
+    if "bf16" in peak:
+        return (
+            f"Matmul peak here: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} "
+            f"GFLOP/s (the higher of before and after the rounds: fp32 {before['fp32'] / 1e9:.0f} / "
+            f"{after['fp32'] / 1e9:.0f}, bf16 {before['bf16'] / 1e9:.0f} / {after['bf16'] / 1e9:.0f}); "
+        )
+    return (
+        f"Matmul peak here: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s (the higher of before and after "
+        f"the rounds: {before['fp32'] / 1e9:.0f} / {after['fp32'] / 1e9:.0f}), "
+        "bf16: none (no bf16 arithmetic); "
+    )
 
 
 def _timed(fn: object) -> float:
@@ -139,10 +162,16 @@ def size_table(
             "ratios are to the first run instead"
         )
     parameters = sum(p.numel() for p in model.module.parameters())
+    native_bf16 = bf16_here()
     for engine, precision in only or RUNS:
         large = size > LARGE_SIZE and not every and only is None
         if large and (engine, precision) not in LARGE_RUNS:
             continue
+        if precision == "bf16" and not native_bf16:
+            if only is None:  # asked for by name (--runs), it runs: emulated, or OpenVINO's f32
+                notes.append(BF16_LEFT_OUT)
+                continue
+            notes.append(f"{engine} bf16 asked for, but {NO_BF16_ARITHMETIC}")
         try:
             choose_engine(engine, model.descriptor, torch.device("cpu"), precision)
         except Exception as exc:
@@ -153,7 +182,7 @@ def size_table(
     auto = choose_engine("auto", model.descriptor, torch.device("cpu"), "fp32", parameters)
     tile = 0
     if only is None:  # tiles in the fastest float precision here: bf16 where the CPU has it
-        fastest = "bf16" if cpu_has_native_bf16() else "fp32"
+        fastest = "bf16" if native_bf16 else "fp32"
         tiling = choose_engine("auto", model.descriptor, torch.device("cpu"), fastest, parameters)
         tiled = Upscaler(model, UpscaleOptions(precision=fastest, engine=tiling.name))
         tile = tiled._initial_tile(size, size)
@@ -181,10 +210,8 @@ def size_table(
     print(f"\n### {size}x{size}, whole image, interleaved rounds, median of {repeats}\n")
     print(machine_line() + "\n")
     print(
-        f"Matmul peak here: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} "
-        f"GFLOP/s (the higher of before and after the rounds: fp32 {before['fp32'] / 1e9:.0f} / "
-        f"{after['fp32'] / 1e9:.0f}, bf16 {before['bf16'] / 1e9:.0f} / {after['bf16'] / 1e9:.0f}); "
-        f"the network: {flop / size / size / 1e6:.1f} MFLOP per input pixel; "
+        peak_line(peak, before, after)
+        + f"the network: {flop / size / size / 1e6:.1f} MFLOP per input pixel; "
         f"`auto` runs {auto.name}.\n"
     )
     print(
@@ -194,12 +221,17 @@ def size_table(
     for entry in entries:
         r = results[entry.name]
         kind = "bf16" if "bf16" in entry.name else "fp32" if "int8" not in entry.name else ""
-        share = f"{flop / r['seconds'] / peak[kind]:.0%}" if kind else "(int8)"
+        if not kind:
+            share = "(int8)"
+        elif kind in peak:
+            share = f"{flop / r['seconds'] / peak[kind]:.0%}"
+        else:  # bf16 asked for by name where the CPU has no bf16 peak
+            share = "-"
         print(
             f"| {entry.name} | {r['seconds']:.2f} | {r['ratio']:.2f}x | {share} | "
             f"{psnr(outputs[entry.name], ours):.1f} dB |"
         )
-    for note in notes:
+    for note in dict.fromkeys(notes):  # once each (several runs leave bf16 out)
         print(f"\nNot run / note: {note}.")
 
 
@@ -277,6 +309,17 @@ def _rounds(walls: list[float]) -> str:
     return " / ".join(f"{w:.1f}" for w in walls)
 
 
+def cli_precisions(asked: list[str] | None) -> list[str]:
+    """The command table's precisions: those asked for (with a warning for bf16 where the CPU
+    has no bf16 arithmetic), else fp32 and bf16, or fp32 alone where there is none."""
+    native_bf16 = bf16_here()
+    if asked is None:
+        return ["fp32", "bf16"] if native_bf16 else ["fp32"]
+    if "bf16" in asked and not native_bf16:
+        print(f"\nWarning: --cli-precisions bf16 asked for, but {NO_BF16_ARITHMETIC}.")
+    return asked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="realesrgan-x4plus")
@@ -288,9 +331,9 @@ def main() -> None:
     parser.add_argument(
         "--cli-precisions",
         nargs="+",
-        default=["fp32", "bf16"],
         choices=["fp32", "bf16", "int8"],
-        help="precisions of the whole-photo command table (default fp32 bf16)",
+        help="precisions of the whole-photo command table (default fp32 bf16; fp32 alone where "
+        "the CPU has no bf16 arithmetic)",
     )
     parser.add_argument("--all", action="store_true", help="every run at every size")
     parser.add_argument(
@@ -305,10 +348,12 @@ def main() -> None:
     model = load_model(args.model)
     print(f"## Speed at real sizes: {args.model}")
     print("\nEngines: " + ", ".join(e.name for e in ENGINES))
+    if not bf16_here() and only is None:
+        print(f"\n{BF16_LEFT_OUT}.")
     for size in args.sizes:
         size_table(model, size, args.repeats, measure_peaks, args.all, only)
     if not args.no_cli and only is None:
-        for precision in args.cli_precisions:
+        for precision in cli_precisions(args.cli_precisions):
             cli_table(args.model, model, precision, args.repeats)
 
 

@@ -2,7 +2,8 @@
 
 Prints Markdown tables for the README. Every table names the CPU, its flags, the thread count
 and the load average: this machine is shared, so timings are noisy (CPU time of this process is
-reported beside wall time for that reason).
+reported beside wall time for that reason). The memory and curve tables measure fp32 and
+bf16, bf16 only where the CPU has bf16 arithmetic (``bench/native_bf16.py``).
 
     python bench/bench_tiles.py memory [--nb 1]                  # peak RSS per input pixel
     python bench/bench_tiles.py curve [--nb 2] [--repeats 3]     # CPU time per pixel vs side
@@ -30,7 +31,22 @@ from esrgan_plugin.inference import UpscaleOptions, Upscaler
 from esrgan_plugin.models.loading import load_model
 from esrgan_plugin.tiles.halo import model_halo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
+
 FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2")
+
+
+def float_precisions() -> tuple[str, ...]:
+    """fp32 and bf16, or fp32 alone where the CPU has no bf16 arithmetic (emulated bf16 takes
+    hours); :func:`print_bf16_note` says so under the table's machine line."""
+    return ("fp32", "bf16") if bf16_here() else ("fp32",)
+
+
+def print_bf16_note(precisions: tuple[str, ...]) -> None:
+    """The note line where ``precisions`` leaves bf16 out."""
+    if "bf16" not in precisions:
+        print(f"{BF16_LEFT_OUT}.\n")
 
 
 def machine_line() -> str:
@@ -73,6 +89,8 @@ def memory_table(nb: int, sizes: tuple[int, int] = (384, 768)) -> None:
     """Peak RSS growth at two input sizes (fresh processes); the slope is the per-pixel cost."""
     print(f"\n### Activation memory, RRDBNet x4 nf 64 nb {nb}, whole-image forward, CPU\n")
     print(machine_line() + "\n")
+    precisions = float_precisions()
+    print_bf16_note(precisions)
     print(
         "| precision | per input pixel at "
         + " / ".join(f"{s}x{s}" for s in sizes)
@@ -80,7 +98,7 @@ def memory_table(nb: int, sizes: tuple[int, int] = (384, 768)) -> None:
     )
     print("| --- | ---: | ---: |")
     small, large = sizes
-    for precision in ("fp32", "bf16"):
+    for precision in precisions:
         per = [_peak_rss_per_pixel(precision, size, nb) for size in sizes]
         slope = (per[1] * large**2 - per[0] * small**2) / (large**2 - small**2)
         print(
@@ -95,10 +113,8 @@ def curve_table(nb: int, repeats: int, sides: list[int]) -> None:
     """CPU seconds per padded input pixel for one forward, against the padded side."""
     torch.manual_seed(0)
     net = RRDBNet(RRDBNetConfig(num_blocks=nb))
-    ups = {
-        p: Upscaler(net, UpscaleOptions(tile=0, precision=p, device="cpu"))
-        for p in ("fp32", "bf16")
-    }
+    precisions = float_precisions()
+    ups = {p: Upscaler(net, UpscaleOptions(tile=0, precision=p, device="cpu")) for p in precisions}
     inputs = {s: torch.rand(1, 3, s, s) for s in sides}
     for up in ups.values():
         up.upscale_tensor(inputs[sides[0]])
@@ -117,6 +133,7 @@ def curve_table(nb: int, repeats: int, sides: list[int]) -> None:
         f"\n### Per-pixel cost against tile side, RRDBNet x4 nf 64 nb {nb}, median of {repeats}\n"
     )
     print(machine_line() + "\n")
+    print_bf16_note(precisions)
     print("| precision | padded side | CPU us / px | wall us / px | CPU cost vs smallest side |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for p in ups:

@@ -10,7 +10,10 @@ with the same segments on threads; the cluster's time includes starting its work
 which imports torch, loads the model and compiles it.
 
     python bench/bench_video.py [--models realesr-animevideov3-x4 realesrgan-x4plus]
-                                [--sizes 320x240 640x360] [--frames 24] [--precision bf16]
+                                [--sizes 320x240 640x360] [--frames 24] [--precision PRECISION]
+
+``--precision`` defaults to bf16 where the CPU has bf16 arithmetic (AVX512-BF16 or AMX), else
+fp32 (``bench/native_bf16.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import machine_line  # noqa: E402
 from bench_video_memory import moving_pattern  # noqa: E402
+from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
 
 from esrgan_plugin.cli import video  # noqa: E402
 from esrgan_plugin.options import UpscaleParams  # noqa: E402
@@ -91,11 +95,17 @@ def main() -> None:
     )
     parser.add_argument("--sizes", nargs="+", default=["320x240", "640x360"])
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument(
+        "--precision",
+        help="default: bf16 where the CPU has bf16 arithmetic (AVX512-BF16 or AMX), else fp32",
+    )
     parser.add_argument("--no-dask", action="store_true")
     args = parser.parse_args()
+    precision = args.precision or ("bf16" if bf16_here() else "fp32")
     print("## Video: esrgan upscale on clips\n")
     print(machine_line() + "\n")
+    if args.precision is None and precision != "bf16":
+        print(f"{BF16_LEFT_OUT}; the clips run {precision}.\n")
     print(
         "| model | size | frames | seconds | frames/s | outside the network | Dask processes vs threads |"
     )
@@ -106,7 +116,7 @@ def main() -> None:
         video.UpscaleFrames = partial(TimedFrames, log=str(times))  # type: ignore[misc]
         for model in args.models:
             frames = args.frames if "animevideo" in model else max(4, args.frames // 6)
-            params = UpscaleParams(model=model, precision=args.precision)
+            params = UpscaleParams(model=model, precision=precision)
             for size in args.sizes:
                 width, height = (int(v) for v in size.split("x"))
                 source = clip(Path(scratch) / f"in-{size}.mp4", width, height, frames)

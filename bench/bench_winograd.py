@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import machine_line  # noqa: E402
+from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
 
 from esrgan_plugin import load_model  # noqa: E402
 
@@ -118,6 +119,10 @@ def main() -> None:
         f"## Winograd F(2x2,3x3) against F.conv2d, {args.size}x{args.size}, median of {args.repeats}\n"
     )
     print(machine_line() + "\n")
+    dtypes = [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]
+    if not bf16_here():  # emulated bf16 matmuls: slow, and no kernel worth comparing
+        dtypes = dtypes[:1]
+        print(f"{BF16_LEFT_OUT}.\n")
     print(
         "| layer | precision | conv2d s | Winograd s | Winograd / conv2d | its products alone / conv2d "
         "| PSNR conv2d | PSNR Winograd |"
@@ -126,7 +131,7 @@ def main() -> None:
     for name, conv in layers.items():
         x = torch.rand(1, conv.in_channels, args.size, args.size) * 2 - 0.5
         reference = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
-        for dtype, label in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        for dtype, label in dtypes:
             weight = conv.weight.to(dtype).contiguous(memory_format=torch.channels_last)
             bias = conv.bias.to(dtype)
             xin = x.to(dtype).contiguous(memory_format=torch.channels_last)
