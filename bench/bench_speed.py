@@ -4,8 +4,10 @@ For RealESRGAN_x4plus (real weights) at 192x192 and 512x512 (whole, and with the
 tiles), each engine and precision is timed beside spandrel's ESRGAN fp32 and the ONNX peers
 (onnxruntime, OpenVINO's own graphs) in interleaved rounds in one process. Every run is given
 as seconds, the ratio to spandrel fp32 in the same rounds, the fraction of this machine's
-matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls; the network's FLOPs
-counted by ``torch.utils.flop_counter``), and PSNR against our fp32 output. A last table times
+matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls just before each timed
+run, since a shared machine's speed drifts within minutes: the median over rounds of each run's
+FLOP/s over the peak next to it; the network's FLOPs counted by ``torch.utils.flop_counter``),
+and PSNR against our fp32 output. A last table times
 ``esrgan upscale`` on a whole photo against the network's own compute time on it. On a CPU
 without bf16 arithmetic (no AVX512-BF16, no AMX) the bf16 runs, the bf16 peak and OpenVINO's
 own bf16 peer are left out and the output says so (``bench/native_bf16.py``); the command's
@@ -88,8 +90,24 @@ def measure_peaks() -> dict[str, float]:
     return peaks
 
 
+def peak_kind(name: str) -> str:
+    """The matmul peak a run's fraction is taken against: bf16, fp32, or none (int8)."""
+    return "bf16" if "bf16" in name else "fp32" if "int8" not in name else ""
+
+
+def peak_probe(kind: str) -> float | None:
+    """The matmul peak of ``kind`` right now (FLOP/s), measured before each timed run; None for
+    int8 runs and for bf16 where the CPU has no bf16 arithmetic."""
+    if kind == "fp32":
+        return matmul_peak(torch.float32)
+    if kind == "bf16" and bf16_here():
+        return matmul_peak(torch.bfloat16)
+    return None
+
+
 def peak_line(peak: dict[str, float], before: dict[str, float], after: dict[str, float]) -> str:
-    """The start of the "Matmul peak here" line: fp32 and bf16, or bf16 none where not measured."""
+    """The start of the "Matmul peak here" line: fp32 and bf16, or bf16 none where not measured
+    (the runs' fractions are taken against the peak measured next to each run instead)."""
     if "bf16" in peak:
         return (
             f"Matmul peak here: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} "
@@ -137,11 +155,14 @@ def size_table(
     peaks: Callable[[], dict[str, float]],
     every: bool = False,
     only: list[tuple[str, str]] | None = None,
+    probe: Callable[[str], float | None] = peak_probe,
 ) -> None:
     """Every engine and precision at ``size`` x ``size``, whole image; default tiles at 512+.
     ``only``: just these (engine, precision) runs beside spandrel (no tiles, no peers).
-    ``peaks`` measures the matmul peak; it runs before and after the rounds and the higher
-    figure counts (a shared machine's peak moves: 597-647 GFLOP/s bf16 within one day)."""
+    ``probe(kind)`` measures the matmul peak just before each timed run, and each run's
+    fraction is the median over rounds against it (on a shared AMD EPYC the fp32 peak measured
+    167 GFLOP/s before one table's rounds and 126 after); ``peaks`` measures both before and
+    after the rounds, for the table's heading."""
     import spandrel
 
     x = photo(size)
@@ -202,7 +223,7 @@ def size_table(
     notes += skipped
     before = peaks()
     outputs = {e.name: e.run().clamp(0, 1) for e in entries}
-    results = interleaved(entries, repeats)
+    results = interleaved(entries, repeats, lambda entry: probe(peak_kind(entry.name)))
     after = peaks()
     peak = {kind: max(before[kind], after[kind]) for kind in before}
     ours = outputs.get(f"{auto.name} fp32", outputs[entries[0].name])
@@ -220,11 +241,11 @@ def size_table(
     print("| --- | ---: | ---: | ---: | ---: |")
     for entry in entries:
         r = results[entry.name]
-        kind = "bf16" if "bf16" in entry.name else "fp32" if "int8" not in entry.name else ""
+        kind = peak_kind(entry.name)
         if not kind:
             share = "(int8)"
-        elif kind in peak:
-            share = f"{flop / r['seconds'] / peak[kind]:.0%}"
+        elif "per_probe" in r:  # against the peak measured just before each run
+            share = f"{flop * r['per_probe']:.0%}"
         else:  # bf16 asked for by name where the CPU has no bf16 peak
             share = "-"
         print(

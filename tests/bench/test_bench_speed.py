@@ -26,19 +26,27 @@ def test_the_size_table_times_only_the_runs_asked_for(
     bench_speed = importlib.import_module("bench_speed")
     model = load_model(save_model(tmp_path / "tiny.safetensors", tiny_rrdbnet()))
     measured = iter([{"fp32": 1e11, "bf16": 4e11}, {"fp32": 0.9e11, "bf16": 4.2e11}])
+    probed: list[str] = []
     bench_speed.size_table(
-        model, 24, 1, lambda: next(measured), only=[("pytorch", "fp32"), ("onednn", "fp32")]
+        model,
+        24,
+        2,
+        lambda: next(measured),
+        only=[("pytorch", "fp32"), ("onednn", "fp32")],
+        probe=lambda kind: probed.append(kind) or 1e-3,  # an absurdly low peak: shares > 100%
     )
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     names = [row.split(" | ")[0].lstrip("| ") for row in rows[2:]]
     assert names[-2:] == ["pytorch fp32", "onednn fp32"]
+    assert probed == ["fp32"] * 2 * len(names)  # the peak next to every timed run, 2 rounds
     assert not any("default tiles" in n or "onnxruntime" in n or "OpenVINO" in n for n in names)
     # the higher of the peaks measured before and after the rounds
     assert "Matmul peak here: fp32 100 GFLOP/s, bf16 420 GFLOP/s" in out
     for row in rows[2:]:
         cells = row.strip("| ").split(" | ")
         assert float(cells[1]) >= 0 and cells[2].endswith("x") and cells[3].endswith("%")
+        assert float(cells[3].removesuffix("%")) > 100  # taken against the probed peak
         # the same network in every run: each output matches our fp32 one closely
         assert float(cells[4].removesuffix(" dB")) > 40
 
@@ -81,7 +89,7 @@ def test_without_bf16_arithmetic_the_size_table_leaves_bf16_out_and_says_so_once
     )
     monkeypatch.setattr(bench_speed, "peer_entries", lambda model, x: ([], []))
     model = load_model(save_model(tmp_path / "tiny.safetensors", tiny_rrdbnet()))
-    bench_speed.size_table(model, 24, 1, lambda: {"fp32": 1e11})
+    bench_speed.size_table(model, 24, 1, lambda: {"fp32": 1e11}, probe=lambda kind: 1e11)
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     names = [row.split(" | ")[0].lstrip("| ") for row in rows[2:]]
