@@ -272,6 +272,16 @@ def images_digest(images: Sequence[torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def calibration_inputs(
+    net: RRDBNet,
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    with_lr_crops: bool = False,
+) -> list[torch.Tensor]:
+    """The calibration crops of ``source`` (None = the default set) as ``net``'s NCHW inputs."""
+    raw = default_images(with_lr_crops) if source is None else user_images(source)
+    return [to_tensor(image, net.config.in_channels) for image in raw]
+
+
 def calibration_for(
     net: RRDBNet,
     source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
@@ -279,8 +289,7 @@ def calibration_for(
 ) -> Calibration:
     """The int8 calibration of ``net`` on ``source`` (None = the default set, with the LR crops
     when asked), from the cache if there."""
-    raw = default_images(with_lr_crops) if source is None else user_images(source)
-    images = [to_tensor(image, net.config.in_channels) for image in raw]
+    images = calibration_inputs(net, source, with_lr_crops)
     blocks = 3 * net.config.num_blocks
     key = CALIBRATIONS.key(weights_sha256(net), images_digest(images), f"v{CALIBRATION_VERSION}")
 

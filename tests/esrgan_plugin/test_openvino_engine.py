@@ -20,9 +20,15 @@ from test_compact import tiny_compact
 from esrgan_plugin.cache import cache_dir
 from esrgan_plugin.cli import main
 from esrgan_plugin.device import cpu_info
-from esrgan_plugin.engines.calibration import BlockRanges, Calibration, calibration_for
+from esrgan_plugin.engines.calibration import (
+    BlockRanges,
+    Calibration,
+    calibration_for,
+    calibration_inputs,
+)
 from esrgan_plugin.engines.onednn.int8 import Int8DenseBlock, int8_available
 from esrgan_plugin.engines.openvino import engine as openvino_engine
+from esrgan_plugin.engines.openvino.bias_correction import correct_biases
 from esrgan_plugin.engines.openvino.compiled import pad_columns
 from esrgan_plugin.engines.openvino.engine import OpenVinoEngine
 from esrgan_plugin.engines.openvino.graphs import (
@@ -112,6 +118,7 @@ def test_openvino_int8_runs_the_fake_quant_graph(monkeypatch: pytest.MonkeyPatch
     calibration = _shared_features(calibration_for(net))
     monkeypatch.setattr(openvino_engine, "calibration_for", lambda *_a, **_k: calibration)
     graph = FakeQuantRRDBNet(net, calibration, keep_last=3)
+    correct_biases(graph, calibration_inputs(net, with_lr_crops=True))  # as the engine does
     with torch.no_grad():
         fp32, reference = net(x), graph(x)
     theirs = OpenVinoEngine(net, "int8", threads=1)(x)
@@ -164,7 +171,8 @@ def test_stretched_features_fit_one_range_and_keep_the_function() -> None:
         stretched = FakeQuantDenseBlock(block, ranges)(x)
     assert (stretched - shared).abs().max().item() > 1e-5  # other rounding
     graph = FakeQuantDenseBlock(block, ranges)
-    graph._fq = lambda value, _range: value  # type: ignore[method-assign]  # no rounding
+    graph.quantize_input = lambda value: value * gain.view(1, -1, 1, 1)  # type: ignore[method-assign]  # no rounding
+    graph.quantize_features = lambda value: value  # type: ignore[method-assign]
     for convs in (graph.from_x, graph.from_features):
         for conv in convs:  # float weights
             conv.forward = functools.partial(_float_conv, conv)  # type: ignore[method-assign]

@@ -3,8 +3,9 @@
 - fp32 and bf16: the PyTorch module is exported to ONNX once and compiled with OpenVINO's f32
   or bf16 inference precision.
 - int8: the fake-quantised graph of :mod:`esrgan_plugin.engines.openvino.graphs` (our
-  quantisation points and calibration), which OpenVINO's low-precision transformations run as
-  int8 convolutions.
+  quantisation points and calibration, its biases corrected on the calibration crops:
+  :mod:`esrgan_plugin.engines.openvino.bias_correction`), which OpenVINO's low-precision
+  transformations run as int8 convolutions.
 
 Exported graphs are cached (:mod:`esrgan_plugin.cache`, keyed by the weights, precision,
 calibration and OpenVINO version) and compiled once, for any input shape (OpenVINO keeps the compiled graphs in the same cache). OpenVINO is an optional
@@ -28,7 +29,8 @@ from esrgan_plugin.arch.rrdbnet import RRDBNet
 from esrgan_plugin.cache import GRAPHS, entry_path, store, weights_sha256
 from esrgan_plugin.device import cpu_has_native_bf16, cpu_info
 from esrgan_plugin.engines.base import EngineRequest, Network
-from esrgan_plugin.engines.calibration import calibration_for
+from esrgan_plugin.engines.calibration import calibration_for, calibration_inputs
+from esrgan_plugin.engines.openvino.bias_correction import BIAS_CORRECTION, correct_biases
 from esrgan_plugin.engines.openvino.compiled import (
     CompiledGraph,
     CompiledNetwork,
@@ -146,9 +148,17 @@ class OpenVinoEngine:
             ranges = calibration_for(module, calibration, with_lr_crops=True)
             keep_last = min(INT8_KEEP_LAST, 3 * module.config.num_blocks - 1)
             fq_tail = INT8_QUANTIZE_TAIL if quantize_tail is None else quantize_tail
-            graph = functools.cache(lambda: FakeQuantRRDBNet(module, ranges, keep_last, fq_tail))
+
+            def corrected() -> FakeQuantRRDBNet:
+                fake = FakeQuantRRDBNet(module, ranges, keep_last, fq_tail)
+                log.info("correcting the int8 graph's biases (once per model and calibration)")
+                correct_biases(fake, calibration_inputs(module, calibration, with_lr_crops=True))
+                return fake
+
+            graph = functools.cache(corrected)
             extra = ranges.to_json() + f"keep_last={keep_last},tail={fq_tail}"
             extra += f",stretch<={MAX_FEATURE_STRETCH},gain<={MAX_INPUT_GAIN}"  # in the weights
+            extra += f",bias_correction={BIAS_CORRECTION}"  # on the crops the ranges come from
         else:
             graph = functools.cache(lambda: summed_rrdbnet(module))
         key = _weights_key(module, precision, extra, self.ov.__version__)

@@ -135,7 +135,7 @@ class FakeQuantDenseBlock(nn.Module):
         self.register_buffer("x_gain", gain.view(1, nf, 1, 1))
         self.x_range, self.f_range = gained_range(ranges, gain), stretched_range(ranges, stretch)
         self.from_x = nn.ModuleList(
-            _FakeQuantConv(
+            FakeQuantConv(
                 c.weight[:, :nf] * k[:, None, None, None] / gain[None, :, None, None],
                 c.bias * k,
             )
@@ -143,7 +143,7 @@ class FakeQuantDenseBlock(nn.Module):
         )
         undo = 1.0 / per_channel  # in the concatenation's order
         self.from_features = nn.ModuleList(
-            _FakeQuantConv(
+            FakeQuantConv(
                 c.weight[:, nf:]
                 * undo[None, : c.in_channels - nf, None, None]
                 * k[:, None, None, None],
@@ -152,13 +152,21 @@ class FakeQuantDenseBlock(nn.Module):
             for c, k in zip(convs[1:], scales[1:], strict=True)
         )
 
-    def _fq(self, x: torch.Tensor, r: ActivationRange) -> torch.Tensor:
-        return torch.fake_quantize_per_tensor_affine(x, r.scale, r.zero_point, 0, 255)
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The block input as the convs reading it see it: each channel gained, then uint8."""
+        gained = x * cast(torch.Tensor, self.x_gain)
+        r = self.x_range
+        return torch.fake_quantize_per_tensor_affine(gained, r.scale, r.zero_point, 0, 255)
+
+    def quantize_features(self, feature: torch.Tensor) -> torch.Tensor:
+        """A (stretched) feature on the features' one uint8 range."""
+        r = self.f_range
+        return torch.fake_quantize_per_tensor_affine(feature, r.scale, r.zero_point, 0, 255)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        quantized = self._fq(x * cast(torch.Tensor, self.x_gain), self.x_range)
+        quantized = self.quantize_input(x)
         first = F.leaky_relu(self.from_x[0](quantized), NEGATIVE_SLOPE)
-        features = [self._fq(_masked(first, mask), self.f_range)]  # zero stays zero: uint8
+        features = [self.quantize_features(_masked(first, mask))]  # zero stays zero: uint8
         out = x  # ranges include 0 (their zero point), so the masked padding quantises to 0
         for k, conv in enumerate(self.from_features, start=1):
             pre = self.from_x[k](quantized) + conv(torch.cat(features, 1))
@@ -166,7 +174,7 @@ class FakeQuantDenseBlock(nn.Module):
                 out = _masked(x + pre, mask)
                 break
             features.append(
-                self._fq(_masked(F.leaky_relu(pre, NEGATIVE_SLOPE), mask), self.f_range)
+                self.quantize_features(_masked(F.leaky_relu(pre, NEGATIVE_SLOPE), mask))
             )
         return out
 
@@ -241,7 +249,7 @@ def stretched_range(ranges: BlockRanges, stretch: list[float]) -> ActivationRang
     return ActivationRange(min(low, 0.0), ranges.features.high)
 
 
-class _FakeQuantConv(nn.Module):
+class FakeQuantConv(nn.Module):
     """A 3x3 conv whose weight is fake-quantised per output channel (symmetric int8) when run."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -303,7 +311,7 @@ class FakeQuantRRDBNet(nn.Module):
                 "tail convolutions"
             )
         self.tail_ranges = calibration.tail
-        quantized = _FakeQuantConv if quantize_tail else _FloatConv
+        quantized = FakeQuantConv if quantize_tail else _FloatConv
         self.ups = nn.ModuleList(quantized(c.weight, c.bias) for c in net.up_convs())
         self.hr = quantized(net.conv_hr.weight, net.conv_hr.bias)
 
