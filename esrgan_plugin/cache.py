@@ -81,7 +81,7 @@ HALOS = Kind("halos", ".json", "halo-probe/1")
 """Measured halos, keyed by the weights and the error bound."""
 CALIBRATIONS = Kind("int8", ".json", "calibration/3")
 """int8 activation ranges, keyed by the weights and the calibration pixels."""
-GRAPHS = Kind("openvino", ".onnx", "openvino-engine/5")
+GRAPHS = Kind("openvino", ".onnx", "openvino-engine/6")  # 6: int8 bias correction
 """Exported graphs for OpenVINO, keyed by the weights, precision, calibration and OpenVINO."""
 PRECISION_CHOICES = Kind("precision", ".json", "precision-auto/1")
 """``--precision auto``'s measured choice, keyed by the weights, device, engine and crops."""
