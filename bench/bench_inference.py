@@ -98,34 +98,28 @@ class Entry:
 def interleaved(
     entries: list[Entry],
     repeats: int,
-    probe: Callable[[Entry], float | None] | None = None,
+    before_each: Callable[[Entry], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Warm up, then ``repeats`` rounds of every entry in turn; medians per entry.
 
     ``ratio`` is the median over rounds of (first entry's seconds / this entry's seconds):
-    a ratio within each round cancels the load drift between rounds. With ``probe``, an
-    untimed ``probe(entry)`` (e.g. the machine's matmul peak right now, in FLOP/s) runs just
-    before each timed run, and ``per_probe`` is the median over rounds of 1 / (seconds x the
-    probe's value): a shared machine's speed drifts within minutes, so a fraction of the peak
-    is best taken against the peak measured next to each run (absent where the probe gives
-    None).
+    a ratio within each round cancels the load drift between rounds. ``before_each(entry)``
+    runs untimed just before each timed run (e.g. to sample the machine's matmul peak).
     """
     for entry in entries:
         entry.run()
     wall: dict[str, list[float]] = {e.name: [] for e in entries}
     cpu: dict[str, list[float]] = {e.name: [] for e in entries}
-    probed: dict[str, list[float]] = {e.name: [] for e in entries}
     for _ in range(repeats):
         for entry in entries:
-            value = None if probe is None else probe(entry)
+            if before_each is not None:
+                before_each(entry)
             c0, w0 = time.process_time(), time.perf_counter()
             entry.run()
             wall[entry.name].append(time.perf_counter() - w0)
             cpu[entry.name].append(time.process_time() - c0)
-            if value:
-                probed[entry.name].append(1.0 / (wall[entry.name][-1] * value))
     ref = wall[entries[0].name]
-    results = {
+    return {
         e.name: {
             "seconds": statistics.median(wall[e.name]),
             "cpu": statistics.median(cpu[e.name]),
@@ -136,10 +130,6 @@ def interleaved(
         }
         for e in entries
     }
-    for name, values in probed.items():
-        if values:
-            results[name]["per_probe"] = statistics.median(values)
-    return results
 
 
 def peer_entries(model: LoadedModel, x: torch.Tensor) -> tuple[list[Entry], list[str]]:

@@ -4,10 +4,10 @@ For RealESRGAN_x4plus (real weights) at 192x192 and 512x512 (whole, and with the
 tiles), each engine and precision is timed beside spandrel's ESRGAN fp32 and the ONNX peers
 (onnxruntime, OpenVINO's own graphs) in interleaved rounds in one process. Every run is given
 as seconds, the ratio to spandrel fp32 in the same rounds, the fraction of this machine's
-matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls just before each timed
-run, since a shared machine's speed drifts within minutes: the median over rounds of each run's
-FLOP/s over the peak next to it; the network's FLOPs counted by ``torch.utils.flop_counter``),
-and PSNR against our fp32 output. A last table times
+matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls before and after the
+rounds and just before each timed run: the highest of them all, since a shared machine's speed
+drifts within minutes and a peak is a maximum; the network's FLOPs counted by
+``torch.utils.flop_counter``), and PSNR against our fp32 output. A last table times
 ``esrgan upscale`` on a whole photo against the network's own compute time on it. On a CPU
 without bf16 arithmetic (no AVX512-BF16, no AMX) the bf16 runs, the bf16 peak and OpenVINO's
 own bf16 peer are left out and the output says so (``bench/native_bf16.py``); the command's
@@ -96,7 +96,7 @@ def peak_kind(name: str) -> str:
 
 
 def peak_probe(kind: str) -> float | None:
-    """The matmul peak of ``kind`` right now (FLOP/s), measured before each timed run; None for
+    """The matmul peak of ``kind`` right now (FLOP/s), sampled before each timed run; None for
     int8 runs and for bf16 where the CPU has no bf16 arithmetic."""
     if kind == "fp32":
         return matmul_peak(torch.float32)
@@ -105,20 +105,20 @@ def peak_probe(kind: str) -> float | None:
     return None
 
 
-def peak_line(peak: dict[str, float], before: dict[str, float], after: dict[str, float]) -> str:
-    """The start of the "Matmul peak here" line: fp32 and bf16, or bf16 none where not measured
-    (the runs' fractions are taken against the peak measured next to each run instead)."""
-    if "bf16" in peak:
-        return (
-            f"Matmul peak here: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} "
-            f"GFLOP/s (the higher of before and after the rounds: fp32 {before['fp32'] / 1e9:.0f} / "
-            f"{after['fp32'] / 1e9:.0f}, bf16 {before['bf16'] / 1e9:.0f} / {after['bf16'] / 1e9:.0f}); "
-        )
-    return (
-        f"Matmul peak here: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s (the higher of before and after "
-        f"the rounds: {before['fp32'] / 1e9:.0f} / {after['fp32'] / 1e9:.0f}), "
-        "bf16: none (no bf16 arithmetic); "
-    )
+def peak_line(samples: dict[str, list[float]]) -> str:
+    """The start of the "Matmul peak here" line: each kind's peak (the highest sample) and the
+    range of its samples; bf16 none where it was not measured."""
+    parts = []
+    for kind in ("fp32", "bf16"):
+        values = samples.get(kind)
+        if values:
+            parts.append(
+                f"{kind} {max(values) / 1e9:.0f} GFLOP/s (the highest of {len(values)} samples, "
+                f"{min(values) / 1e9:.0f}-{max(values) / 1e9:.0f})"
+            )
+        else:
+            parts.append(f"{kind}: none (no bf16 arithmetic)")
+    return "Matmul peak here: " + ", ".join(parts) + "; "
 
 
 def _timed(fn: object) -> float:
@@ -159,10 +159,10 @@ def size_table(
 ) -> None:
     """Every engine and precision at ``size`` x ``size``, whole image; default tiles at 512+.
     ``only``: just these (engine, precision) runs beside spandrel (no tiles, no peers).
-    ``probe(kind)`` measures the matmul peak just before each timed run, and each run's
-    fraction is the median over rounds against it (on a shared AMD EPYC the fp32 peak measured
-    167 GFLOP/s before one table's rounds and 126 after); ``peaks`` measures both before and
-    after the rounds, for the table's heading."""
+    ``peaks`` measures the matmul peaks before and after the rounds and ``probe(kind)`` just
+    before each timed run; the peak is the highest of them (on a shared AMD EPYC the fp32
+    matmul measured 167 GFLOP/s before one table's rounds and 126 after, and once below what
+    OpenVINO's convolutions ran at, so a sample next to a run is no peak)."""
     import spandrel
 
     x = photo(size)
@@ -221,18 +221,25 @@ def size_table(
         peers = [p for p in peers if "int8" not in p.name and "onnxruntime" not in p.name]
     entries += peers
     notes += skipped
-    before = peaks()
+    samples: dict[str, list[float]] = {kind: [value] for kind, value in peaks().items()}
+
+    def sample(entry: Entry) -> None:
+        kind = peak_kind(entry.name)
+        value = probe(kind) if kind else None
+        if value:
+            samples.setdefault(kind, []).append(value)
+
     outputs = {e.name: e.run().clamp(0, 1) for e in entries}
-    results = interleaved(entries, repeats, lambda entry: probe(peak_kind(entry.name)))
-    after = peaks()
-    peak = {kind: max(before[kind], after[kind]) for kind in before}
+    results = interleaved(entries, repeats, sample)
+    for kind, value in peaks().items():
+        samples[kind].append(value)
+    peak = {kind: max(values) for kind, values in samples.items()}
     ours = outputs.get(f"{auto.name} fp32", outputs[entries[0].name])
     flop = flops_per_pixel(model) * size * size
     print(f"\n### {size}x{size}, whole image, interleaved rounds, median of {repeats}\n")
     print(machine_line() + "\n")
     print(
-        peak_line(peak, before, after)
-        + f"the network: {flop / size / size / 1e6:.1f} MFLOP per input pixel; "
+        peak_line(samples) + f"the network: {flop / size / size / 1e6:.1f} MFLOP per input pixel; "
         f"`auto` runs {auto.name}.\n"
     )
     print(
@@ -244,8 +251,8 @@ def size_table(
         kind = peak_kind(entry.name)
         if not kind:
             share = "(int8)"
-        elif "per_probe" in r:  # against the peak measured just before each run
-            share = f"{flop * r['per_probe']:.0%}"
+        elif kind in peak:
+            share = f"{flop / r['seconds'] / peak[kind]:.0%}"
         else:  # bf16 asked for by name where the CPU has no bf16 peak
             share = "-"
         print(
