@@ -116,3 +116,19 @@ def test_without_bf16_arithmetic_openvinos_bf16_peer_is_left_out(
     entries, skipped = bench_inference.peer_entries(None, torch.zeros(1, 3, 8, 8))
     assert entries == [] and asked == [tuple(k for k in peers.PEER_KINDS if k != "ov-bf16")]
     assert skipped == [importlib.import_module("native_bf16").BF16_LEFT_OUT]
+
+
+def test_the_matmul_peak_takes_the_faster_of_pytorch_and_openvino(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("openvino")
+    bench_speed = _bench_speed(monkeypatch, native=True)
+    assert bench_speed.openvino_matmul(torch.float32, 64, 1) is not None
+    assert bench_speed.matmul_peak(torch.float32, side=64, repeats=2) > 0
+    compiled = bench_speed.openvino_matmul(torch.float32, 64, torch.get_num_threads())
+    calls: list[int] = []
+    monkeypatch.setattr(
+        bench_speed, "openvino_matmul", lambda *a: lambda: calls.append(1) or compiled()
+    )
+    bench_speed.matmul_peak(torch.float32, side=64, repeats=3)
+    assert calls == [1, 1, 1]  # timed beside PyTorch's, best of the repeats
