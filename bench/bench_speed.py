@@ -4,8 +4,8 @@ For RealESRGAN_x4plus (real weights) at 192x192 and 512x512 (whole, and with the
 tiles), each engine and precision is timed beside spandrel's ESRGAN fp32 and the ONNX peers
 (onnxruntime, OpenVINO's own graphs) in interleaved rounds in one process. Every run is given
 as seconds, the ratio to spandrel fp32 in the same rounds, the fraction of this machine's
-matmul peak (measured here, fp32 and bf16, by large ``torch.mm`` calls before and after the
-rounds and just before each timed run: the highest of them all, since a shared machine's speed
+matmul peak (measured here, fp32 and bf16, by large matmuls, PyTorch's and OpenVINO's, before
+and after the rounds and just before each timed run: the highest of them all, since a shared machine's speed
 drifts within minutes and a peak is a maximum; the network's FLOPs counted by
 ``torch.utils.flop_counter``), and PSNR against our fp32 output. A last table times
 ``esrgan upscale`` on a whole photo against the network's own compute time on it. On a CPU
