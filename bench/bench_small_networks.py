@@ -26,7 +26,7 @@ from skimage import data, transform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import machine_line  # noqa: E402
-from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
+from native_bf16 import BF16_LEFT_OUT, float_precisions  # noqa: E402
 
 from esrgan_plugin import UpscaleOptions, Upscaler, load_model  # noqa: E402
 
@@ -40,7 +40,7 @@ def main() -> None:
     parameters = sum(p.numel() for p in model.module.parameters())
     print(f"## {args.model} ({parameters:,} parameters): pytorch and openvino engines\n")
     print(machine_line() + "\n")
-    precisions = ("fp32", "bf16") if bf16_here() else ("fp32",)
+    precisions = float_precisions()
     if "bf16" not in precisions:
         print(f"{BF16_LEFT_OUT}.\n")
     print("| input | engine | precision | first call s | warm s (median) |")

@@ -122,10 +122,8 @@ def run_spec(text: str) -> tuple[str, str]:
 def measure_peaks() -> dict[str, float]:
     """This machine's matmul peak now, fp32 and bf16 (FLOP/s); no bf16 entry where the CPU has
     no bf16 arithmetic (emulated bf16 matmuls take minutes and measure nothing)."""
-    peaks = {"fp32": matmul_peak(torch.float32)}
-    if bf16_here():
-        peaks["bf16"] = matmul_peak(torch.bfloat16)
-    return peaks
+    peaks = {kind: peak_probe(kind) for kind in ("fp32", "bf16")}
+    return {kind: value for kind, value in peaks.items() if value is not None}
 
 
 def peak_kind(name: str) -> str:
@@ -134,8 +132,9 @@ def peak_kind(name: str) -> str:
 
 
 def peak_probe(kind: str) -> float | None:
-    """The matmul peak of ``kind`` right now (FLOP/s), sampled before each timed run; None for
-    int8 runs and for bf16 where the CPU has no bf16 arithmetic."""
+    """The matmul peak of ``kind`` right now (FLOP/s), sampled before each timed run and by
+    :func:`measure_peaks`; None for int8 runs and for bf16 where the CPU has no bf16
+    arithmetic."""
     if kind == "fp32":
         return matmul_peak(torch.float32)
     if kind == "bf16" and bf16_here():

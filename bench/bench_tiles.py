@@ -32,15 +32,9 @@ from esrgan_plugin.models.loading import load_model
 from esrgan_plugin.tiles.halo import model_halo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from native_bf16 import BF16_LEFT_OUT, bf16_here  # noqa: E402
+from native_bf16 import BF16_LEFT_OUT, float_precisions  # noqa: E402
 
 FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2")
-
-
-def float_precisions() -> tuple[str, ...]:
-    """fp32 and bf16, or fp32 alone where the CPU has no bf16 arithmetic (emulated bf16 takes
-    hours); :func:`print_bf16_note` says so under the table's machine line."""
-    return ("fp32", "bf16") if bf16_here() else ("fp32",)
 
 
 def print_bf16_note(precisions: tuple[str, ...]) -> None:

@@ -26,3 +26,9 @@ def bf16_here() -> bool:
     """True where the CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 runs are worth
     timing; elsewhere they would time PyTorch's emulation (hours) or OpenVINO's f32."""
     return cpu_has_native_bf16()
+
+
+def float_precisions() -> tuple[str, ...]:
+    """The float precisions a table times here: fp32 and bf16, or fp32 alone where the CPU has
+    no bf16 arithmetic (print :data:`BF16_LEFT_OUT` then)."""
+    return ("fp32", "bf16") if bf16_here() else ("fp32",)
