@@ -12,7 +12,8 @@ The default set is four 64x64 crops of photos inside scikit-image (a dependency 
 ``--precision int8`` works offline with nothing chosen; the OpenVINO engine adds six crops of
 photos and textures shrunk to a quarter (``LR_CROPS``). A user set is a folder or a list of
 image files; each contributes its central crop (at most ``CROP`` pixels a side). Results are
-cached (:mod:`esrgan_plugin.cache`) per model weights, calibration pixels and method version.
+cached (:mod:`esrgan_plugin.cache`) per model weights, calibration pixels (for the default set:
+its photos, crops and scikit-image's release) and method version.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ CROP = 64
 
 MAX_IMAGES = 16
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-_DEFAULT_CROPS = (  # (scikit-image photo, top, left): none of them is the benchmark's astronaut
+DEFAULT_CROPS = (  # (scikit-image photo, top, left): none of them is the benchmark's astronaut
     ("coffee", 100, 200),
     ("chelsea", 50, 100),
     ("rocket", 200, 100),
@@ -213,7 +214,7 @@ def default_images(with_lr_crops: bool = False) -> list[np.ndarray]:
 
     photos = [
         getattr(data, name)()[top : top + CROP, left : left + CROP]
-        for name, top, left in _DEFAULT_CROPS
+        for name, top, left in DEFAULT_CROPS
     ]
     if not with_lr_crops:
         return photos
@@ -263,6 +264,17 @@ def _central_crop(image: np.ndarray) -> np.ndarray:
     return image[top : top + CROP, left : left + CROP]
 
 
+def builtin_set_key(*parts: object) -> str:
+    """The cache key's image part for a built-in crop set: the photos' names and corners and the
+    scikit-image release they come from, so a cached answer is found without decoding a photo
+    (decoding the built-in photos cost about 0.5 s of every command's start). A change to how
+    the crops are cut must bump the caller's method version, which the key also holds."""
+    import skimage
+
+    release = getattr(skimage, "__version__", "unknown")  # lazy-loaded: not in its stubs
+    return "builtin|" + "|".join(map(repr, parts)) + f"|scikit-image={release}"
+
+
 def images_digest(images: Sequence[torch.Tensor]) -> str:
     """SHA-256 of the calibration pixels (the cache key's calibration part)."""
     digest = hashlib.sha256()
@@ -289,9 +301,16 @@ def calibration_for(
 ) -> Calibration:
     """The int8 calibration of ``net`` on ``source`` (None = the default set, with the LR crops
     when asked), from the cache if there."""
-    images = calibration_inputs(net, source, with_lr_crops)
+    channels = net.config.in_channels
+    if source is None:  # the photos are decoded only when the ranges are not cached
+        images_key = builtin_set_key(DEFAULT_CROPS, LR_CROPS if with_lr_crops else (), CROP)
+        images_key += f"|channels={channels}"
+        images: list[torch.Tensor] | None = None
+    else:
+        images = calibration_inputs(net, source, with_lr_crops)
+        images_key = images_digest(images)
     blocks = 3 * net.config.num_blocks
-    key = CALIBRATIONS.key(weights_sha256(net), images_digest(images), f"v{CALIBRATION_VERSION}")
+    key = CALIBRATIONS.key(weights_sha256(net), images_key, f"v{CALIBRATION_VERSION}")
 
     def read(path: Path) -> Calibration | None:
         found = Calibration.from_json(path.read_text())
@@ -299,8 +318,9 @@ def calibration_for(
         return found if ok else None
 
     def build() -> Calibration:
-        log.info("calibrating int8 on %d image(s) (once per model and image set)", len(images))
-        return calibrate(net, images)
+        crops = images if images is not None else calibration_inputs(net, None, with_lr_crops)
+        log.info("calibrating int8 on %d image(s) (once per model and image set)", len(crops))
+        return calibrate(net, crops)
 
     path = entry_path(CALIBRATIONS, key)
     return cached(path, build, read, lambda tmp, found: tmp.write_text(found.to_json()))

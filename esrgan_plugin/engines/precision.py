@@ -33,7 +33,13 @@ from esrgan_plugin.arch.descriptor import Architecture
 from esrgan_plugin.cache import PRECISION_CHOICES, entry_path, load, store, weights_sha256
 from esrgan_plugin.device import cpu_has_native_bf16, cpu_info, resolve_precision
 from esrgan_plugin.engines.base import EngineRequest, Network
-from esrgan_plugin.engines.calibration import default_images, images_digest, user_images
+from esrgan_plugin.engines.calibration import (
+    DEFAULT_CROPS,
+    builtin_set_key,
+    default_images,
+    images_digest,
+    user_images,
+)
 from esrgan_plugin.engines.registry import choose_engine
 from esrgan_plugin.errors import InferenceError
 from esrgan_plugin.options import UpscaleOptions
@@ -135,19 +141,27 @@ def choose_precision(
 ) -> PrecisionChoice:
     """``auto``'s precision for ``module`` on ``device`` with ``options``' engine, calibration
     and memory format: from the cache, else measured and cached; the old rule if it cannot be."""
-    crops = measurement_crops(options.calibration, arch.needs(module.config).in_channels)  # type: ignore[arg-type]
+    channels: int = arch.needs(module.config).in_channels  # type: ignore[arg-type]
+    crops: list[torch.Tensor] | None = None
+    if options.calibration is None:  # the photos are decoded only when no choice is cached
+        images_key = builtin_set_key(DEFAULT_CROPS, HELD_OUT, CROP) + f"|channels={channels}"
+    else:
+        crops = measurement_crops(options.calibration, channels)
+        images_key = images_digest(crops)
     key = PRECISION_CHOICES.key(
         weights_sha256(module),
         device_key(device),
         options.engine,
         str(options.channels_last),
-        images_digest(crops),
+        images_key,
         f"bound={BOUND_DB}|method={METHOD_VERSION}|torch={torch.__version__}",
     )
     path = entry_path(PRECISION_CHOICES, key, device.type)
     found = load(path, _read)
     if found is not None:
         return found
+    if crops is None:
+        crops = measurement_crops(None, channels)
     try:
         choice = measure(module, arch, device, options, crops)
     except (RuntimeError, InferenceError, MemoryError) as exc:

@@ -60,8 +60,37 @@ def test_the_choice_is_measured_within_the_bound_and_cached(
         raise AssertionError("measured again")
 
     monkeypatch.setattr(precision_module, "measure", no_measuring)
+    monkeypatch.setattr(precision_module, "measurement_crops", no_measuring)  # no photo decoded
     again = choose_precision(net, RRDBNET, CPU, UpscaleOptions(device="cpu"))
     assert again == choice  # the same record, so provenance and fingerprints do not change
+
+
+def test_a_user_calibration_set_is_keyed_by_its_pixels(
+    fresh_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached choice for a folder of crops is found again, and measured anew once a file in
+    the folder changes (the built-in set is keyed by its photos' names and release instead)."""
+    from helpers import random_image
+
+    from pipelines.io.images import write_image
+
+    measured: list[str] = []
+    real = precision_module.measure
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        measured.append("once")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(precision_module, "measure", counted)
+    folder = tmp_path / "crops"
+    write_image(folder / "a.png", random_image(24, 24))
+    options = UpscaleOptions(device="cpu", calibration=str(folder))
+    net = tiny_rrdbnet()
+    first = choose_precision(net, RRDBNET, CPU, options)
+    assert choose_precision(net, RRDBNET, CPU, options) == first and len(measured) == 1
+    write_image(folder / "a.png", 255 - random_image(24, 24), overwrite=True)
+    choose_precision(net, RRDBNET, CPU, options)
+    assert len(measured) == 2
 
 
 def test_a_precision_below_the_bound_or_not_finite_is_rejected(
