@@ -4,7 +4,7 @@ Targets (issue 9): tiles with the default (measured) halo, 72 pixels, against th
 least 50 dB PSNR and at most 4/255 max error, in memory and on the Dask chunked stage path; without
 a halo the seams show. A 160x160 crop in 80-pixel tiles: each tile's padded input (80 + 72 = 152
 pixels a side) is smaller than the image, so every cut is real, and four tiles keep the test short
-(real weights on the CPU). Random weights would pass with far less halo (their context decays
+(real weights on the CPU); the Dask path runs two chunks side by side. Random weights would pass with far less halo (their context decays
 fast), which is why these checks run the real network.
 """
 
@@ -95,9 +95,11 @@ def test_dask_chunks_with_the_default_halo_match_the_whole_image(
     params = UpscaleParams(model=str(_x4plus_param()), precision="fp32", device="cpu")
     plan = BlockPlan(spec.halo_for(params), spec.scale_for(params), spec.multiple_for(params))
     assert plan.halo is not None and plan.halo >= 48  # the measured halo, not a small default
-    item = ImageItem(
-        da.from_array(photo, chunks=(TILE, TILE, 3)), ImageMeta("rocket", None, "uint8", 3)
-    )
+    # two chunks side by side, each read with its halo (80 + 72 pixels wide, narrower than the
+    # image): the cut between them is real; the in-memory test above cuts both ways
+    chunks = (len(photo), TILE, 3)
+    assert TILE + plan.halo < photo.shape[1]
+    item = ImageItem(da.from_array(photo, chunks=chunks), ImageMeta("rocket", None, "uint8", 3))
     out = np.asarray(
         map_image(item, "sr", spec.id, spec.fn, params, plan).data.compute(scheduler="synchronous")
     )
