@@ -303,8 +303,8 @@ def calibration_for(
     when asked), from the cache if there."""
     channels = net.config.in_channels
     if source is None:  # the photos are decoded only when the ranges are not cached
-        images_key = builtin_set_key(DEFAULT_CROPS, LR_CROPS if with_lr_crops else (), CROP)
-        images_key += f"|channels={channels}"
+        lr_crops = LR_CROPS if with_lr_crops else ()
+        images_key = builtin_set_key(DEFAULT_CROPS, lr_crops, CROP, f"channels={channels}")
         images: list[torch.Tensor] | None = None
     else:
         images = calibration_inputs(net, source, with_lr_crops)

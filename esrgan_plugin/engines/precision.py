@@ -144,7 +144,7 @@ def choose_precision(
     channels: int = arch.needs(module.config).in_channels  # type: ignore[arg-type]
     crops: list[torch.Tensor] | None = None
     if options.calibration is None:  # the photos are decoded only when no choice is cached
-        images_key = builtin_set_key(DEFAULT_CROPS, HELD_OUT, CROP) + f"|channels={channels}"
+        images_key = builtin_set_key(DEFAULT_CROPS, HELD_OUT, CROP, f"channels={channels}")
     else:
         crops = measurement_crops(options.calibration, channels)
         images_key = images_digest(crops)

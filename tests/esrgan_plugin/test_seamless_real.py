@@ -4,8 +4,8 @@ Targets (issue 9): tiles with the default (measured) halo, 72 pixels, against th
 least 50 dB PSNR and at most 4/255 max error, in memory and on the Dask chunked stage path; without
 a halo the seams show. A 160x160 crop in 80-pixel tiles: each tile's padded input (80 + 72 = 152
 pixels a side) is smaller than the image, so every cut is real, and four tiles keep the test short
-(real weights on the CPU); the Dask path runs two chunks side by side. Random weights would pass with far less halo (their context decays
-fast), which is why these checks run the real network.
+(real weights on the CPU); the Dask path runs two chunks side by side. Random weights would pass
+with far less halo (their context decays fast), which is why these checks run the real network.
 """
 
 from __future__ import annotations
