@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.config.arguments import add_model_arguments, describe_error, given_values
+from pipelines.config.arguments import (
+    OneLineErrorParser,
+    add_model_arguments,
+    describe_error,
+    given_values,
+)
 from pipelines.config.yaml_loader import Locations, YamlError, load_yaml
 from pipelines.errors import ImageIOError, PipelineError, first_line, suggest
 from pipelines.hooks.manager import build_registry, get_plugin_manager
@@ -38,6 +43,7 @@ from pipelines.io.atomic import atomic_target
 from pipelines.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    QUALITY_RANGE,
     ImageMetadata,
     expand_inputs,
     make_provenance,
@@ -58,6 +64,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "PROJECT_NAME",
+    "QUALITY_RANGE",
     "VIDEO_SUFFIXES",
     "Artefact",
     "BlockPlan",
@@ -71,6 +78,7 @@ __all__ = [
     "ImageMetadata",
     "Kind",
     "Locations",
+    "OneLineErrorParser",
     "OutputLockedError",
     "OutputStatus",
     "PipelineError",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import pluggy
 
+from pipelines.config.arguments import OneLineErrorParser
 from pipelines.config.loader import ValidationError, apply_overrides, load_config
 from pipelines.config.schema import Pipeline
 from pipelines.interrupts import exit_code, interrupts_as_exceptions, signal_name
@@ -26,9 +27,9 @@ EXIT_INVALID = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineErrorParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="pipelines",
         description="Run YAML image pipelines made of plugin stages.",
         parents=[common],

@@ -19,7 +19,13 @@ from typing import NoReturn
 from esrgan_plugin.cli import engines, export, models, session, upscale
 from esrgan_plugin.errors import EsrganError, UsageError
 from esrgan_plugin.runtime import quiet_openmp_waits
-from pipelines.api import PipelineError, exit_code, interrupts_as_exceptions, signal_name
+from pipelines.api import (
+    OneLineErrorParser,
+    PipelineError,
+    exit_code,
+    interrupts_as_exceptions,
+    signal_name,
+)
 
 COMMANDS_GROUP = "esrgan.commands"
 """Entry-point group of extra subcommands: each names a ``register(subparsers)`` function."""
@@ -38,7 +44,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     their parsers cannot parse it, and registering them imports their packages (0.1-0.2 s of
     the start of every command, measured 2026-12-03).
     """
-    parser = argparse.ArgumentParser(prog="esrgan", description="ESRGAN super-resolution.")
+    parser = OneLineErrorParser(prog="esrgan", description="ESRGAN super-resolution.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (upscale, models, engines, export):

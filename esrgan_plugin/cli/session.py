@@ -22,7 +22,7 @@ import logging
 import os
 import select
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_CLOSED_PIPE = 128 + 13
 """Exit status after the reader of stdout went away (128 + SIGPIPE)."""
@@ -38,7 +38,7 @@ _HELP = (
 
 def add_models_dir_options(
     parser: argparse.ArgumentParser,
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: argparse._SubParsersAction[Any],
 ) -> None:
     """``--models-dir`` on the ``esrgan`` parser and on the subcommands that load models."""
     parser.add_argument("--models-dir", action="append", default=[], metavar="DIR", help=_HELP)

@@ -26,6 +26,7 @@ from esrgan_plugin.errors import EsrganError, InferenceError, UsageError
 from esrgan_plugin.options import OPTION_NAMES, UpscaleParams
 from pipelines.api import (
     DEFAULT_MAX_PIXELS,
+    QUALITY_RANGE,
     PipelineError,
     add_model_arguments,
     describe_error,
@@ -62,6 +63,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--ext", default=None, help="image format for folder outputs (default: the input's)"
     )
     up.add_argument(
+        "--quality",
+        type=_quality,
+        default=None,
+        metavar="N",
+        help="JPEG and WebP outputs: encoder quality, 1-100 (default: JPEG 95, WebP lossless); "
+        "PNG, TIFF and BMP are lossless",
+    )
+    up.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
     )
     up.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -78,6 +87,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_uncertainty_arguments(up)
     add_video_arguments(up)
     up.set_defaults(func=cmd_upscale)
+
+
+def _quality(text: str) -> int:
+    """``--quality``'s value: an integer in :data:`QUALITY_RANGE` (else argparse's usage error)."""
+    low, high = QUALITY_RANGE
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}")
+    return value
 
 
 def upscale_params(args: argparse.Namespace) -> UpscaleParams:
@@ -214,6 +235,7 @@ def _run_images(
                         overwrite=args.overwrite,
                         metadata=meta if keep else None,
                         provenance=_record(job, step, command) if keep else None,
+                        quality=args.quality,
                     )
                 except (EsrganError, PipelineError) as exc:
                     if len(jobs) > 1 and not args.debug:

@@ -28,6 +28,7 @@ from pipelines.errors import ImageIOError
 from pipelines.io.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
+    QUALITY_RANGE,
     expand_inputs,
     read_image,
     read_metadata,
@@ -168,6 +169,13 @@ class WriteParams(StageParams):
     )
     downsample: Literal["mean", "nearest"] = Field(
         "mean", description="ome-zarr: how each pyramid level is made from the one before it"
+    )
+    quality: int | None = Field(
+        None,
+        ge=QUALITY_RANGE[0],
+        le=QUALITY_RANGE[1],
+        description="image files: JPEG and WebP encoder quality, 1-100 (default: JPEG 95, WebP lossless); "
+        "PNG, TIFF and BMP are lossless and ignore it",
     )
     metadata: bool = Field(
         True,
@@ -365,6 +373,7 @@ def write_images(items: list[ImageItem], params: WriteParams) -> list[Any]:
                 params.overwrite,
                 kept,
                 record,
+                params.quality,
                 name=f"write-{item.meta.name}",
             )
         )
@@ -406,9 +415,15 @@ def write_one(
     overwrite: bool,
     metadata: ImageMetadata | None = None,
     provenance: dict[str, Any] | None = None,
+    quality: int | None = None,
 ) -> str:
     """Write one image atomically (temp file + rename), keeping bit depth, alpha and metadata."""
     written = write_image(
-        path, np.asarray(array), overwrite=overwrite, metadata=metadata, provenance=provenance
+        path,
+        np.asarray(array),
+        overwrite=overwrite,
+        metadata=metadata,
+        provenance=provenance,
+        quality=quality,
     )
     return str(written)

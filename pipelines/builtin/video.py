@@ -239,15 +239,23 @@ def frame_tasks(item: Any, params: Any) -> list[Any]:
             [str(p) for p in paths[bounds[k] : bounds[k + 1]]],
             item.video.rotation,
             params.overwrite,
+            params.quality,
             name="frames",
         )
         for k in range(len(blocks))
     ]
 
 
-def write_frames(frames: np.ndarray, paths: list[str], rotation: int, overwrite: bool) -> list[str]:
+def write_frames(
+    frames: np.ndarray,
+    paths: list[str],
+    rotation: int,
+    overwrite: bool,
+    quality: int | None = None,
+) -> list[str]:
     """Write each frame as an image (atomic), turned by the display rotation; the paths written."""
     turns = round(rotation / 90) % 4
     for frame, path in zip(np.asarray(frames), paths, strict=True):
-        write_image(path, np.rot90(frame, turns) if turns else frame, overwrite=overwrite)
+        frame = np.rot90(frame, turns) if turns else frame
+        write_image(path, frame, overwrite=overwrite, quality=quality)
     return paths

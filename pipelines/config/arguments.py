@@ -2,7 +2,8 @@
 
 Each field becomes ``--field-name`` with its type, choices (from a ``Literal``), help (its
 description and default) and a ``None`` default, so only the options a user gave are passed on
-and the model's own defaults apply to the rest.
+and the model's own defaults apply to the rest. :class:`OneLineErrorParser` is the parser the
+commands use: argparse's own usage errors as one line, like every other error.
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ import argparse
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NoReturn, get_args, get_origin
 
 import pydantic
 from pydantic_core import PydanticUndefined
+
+EXIT_USAGE = 2
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (the message and where help is), not
+    argparse's whole usage text before it; subcommands' parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_model_arguments(

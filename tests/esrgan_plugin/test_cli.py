@@ -402,3 +402,44 @@ def test_a_built_in_command_is_parsed_without_the_entry_points_commands(
 
 def _no_entry_points(**selection: object) -> list[object]:
     raise AssertionError("entry points read")
+
+
+def test_quality_sets_the_jpeg_encoder(tmp_path: Path, model: Path) -> None:
+    src = write_image(tmp_path / "in.png", random_image(24, 24))
+    sizes = {}
+    for quality in (None, 20):
+        out = tmp_path / f"out-{quality}.jpg"
+        given = [] if quality is None else ["--quality", str(quality)]
+        assert run("upscale", src, "-o", out, "--model", model, "--no-metadata", *given) == 0
+        sizes[quality] = out.stat().st_size
+    assert sizes[20] < 0.6 * sizes[None]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["upscale", "in.png", "-o", "o.jpg", "--quality", "0"],
+            "argument --quality: expected an integer from 1 to 100, got '0'",
+        ),
+        (
+            ["upscale", "in.png", "-o", "o.jpg", "--quality", "high"],
+            "argument --quality: expected an integer from 1 to 100, got 'high'",
+        ),
+        (
+            ["upscale", "in.png", "-o", "o.png", "--precision", "fp64"],
+            "argument --precision: invalid choice: 'fp64'",
+        ),
+        (["upscale", "in.png"], "the following arguments are required: -o/--output"),
+        (["upscal", "in.png"], "argument command: invalid choice: 'upscal'"),
+    ],
+)
+def test_argparse_errors_are_one_line_with_where_help_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main([str(tmp_path / a) if a.startswith(("in.", "o.")) else a for a in args])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and message in err and err.count("\n") == 1
+    assert "usage:" not in err and "--help)" in err
+    assert list(tmp_path.iterdir()) == []

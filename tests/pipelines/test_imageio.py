@@ -130,3 +130,56 @@ def test_expand_inputs_files_globs_folders(tmp_path: Path) -> None:
     ]
     with pytest.raises(ImageIOError, match="no such file"):
         list(expand_inputs([str(tmp_path / "*.tif")]))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:96, :128])
+
+
+def test_jpeg_quality_defaults_to_95_and_lower_costs_size_and_fidelity(
+    tmp_path: Path, photo: np.ndarray
+) -> None:
+    default = write_image(tmp_path / "default.jpg", photo)
+    q95 = write_image(tmp_path / "q95.jpg", photo, quality=95)
+    q40 = write_image(tmp_path / "q40.jpg", photo, quality=40)
+    assert default.read_bytes() == q95.read_bytes()
+    assert q40.stat().st_size < 0.6 * default.stat().st_size
+    assert _psnr(read_image(q40), photo) < _psnr(read_image(default), photo) - 3
+
+
+def test_webp_is_lossless_by_default_and_lossy_with_a_quality(
+    tmp_path: Path, photo: np.ndarray
+) -> None:
+    lossless = write_image(tmp_path / "lossless.webp", photo)
+    np.testing.assert_array_equal(read_image(lossless), photo)
+    lossy = write_image(tmp_path / "q80.webp", photo, quality=80)
+    decoded = read_image(lossy)
+    assert not np.array_equal(decoded, photo) and _psnr(decoded, photo) > 28
+    assert lossy.stat().st_size < 0.5 * lossless.stat().st_size
+
+
+def test_lossless_formats_ignore_quality(tmp_path: Path, photo: np.ndarray) -> None:
+    for ext in ("png", "tif", "bmp"):
+        plain = write_image(tmp_path / f"plain.{ext}", photo)
+        given = write_image(tmp_path / f"given.{ext}", photo, quality=10)
+        assert plain.read_bytes() == given.read_bytes(), ext
+
+
+@pytest.mark.parametrize("quality", [0, 101, 50.0])
+def test_quality_out_of_range_is_refused_and_nothing_written(
+    tmp_path: Path, quality: object
+) -> None:
+    target = tmp_path / "a.jpg"
+    with pytest.raises(
+        ImageIOError, match=rf"a\.jpg: quality {quality!r} is out of range; expected 1 to 100"
+    ):
+        write_image(target, np.zeros((4, 4, 3), np.uint8), quality=quality)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

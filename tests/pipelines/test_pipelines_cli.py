@@ -193,3 +193,45 @@ def test_runs_default_openmp_to_passive_waits_unless_set() -> None:
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
+
+
+def test_write_quality_sets_the_jpeg_encoder_and_is_validated(
+    pipeline_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = pipeline_file.parent
+    write_image(root / "big.png", random_image(24, 24))
+    sizes = {}
+    for quality in ("null", "20"):
+        target = root / f"q-{quality}.jpg"
+        overrides = [f"src.path={root / 'big.png'}", f"out.path={target}"]
+        overrides += [f"out.quality={quality}", "out.metadata=false"]  # pixels alone
+        assert (
+            main(
+                ["run", str(pipeline_file), "--quiet", *sum((["--set", o] for o in overrides), [])]
+            )
+            == 0
+        )
+        sizes[quality] = target.stat().st_size
+    assert sizes["20"] < 0.6 * sizes["null"]
+    capsys.readouterr()
+    assert main(["validate", str(pipeline_file), "--set", "out.quality=101"]) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "step 'out' parameter 'quality'" in err and "100" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "pipelines run: error: the following arguments are required: FILE"),
+        (["validate", "p.yaml", "--bogus"], "pipelines: error: unrecognized arguments: --bogus"),
+        (["runn"], "pipelines: error: argument command: invalid choice: 'runn'"),
+    ],
+)
+def test_argparse_errors_are_one_line_with_where_help_is(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(args)
+    err = capsys.readouterr().err
+    assert ended.value.code == EXIT_INVALID and err.startswith(message) and err.count("\n") == 1
+    assert "usage:" not in err and "--help)" in err

@@ -116,6 +116,24 @@ def test_frames_of_a_video_written_as_images_are_upright(
         np.testing.assert_array_equal(image, np.rot90(frames[n], 1))
 
 
+def test_frames_written_as_webp_are_lossless_unless_given_a_quality(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    clip = clips["ffv1"]
+    for quality in ("null", "30"):
+        run_text(
+            f"""
+            steps:
+              - {{id: src, uses: builtin.read, with: {{path: "{clip.path}"}}}}
+              - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/q{quality}/{{frame:03d}}.webp", quality: {quality}}}}}
+            """
+        )
+    frame = read_frames(clip.path)[3]
+    np.testing.assert_array_equal(read_image(tmp_path / "qnull" / "003.webp"), frame)
+    lossy = read_image(tmp_path / "q30" / "003.webp")
+    assert lossy.shape == frame.shape and not np.array_equal(lossy, frame)
+
+
 def test_an_image_sequence_reads_as_a_video(tmp_path: Path) -> None:
     frames = make_clip(tmp_path / "unused.mkv", codec="ffv1", pix_fmt="bgr0", count=9).frames
     for n, frame in enumerate(frames):

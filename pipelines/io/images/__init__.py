@@ -26,5 +26,6 @@ from pipelines.io.images.read import read_header as read_header
 from pipelines.io.images.read import read_image as read_image
 from pipelines.io.images.read import read_image_with_meta as read_image_with_meta
 from pipelines.io.images.read import read_metadata as read_metadata
+from pipelines.io.images.write import QUALITY_RANGE as QUALITY_RANGE
 from pipelines.io.images.write import write_bytes_atomic as write_bytes_atomic
 from pipelines.io.images.write import write_image as write_image

@@ -1,6 +1,8 @@
 """Writing image files: OpenCV encodes the pixels, then the metadata goes into the container.
 
-16-bit data is kept for PNG and TIFF; JPEG, WebP and BMP hold 8 bits. With ``metadata`` the
+16-bit data is kept for PNG and TIFF; JPEG, WebP and BMP hold 8 bits. JPEG and WebP take an
+encoder ``quality`` (1-100; by default JPEG 95 and WebP lossless, OpenCV's defaults); the other
+formats are lossless and have none. With ``metadata`` the
 input's ICC profile goes into every format that holds one (PNG iCCP, JPEG APP2, WebP ICCP,
 TIFF tag 34675) and its EXIF is carried over (orientation 1, no thumbnail, the output's pixel
 dimensions); with ``provenance`` a JSON record of how the output was made is stored as XMP
@@ -41,6 +43,8 @@ from pipelines.io.images.tiff import tiff_with_metadata
 log = logging.getLogger(__name__)
 
 _WRITE_8BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
+QUALITY_RANGE = (1, 100)
+"""Encoder quality of the lossy formats, lowest and highest (the same scale for JPEG and WebP)."""
 _JPEG_XMP_LIMIT = 65533 - 29  # one APP1 segment less its XMP namespace header
 
 
@@ -51,6 +55,7 @@ def write_image(
     *,
     metadata: ImageMetadata | None = None,
     provenance: Mapping[str, Any] | None = None,
+    quality: int | None = None,
 ) -> Path:
     """Encode ``array`` by ``path``'s extension and rename it into place atomically.
 
@@ -58,7 +63,8 @@ def write_image(
     get the 16-bit values rounded to 8 bits. ``metadata`` (usually the input's, from
     :func:`read_image_with_meta`) adds its ICC profile and EXIF; ``provenance`` (a JSON-ready
     mapping, see :func:`make_provenance`) is stored as XMP. Leave both None to write neither
-    (a ``--no-metadata`` switch).
+    (a ``--no-metadata`` switch). ``quality`` (1-100) sets the JPEG or WebP encoder's quality
+    (default: JPEG 95, WebP lossless); PNG, TIFF and BMP are lossless and ignore it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -71,17 +77,23 @@ def write_image(
             f"{path}: output exists (pass --overwrite / overwrite: true to replace it)"
         )
     array = np.asarray(array)
-    encoded = encode_image(array, suffix, str(path))
+    encoded = encode_image(array, suffix, str(path), quality)
     if (metadata is not None and not metadata.empty) or provenance is not None:
         encoded = add_metadata(encoded, suffix, array.shape, metadata, provenance, str(path))
     write_bytes_atomic(path, encoded)
     return path
 
 
-def encode_image(array: np.ndarray, suffix: str, target: str) -> bytes:
-    """``array`` (RGB(A)/grey, uint8/uint16) encoded by OpenCV in the format ``suffix`` names."""
+def encode_image(array: np.ndarray, suffix: str, target: str, quality: int | None = None) -> bytes:
+    """``array`` (RGB(A)/grey, uint8/uint16) encoded by OpenCV in the format ``suffix`` names,
+    at ``quality`` where the format is lossy (JPEG, WebP)."""
     import cv2
 
+    low, high = QUALITY_RANGE
+    if quality is not None and not (isinstance(quality, int) and low <= quality <= high):
+        raise ImageIOError(
+            f"{target}: quality {quality!r} is out of range; expected {low} to {high}"
+        )
     if array.dtype == np.uint16 and suffix in _WRITE_8BIT_ONLY:
         array = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if array.dtype not in (np.uint8, np.uint16):
@@ -103,12 +115,25 @@ def encode_image(array: np.ndarray, suffix: str, target: str) -> bytes:
         )
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        ok, encoded = cv2.imencode(suffix, array)
+        ok, encoded = cv2.imencode(suffix, array, _quality_flags(suffix, quality))
     except cv2.error:
         ok = False
     if not ok:
         raise ImageIOError(f"{target}: the encoder refused an array of shape {array.shape}")
     return bytes(encoded.tobytes())
+
+
+def _quality_flags(suffix: str, quality: int | None) -> list[int]:
+    """OpenCV's encoder parameters for ``quality`` in this format (none: its defaults)."""
+    import cv2
+
+    if quality is None:
+        return []
+    if suffix in (".jpg", ".jpeg"):
+        return [cv2.IMWRITE_JPEG_QUALITY, quality]
+    if suffix == ".webp":
+        return [cv2.IMWRITE_WEBP_QUALITY, quality]
+    return []  # lossless formats
 
 
 def add_metadata(
