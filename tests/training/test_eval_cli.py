@@ -130,6 +130,28 @@ def test_unpaired_file_is_reported_and_the_rest_scored(
     assert lines[-1] == "esrgan: error: 1 of 3 images could not be scored"
 
 
+def test_single_files_pair_whatever_their_names(
+    folders: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One SR file against one HR and one LR file named otherwise (Set14's baboon_lr_x4.png with
+    baboon_hr.png): scored, and the mean row says "1 image"."""
+    hr, lr = folders / "hr" / "a.png", folders / "lr" / "a.png"
+    sr = folders / "sr" / "a_x4.png"
+    renamed_hr, renamed_lr = folders / "a_hr.png", folders / "a_lr_x4.png"
+    renamed_hr.write_bytes(hr.read_bytes())
+    renamed_lr.write_bytes(lr.read_bytes())
+    code, out, err = run(capsys, sr, "--hr", renamed_hr, "--lr", renamed_lr, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    expected = psnr(read_image(sr), read_image(hr), test_y_channel=True)
+    assert result["images"][0]["psnr"] == pytest.approx(expected, abs=1e-12)
+    assert result["images"][0]["lr-psnr"] == pytest.approx(
+        lr_psnr(read_image(sr), read_image(lr)), abs=1e-12
+    )
+    code, out, _ = run(capsys, sr, "--hr", renamed_hr, "--metrics", "psnr")
+    assert code == 0 and "| mean (1 image) |" in out
+
+
 def test_size_mismatch_names_both_sizes(folders: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_image(folders / "sr" / "a_x4.png", texture(64, 96, 1), overwrite=True)
     code, _, err = run(capsys, folders / "sr", "--hr", folders / "hr", "--metrics", "psnr")

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from training.evaluation.pairing import PartnerIndex, find_images
+from training.evaluation.pairing import PartnerIndex, find_images, reference_index
 
 
 def _touch(root: Path, *names: str) -> None:
@@ -69,3 +69,17 @@ def test_relative_paths_of_folders_files_and_globs(tmp_path: Path) -> None:
         "y.png"
     ]
     assert [str(f.relative) for f in find_images([str(tmp_path / "a" / "*.png")])] == ["x.png"]
+
+
+def test_a_single_reference_file_pairs_with_every_sr_image(tmp_path: Path) -> None:
+    """Rule 0: one file given as --hr is every SR image's partner, whatever the names."""
+    _touch(tmp_path / "hr", "baboon_hr.png", "other.png")
+    single = reference_index(str(tmp_path / "hr" / "baboon_hr.png"), "HR")
+    for sr in ("baboon_lr_x4.png", "zebra.png", "set5/baby.png"):
+        assert single.partner(PurePosixPath(sr), Path(sr)) == tmp_path / "hr" / "baboon_hr.png"
+    folder = reference_index(str(tmp_path / "hr"), "HR")  # a folder still pairs by name
+    with pytest.raises(ValueError, match="no HR image pairs with it"):
+        folder.partner(PurePosixPath("zebra.png"), Path("zebra.png"))
+    glob = reference_index(str(tmp_path / "hr" / "baboon*.png"), "HR")  # so does a glob
+    with pytest.raises(ValueError, match="no HR image pairs with it"):
+        glob.partner(PurePosixPath("zebra.png"), Path("zebra.png"))

@@ -3,6 +3,9 @@
 Rules, applied to each SR file's path relative to the SR folder it was found in (just its name
 for a file given directly):
 
+0. A single file given as the reference (``--hr baboon.png``) is every SR image's partner,
+   whatever the names (one image's outputs of several models, or ``baboon_lr.png`` with
+   ``baboon_hr.png``).
 1. Same sub-folder, same stem, any image extension: ``sr/set5/baby.png`` pairs with
    ``hr/set5/baby.jpg``.
 2. Otherwise, in the same sub-folder, the HR file whose stem is the longest one that the SR
@@ -45,11 +48,21 @@ def find_images(inputs: Sequence[str]) -> list[Found]:
     return found
 
 
-class PartnerIndex:
-    """Images of a reference folder by (sub-folder, stem), for the pairing rules above."""
+def reference_index(pattern: str, role: str) -> PartnerIndex:
+    """The partners ``--hr`` or ``--lr`` names: a folder or glob paired by the rules above, or a
+    single file (rule 0)."""
+    images = find_images([pattern])
+    single = images[0].path if len(images) == 1 and Path(pattern).is_file() else None
+    return PartnerIndex(images, role, single)
 
-    def __init__(self, images: Iterable[Found], role: str) -> None:
+
+class PartnerIndex:
+    """Images of a reference folder by (sub-folder, stem), for the pairing rules above;
+    ``single``: the one file every SR image pairs with (rule 0)."""
+
+    def __init__(self, images: Iterable[Found], role: str, single: Path | None = None) -> None:
         self.role = role
+        self.single = single
         self.by_key: dict[tuple[str, str], list[Found]] = {}
         for image in images:
             key = (str(image.relative.parent), image.relative.stem)
@@ -57,6 +70,8 @@ class PartnerIndex:
 
     def partner(self, relative: PurePosixPath, source: Path) -> Path:
         """The reference file for an SR file's relative path, or a ValueError naming both sides."""
+        if self.single is not None:
+            return self.single
         folder, stem = str(relative.parent), relative.stem
         candidates = self.by_key.get((folder, stem))
         if candidates is None:

@@ -24,7 +24,7 @@ from pipelines.api import DEFAULT_MAX_PIXELS, PipelineError, imresize, read_imag
 from training.evaluation.evaluate import Evaluation, Sample, score
 from training.evaluation.measures import DEFAULT_MEASURES, MEASURES, MeasureContext, parse_measures
 from training.evaluation.niqe import load_niqe_model
-from training.evaluation.pairing import Found, PartnerIndex, find_images
+from training.evaluation.pairing import Found, find_images, reference_index
 from training.evaluation.perceptual_index import NO_MA_MODEL, ma_scorer
 from training.evaluation.tables import csv_text, text_table, write_text
 
@@ -126,8 +126,8 @@ def plan_folders(args: argparse.Namespace) -> Plan:
     sr_files = find_images(args.sr)
     if not sr_files:
         raise EvalUsageError(f"no images found in {' '.join(args.sr)}")
-    hr_index = PartnerIndex(find_images([args.hr]), "HR") if args.hr else None
-    lr_index = PartnerIndex(find_images([args.lr]), "LR") if args.lr else None
+    hr_index = reference_index(args.hr, "HR") if args.hr else None
+    lr_index = reference_index(args.lr, "LR") if args.lr else None
 
     def job(found: Found) -> Job:
         def build() -> Sample:
@@ -173,7 +173,7 @@ def input_pairs(
     """(name, loader) per LR image (HR paired by the rules), or per HR image (LR made from it)."""
     read = _reader(max_pixels)
     if lr_dir:
-        hr_index = PartnerIndex(find_images([hr_dir]), "HR") if hr_dir else None
+        hr_index = reference_index(hr_dir, "HR") if hr_dir else None
 
         def from_lr(found: Found) -> LoadPair:
             def load() -> tuple[np.ndarray, np.ndarray | None, str, str]:
@@ -303,7 +303,8 @@ def iter_rows(evaluation: Evaluation) -> Iterator[tuple[list[str], dict[str, flo
     """Per-image rows then the mean row, as (key cells, values)."""
     for name, values in evaluation.rows:
         yield [name], values
-    yield [f"mean ({len(evaluation.rows)} images)"], evaluation.mean()
+    count = len(evaluation.rows)
+    yield [f"mean ({count} image{'' if count == 1 else 's'})"], evaluation.mean()
 
 
 def run(args: argparse.Namespace) -> int:
