@@ -71,6 +71,28 @@ def test_a_folder_of_images_and_videos(tmp_path: Path, model: Path) -> None:
     assert (out / "b" / "photo.png").is_file()
 
 
+def test_an_animated_gif_becomes_webm_in_a_folder_and_gif_output_is_refused(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    frames = [Image.fromarray(np.roll(random_image(12, 16), n, axis=1)) for n in range(3)]
+    gif = tmp_path / "in" / "anim.gif"
+    gif.parent.mkdir()
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert (
+        main(["upscale", str(gif.parent), "-o", str(tmp_path / "out"), "--model", str(model)]) == 0
+    )
+    video = read_frames(tmp_path / "out" / "anim.webm")  # GIF decodes with alpha; VP9 keeps it
+    assert video.shape == (3, 48, 64, 4) and video[..., 3].min() >= 250  # opaque, as drawn
+    capsys.readouterr()
+    target = tmp_path / "anim_x4.gif"
+    assert main(["upscale", str(gif), "-o", str(target), "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert f"{target}: GIF output is not written" in err and err.count("\n") == 1
+    assert not target.exists()
+
+
 def test_an_interrupted_job_resumes_and_a_changed_model_is_refused(
     tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -39,6 +39,13 @@ FALLBACK_CODEC = "libx264"
 NO_TIMESTAMPS = ("avi",)
 """Muxers refused for output: they keep no presentation times (read from them is fine)."""
 
+NOT_WRITTEN = {
+    "gif": "GIF output is not written (a palette of 256 colours per frame would lose the upscaled "
+    "detail); write .webm (which keeps transparency) or .mp4, or the frames as images "
+    "({frame} in an image path)",
+}
+"""Muxers refused for output, with the reason and what to write instead (read from them is fine)."""
+
 
 class EncodeSettings(BaseModel):
     """The encoder a video is written with; unset fields take the codec's documented default."""
@@ -167,6 +174,8 @@ def muxer_for(path: str | os.PathLike[str], codec: str | None = None) -> str:
             ) from None
         with probe:
             name = str(probe.format.name)
+            if name in NOT_WRITTEN:
+                raise VideoError(f"{path}: {NOT_WRITTEN[name]}")
             if name in NO_TIMESTAMPS:
                 raise VideoError(
                     f"{path}: {name.upper()} stores no presentation timestamps (frame timing and "
