@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Literal
 
 from esrgan_plugin.errors import UsageError
-from pipelines.api import IMAGE_SUFFIXES, VIDEO_SUFFIXES, expand_inputs, is_video
+from pipelines.api import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    expand_inputs,
+    is_still_image,
+    is_video,
+)
 
 Kind = Literal["image", "video"]
 
@@ -33,9 +39,10 @@ class Job:
 
 
 def input_kind(path: Path) -> Kind | None:
-    """``image`` or ``video`` by suffix; a file with another suffix is probed by its content."""
+    """``image`` or ``video`` by suffix (a GIF by its frames); a file with another suffix is
+    probed by its content."""
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES or is_still_image(path):
         return "image"
     if suffix in VIDEO_SUFFIXES or is_video(path):
         return "video"
@@ -107,6 +114,8 @@ def plan_jobs(inputs: Sequence[str], output: str, ext: str | None, overwrite: bo
 
 def _renamed(relative: Path, kind: Kind, ext: str | None) -> Path:
     if kind == "image":
+        if ext is None and relative.suffix.lower() not in IMAGE_SUFFIXES:
+            ext = ".png"  # a still GIF: read, not written
         return relative.with_suffix(ext) if ext else relative
     suffix = VIDEO_FOLDER_SUFFIX.get(relative.suffix.lower(), relative.suffix)
     return relative.with_suffix(suffix)

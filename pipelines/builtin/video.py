@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.builtin.provenance import provenance_of
-from pipelines.io.images import IMAGE_SUFFIXES, write_image
+from pipelines.io.images import IMAGE_SUFFIXES, is_still_image, write_image
 from pipelines.io.items import ImageItem
 from pipelines.io.video.errors import VideoError
 from pipelines.io.video.probe import VIDEO_SUFFIXES
@@ -30,8 +30,9 @@ from pipelines.runner.tasks import task
 
 
 def is_video_path(path: Path) -> bool:
-    """True for a file ``builtin.read`` probes as a video: any file without an image suffix."""
-    return path.suffix.lower() not in IMAGE_SUFFIXES
+    """True for a file ``builtin.read`` probes as a video: any file without an image suffix,
+    but a GIF of one frame (an image)."""
+    return path.suffix.lower() not in IMAGE_SUFFIXES and not is_still_image(path)
 
 
 def folder_videos(pattern: str) -> list[Path]:

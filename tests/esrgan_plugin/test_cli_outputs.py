@@ -14,7 +14,7 @@ from helpers import random_image, save_tiny
 
 from esrgan_plugin import UpscaleOptions, Upscaler, load_model
 from esrgan_plugin.cli import main
-from pipelines.api import read_frames, read_metadata, read_provenance, write_image
+from pipelines.api import read_frames, read_image, read_metadata, read_provenance, write_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
 from video_clips import make_clip, packets, video_times  # noqa: E402
@@ -71,7 +71,7 @@ def test_a_folder_of_images_and_videos(tmp_path: Path, model: Path) -> None:
     assert (out / "b" / "photo.png").is_file()
 
 
-def test_an_animated_gif_becomes_webm_in_a_folder_and_gif_output_is_refused(
+def test_gifs_animated_become_webm_still_ones_images_and_gif_output_is_refused(
     tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from PIL import Image
@@ -80,11 +80,15 @@ def test_an_animated_gif_becomes_webm_in_a_folder_and_gif_output_is_refused(
     gif = tmp_path / "in" / "anim.gif"
     gif.parent.mkdir()
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    assert (
-        main(["upscale", str(gif.parent), "-o", str(tmp_path / "out"), "--model", str(model)]) == 0
-    )
-    video = read_frames(tmp_path / "out" / "anim.webm")  # GIF decodes with alpha; VP9 keeps it
+    frames[1].save(gif.parent / "still.gif")  # one frame: an image, written as PNG
+    out = tmp_path / "out"
+    assert main(["upscale", str(gif.parent), "-o", str(out), "--model", str(model)]) == 0
+    video = read_frames(out / "anim.webm")  # GIF decodes with alpha; VP9 keeps it
     assert video.shape == (3, 48, 64, 4) and video[..., 3].min() >= 250  # opaque, as drawn
+    assert read_image(out / "still.png").shape == (48, 64, 3)
+    single = tmp_path / "still_x4.jpg"
+    args = ["upscale", str(gif.parent / "still.gif"), "-o", str(single), "--model", str(model)]
+    assert main(args) == 0 and read_image(single).shape == (48, 64, 3)
     capsys.readouterr()
     target = tmp_path / "anim_x4.gif"
     assert main(["upscale", str(gif), "-o", str(target), "--model", str(model)]) == 1

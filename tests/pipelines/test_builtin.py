@@ -197,3 +197,17 @@ def test_default_denoisers_improve_a_noisy_photo(method: str) -> None:
     ).astype(np.uint8)
     denoised = denoise(noisy, DenoiseParams(method=method)).astype(float)
     assert np.mean((denoised - clean) ** 2) < 0.8 * np.mean((noisy - clean) ** 2)
+
+
+def test_a_still_gif_is_read_as_an_image(tmp_path: Path) -> None:
+    """A GIF of one frame is an image to builtin.read (an animated one is a video)."""
+    pixels = random_image(6, 5)
+    Image.fromarray(pixels).save(tmp_path / "still.gif")
+    summary = run_text(f"""
+    steps:
+      - {{id: src, uses: builtin.read, with: {{path: "{tmp_path}/still.gif"}}}}
+      - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/out/{{name}}.png"}}}}
+    """)
+    np.testing.assert_array_equal(
+        read_image(summary.written[0]), read_image(tmp_path / "still.gif")
+    )

@@ -183,3 +183,17 @@ def test_quality_out_of_range_is_refused_and_nothing_written(
     ):
         write_image(target, np.zeros((4, 4, 3), np.uint8), quality=quality)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_gif_of_one_frame_is_a_still_image_and_an_animated_one_is_not(tmp_path: Path) -> None:
+    from pipelines.io.images import is_still_image
+
+    frames = [Image.fromarray(np.full((6, 8, 3), 60 * n, np.uint8)) for n in range(3)]
+    frames[0].save(tmp_path / "still.gif")
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    (tmp_path / "broken.gif").write_bytes(b"GIF89a\x00")
+    assert is_still_image(tmp_path / "still.gif")
+    assert not is_still_image(tmp_path / "anim.gif")
+    assert not is_still_image(tmp_path / "broken.gif")
+    assert not is_still_image(write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8)))
+    np.testing.assert_array_equal(read_image(tmp_path / "still.gif"), np.asarray(frames[0]))

@@ -21,6 +21,7 @@ from pipelines.io.images.read import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from pipelines.io.images.read import IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from pipelines.io.images.read import apply_exif_orientation as apply_exif_orientation
 from pipelines.io.images.read import expand_inputs as expand_inputs
+from pipelines.io.images.read import is_still_image as is_still_image
 from pipelines.io.images.read import read_checked_header as read_checked_header
 from pipelines.io.images.read import read_header as read_header
 from pipelines.io.images.read import read_image as read_image

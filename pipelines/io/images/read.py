@@ -32,6 +32,9 @@ DEFAULT_MAX_PIXELS = 1 << 28
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 """File extensions treated as images when a folder or glob is expanded."""
 
+STILL_OR_ANIMATED_SUFFIXES = (".gif",)
+"""Read-only formats whose files hold one frame (an image) or several (an animation, a video)."""
+
 
 @dataclass(frozen=True)
 class _Header:
@@ -184,6 +187,22 @@ def apply_exif_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
         8: lambda a: np.rot90(a, k=1),
     }
     return np.ascontiguousarray(ops.get(orientation, ops[1])(array))
+
+
+def is_still_image(path: str | os.PathLike[str]) -> bool:
+    """True for a GIF that holds one frame, which is read as an image (an animated one is a
+    video); False for any other file, or one Pillow cannot open."""
+    from PIL import Image
+
+    if Path(path).suffix.lower() not in STILL_OR_ANIMATED_SUFFIXES:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                return int(getattr(img, "n_frames", 1)) == 1
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return False
 
 
 def expand_inputs(patterns: Iterable[str]) -> Iterator[Path]:
