@@ -25,10 +25,9 @@ from pipelines.api import (
 
 Kind = Literal["image", "video"]
 
-VIDEO_FOLDER_SUFFIX = {".avi": ".mkv", ".gif": ".webm"}
-"""Videos keep their suffix in a folder output, except those whose container is not written:
-AVI (it keeps no presentation timestamps) becomes Matroska, an animated GIF (256 colours per
-frame) WebM, whose VP9 keeps its transparency."""
+VIDEO_FOLDER_SUFFIX = {".avi": ".mkv"}
+"""Videos keep their suffix in a folder output, except those whose container cannot be written
+(AVI keeps no presentation timestamps): they become Matroska."""
 
 
 @dataclass(frozen=True)

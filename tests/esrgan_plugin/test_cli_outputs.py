@@ -17,7 +17,7 @@ from esrgan_plugin.cli import main
 from pipelines.api import read_frames, read_image, read_metadata, read_provenance, write_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
-from video_clips import make_clip, packets, video_times  # noqa: E402
+from video_clips import frames_of, make_clip, packets, video_times  # noqa: E402
 
 av = pytest.importorskip("av")
 
@@ -71,30 +71,41 @@ def test_a_folder_of_images_and_videos(tmp_path: Path, model: Path) -> None:
     assert (out / "b" / "photo.png").is_file()
 
 
-def test_gifs_animated_become_webm_still_ones_images_and_gif_output_is_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_animated_gifs_stay_gifs_and_still_ones_are_images(tmp_path: Path, model: Path) -> None:
+    """An animated GIF is upscaled into a GIF (a palette per frame; timing, loop count and
+    transparency kept) and is close to the lossless path; a GIF of one frame is an image."""
     from PIL import Image
 
-    frames = [Image.fromarray(np.roll(random_image(12, 16), n, axis=1)) for n in range(3)]
+    colour = frames_of(3, height=12, width=16)
+    pixels = np.concatenate([colour, np.full_like(colour[..., :1], 255)], axis=-1)
+    pixels[:, :4, :4, 3] = 0  # a transparent corner
+    frames = [Image.fromarray(frame, "RGBA") for frame in pixels]
     gif = tmp_path / "in" / "anim.gif"
     gif.parent.mkdir()
-    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    frames[1].save(gif.parent / "still.gif")  # one frame: an image, written as PNG
+    frames[0].save(
+        gif, save_all=True, append_images=frames[1:], duration=[80, 120, 200], loop=2, disposal=2
+    )
+    frames[1].convert("RGB").save(gif.parent / "still.gif")  # one frame: an image, written as PNG
     out = tmp_path / "out"
     assert main(["upscale", str(gif.parent), "-o", str(out), "--model", str(model)]) == 0
-    video = read_frames(out / "anim.webm")  # GIF decodes with alpha; VP9 keeps it
-    assert video.shape == (3, 48, 64, 4) and video[..., 3].min() >= 250  # opaque, as drawn
     assert read_image(out / "still.png").shape == (48, 64, 3)
-    single = tmp_path / "still_x4.jpg"
-    args = ["upscale", str(gif.parent / "still.gif"), "-o", str(single), "--model", str(model)]
-    assert main(args) == 0 and read_image(single).shape == (48, 64, 3)
-    capsys.readouterr()
-    target = tmp_path / "anim_x4.gif"
-    assert main(["upscale", str(gif), "-o", str(target), "--model", str(model)]) == 1
-    err = capsys.readouterr().err
-    assert f"{target}: GIF output is not written" in err and err.count("\n") == 1
-    assert not target.exists()
+    written = read_frames(out / "anim.gif")
+    lossless = tmp_path / "anim.mkv"
+    args = ["upscale", str(gif), "-o", str(lossless), "--model", str(model)]
+    assert main([*args, "--video-codec", "ffv1"]) == 0
+    expected = read_frames(lossless)
+    assert written.shape == expected.shape == (3, 48, 64, 4)
+    opaque = expected[..., 3] >= 128
+    assert np.array_equal(written[..., 3] >= 128, opaque)  # GIF's one-bit transparency
+    error = (written[..., :3].astype(float) - expected[..., :3])[opaque]
+    assert 10 * np.log10(255**2 / np.mean(error**2)) > 35  # a palette per frame, dithered
+    with Image.open(out / "anim.gif") as image:
+        assert image.info["loop"] == 2
+        delays = []
+        for n in range(3):
+            image.seek(n)
+            delays.append(image.info["duration"])
+    assert delays == [80, 120, 200]
 
 
 def test_an_interrupted_job_resumes_and_a_changed_model_is_refused(

@@ -192,14 +192,9 @@ def test_default_encoders_per_container_and_depth() -> None:
         ("o.mp4", {"codec": "aac"}, 8, False, r"aac is an audio encoder, not a video encoder"),
         ("o.xyz", {}, 8, False, r"o\.xyz: FFmpeg has no muxer for \.xyz files"),
         ("o.avi", {}, 8, False, r"o\.avi: AVI stores no presentation timestamps"),
-        ("o.gif", {}, 8, False, r"o\.gif: GIF output is not written \(a palette of 256 colours"),
-        (
-            "o.gif",
-            {"codec": "gif"},
-            8,
-            False,
-            r"write \.webm \(which keeps transparency\) or \.mp4",
-        ),
+        ("o.gif", {"codec": "libx264"}, 8, False, r"o\.gif: GIF is written with the gif encoder"),
+        ("o.gif", {"crf": 10, "preset": "slow"}, 8, False, r"crf, preset does not apply"),
+        ("o.gif", {"pix_fmt": "rgb24"}, 8, False, r"pix_fmt rgb24 does not apply"),
         ("o.webm", {"codec": "libx264"}, 8, False, r"the webm container cannot hold libx264"),
         ("o.webm", {}, 10, False, r"libvpx-vp9 has no pixel format above 8 bits"),
         ("o.mkv", {"codec": "ffv1", "crf": 10}, 8, False, r"ffv1 has no crf setting"),
@@ -270,3 +265,34 @@ def test_write_video_refuses_an_existing_output_and_leaves_nothing_on_failure(
     with pytest.raises(VideoError, match="frames must be"):
         write_video(tmp_path / "bad.mkv", np.zeros((2, 8, 8), dtype=np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+
+
+def test_a_gif_output_is_planned_as_lossless_segments_transcoded_at_the_join() -> None:
+    from pipelines.io.video.settings import PALETTE_CONTAINERS
+
+    plain = resolve(EncodeSettings(), "o.gif", 65, 49, 16, False)
+    assert plain.container in PALETTE_CONTAINERS and plain.codec == "ffv1"
+    assert (plain.pix_fmt, plain.width, plain.height, plain.cropped) == ("bgr0", 65, 49, False)
+    alpha = resolve(EncodeSettings(codec="gif"), "o.gif", 64, 48, 8, True)
+    assert (alpha.pix_fmt, alpha.keeps_alpha) == ("bgra", True)
+
+
+def test_gif_stamps_are_hundredths_strictly_increasing() -> None:
+    from pipelines.io.video.palette import gif_stamps
+
+    pts = np.array([1000, 1040, 1045, 1046, 1120], np.int64)  # ms: 40, 5, 1 and 74 ms gaps
+    index = FrameIndex(pts, np.full(5, 40), np.array([0]), Fraction(1, 1000))
+    assert gif_stamps(index).tolist() == [0, 4, 5, 6, 12]
+
+
+def test_a_gif_sources_loop_count_is_kept(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pipelines.io.video.palette import source_loop
+
+    frames = [Image.fromarray(frame) for frame in frames_of(2, 8, 8)]
+    for name, extra in (("once", {}), ("forever", {"loop": 0}), ("three", {"loop": 3})):
+        frames[0].save(tmp_path / f"{name}.gif", save_all=True, append_images=frames[1:], **extra)
+    loops = [source_loop(probe_video(tmp_path / f"{n}.gif")) for n in ("once", "forever", "three")]
+    assert loops == [-1, 0, 3]
+    assert source_loop(None) == 0

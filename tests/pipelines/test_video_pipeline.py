@@ -116,6 +116,28 @@ def test_frames_of_a_video_written_as_images_are_upright(
         np.testing.assert_array_equal(image, np.rot90(frames[n], 1))
 
 
+def test_a_video_written_as_gif_is_upright_timed_in_hundredths_and_loses_its_sound(
+    clips: dict[str, Clip], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip = clips["mkv"]  # H.264, rotated 90 degrees for display, with sound and subtitles
+    run_text(
+        f"""
+        steps:
+          - {{id: src, uses: builtin.read, with: {{path: "{clip.path}", segment_frames: 7}}}}
+          - {{id: out, uses: builtin.write, with: {{path: "{tmp_path}/clip.gif"}}}}
+        """
+    )
+    assert "GIF holds no sound, subtitles or data; they are left out" in caplog.text
+    upright = np.rot90(read_frames(clip.path), 1, axes=(1, 2)).astype(float)
+    written = read_frames(tmp_path / "clip.gif")
+    assert written.shape[:3] == upright.shape[:3] == (20, 64, 48)
+    error = written[..., :3].astype(float) - upright
+    assert 10 * np.log10(255**2 / np.mean(error**2)) > 35
+    start = video_times(clip.path)[0]
+    expected = [round((t - start) * 100) / 100 for t in video_times(clip.path)]
+    assert video_times(tmp_path / "clip.gif") == pytest.approx(expected, abs=1e-9)
+
+
 def test_frames_written_as_webp_are_lossless_unless_given_a_quality(
     clips: dict[str, Clip], tmp_path: Path
 ) -> None:

@@ -23,9 +23,10 @@ from pipelines.io.video.errors import VideoError
 from pipelines.io.video.index import FrameIndex
 from pipelines.io.video.job import SEGMENT_MUXER, JobState, VideoJob
 from pipelines.io.video.join import join_segments
+from pipelines.io.video.palette import write_gif
 from pipelines.io.video.pixels import Conversion
 from pipelines.io.video.probe import VideoInfo
-from pipelines.io.video.settings import Encoding
+from pipelines.io.video.settings import PALETTE_CONTAINERS, Encoding
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,26 @@ def finish_output(output: VideoOutput, tags: Mapping[str, str] | None = None) ->
     """Join the finished segments with the source's other streams and rename the result into
     place; ``tags`` are added to the container's metadata (e.g. a provenance record)."""
     job = output.job
-    join_segments(
-        job.joined_path(),
-        output.sink.encoding.container,
-        job.segments(),
-        output.timeline,
-        output.source,
-        output.rotation,
-        output.keep_damaged,
-        tags,
-    )
+    encoding = output.sink.encoding
+    if encoding.container in PALETTE_CONTAINERS:  # GIF: transcoded, and no room for tags
+        write_gif(
+            job.joined_path(),
+            encoding,
+            job.segments(),
+            output.timeline,
+            output.source,
+            output.rotation,
+        )
+    else:
+        join_segments(
+            job.joined_path(),
+            encoding.container,
+            job.segments(),
+            output.timeline,
+            output.source,
+            output.rotation,
+            output.keep_damaged,
+            tags,
+        )
     job.finish()
     return job.target

@@ -10,6 +10,7 @@ libx265         (ask for it)                   crf 20, preset medium, yuv420p / 
 libvpx-vp9      .webm                          crf 20 (constant quality), yuva420p for alpha
 ffv1            (ask for it; .mkv)             lossless RGB: bgr0 / bgra, gbrp10le / gbrap10le ...
 prores_ks       (ask for it; .mov)             profile hq yuv422p10le, 4444 yuva444p10le for alpha
+gif             .gif                           a palette per frame, from lossless FFV1 segments
 ==============  =============================  ============================================
 
 Input with more than 8 bits per sample is written with a 10-bit (ffv1: 10/12/16-bit) pixel
@@ -39,12 +40,9 @@ FALLBACK_CODEC = "libx264"
 NO_TIMESTAMPS = ("avi",)
 """Muxers refused for output: they keep no presentation times (read from them is fine)."""
 
-NOT_WRITTEN = {
-    "gif": "GIF output is not written (a palette of 256 colours per frame would lose the upscaled "
-    "detail); write .webm (which keeps transparency) or .mp4, or the frames as images "
-    "({frame} in an image path)",
-}
-"""Muxers refused for output, with the reason and what to write instead (read from them is fine)."""
+PALETTE_CONTAINERS = ("gif",)
+"""Muxers written from lossless segments transcoded at the join (GIF: the gif encoder with a
+palette per frame, :mod:`pipelines.io.video.palette`), not by copying the segments' packets."""
 
 
 class EncodeSettings(BaseModel):
@@ -174,8 +172,6 @@ def muxer_for(path: str | os.PathLike[str], codec: str | None = None) -> str:
             ) from None
         with probe:
             name = str(probe.format.name)
-            if name in NOT_WRITTEN:
-                raise VideoError(f"{path}: {NOT_WRITTEN[name]}")
             if name in NO_TIMESTAMPS:
                 raise VideoError(
                     f"{path}: {name.upper()} stores no presentation timestamps (frame timing and "
@@ -201,6 +197,8 @@ def resolve(
 ) -> Encoding:
     """The encoding of frames of this size, depth and alpha into ``path``; refuses what cannot work."""
     container = muxer_for(path)
+    if container in PALETTE_CONTAINERS:
+        return _palette_segments(settings, container, path, width, height, has_alpha)
     codec_name = settings.codec or DEFAULT_CODECS.get(container, FALLBACK_CODEC)
     codec = _encoder(codec_name, path)
     muxer_for(path, codec.name)
@@ -229,6 +227,43 @@ def resolve(
         height=out_h,
         cropped=(out_w, out_h) != (width, height),
         keeps_alpha=has_alpha and format_has_alpha(pix_fmt),
+    )
+
+
+def _palette_segments(
+    settings: EncodeSettings,
+    container: str,
+    path: str | os.PathLike[str],
+    width: int,
+    height: int,
+    has_alpha: bool,
+) -> Encoding:
+    """A GIF output's encoding: its segments in lossless 8-bit FFV1, transcoded at the join."""
+    given = [
+        name
+        for name, value in (("crf", settings.crf), ("preset", settings.preset))
+        if value is not None
+    ]
+    if settings.codec not in (None, "gif"):
+        given.insert(0, f"video_codec {settings.codec}")
+    if settings.pix_fmt not in (None, "pal8"):
+        given.append(f"pix_fmt {settings.pix_fmt}")
+    if given:
+        raise VideoError(
+            f"{path}: GIF is written with the gif encoder and a palette of 256 colours per frame; "
+            f"{', '.join(given)} does not apply (leave it unset, or write .mp4 or .webm)"
+        )
+    rule = RULES["ffv1"]
+    return Encoding(
+        container=container,
+        codec="ffv1",
+        pix_fmt=(rule.alpha8 if has_alpha else rule.depth8) or "bgra",
+        options={**rule.options, **settings.options},
+        threads=settings.threads or max(1, min(os.cpu_count() or 1, 8)),
+        width=width,
+        height=height,
+        cropped=False,
+        keeps_alpha=has_alpha,
     )
 
 
