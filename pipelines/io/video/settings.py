@@ -222,12 +222,17 @@ def resolve(
         codec=codec.name,
         pix_fmt=pix_fmt,
         options=options,
-        threads=settings.threads or max(1, min(os.cpu_count() or 1, 8)),
+        threads=_threads(settings),
         width=out_w,
         height=out_h,
         cropped=(out_w, out_h) != (width, height),
         keeps_alpha=has_alpha and format_has_alpha(pix_fmt),
     )
+
+
+def _threads(settings: EncodeSettings) -> int:
+    """Encoder threads per segment: as asked, else the cores up to 8."""
+    return settings.threads or max(1, min(os.cpu_count() or 1, 8))
 
 
 def _palette_segments(
@@ -259,7 +264,7 @@ def _palette_segments(
         codec="ffv1",
         pix_fmt=(rule.alpha8 if has_alpha else rule.depth8) or "bgra",
         options={**rule.options, **settings.options},
-        threads=settings.threads or max(1, min(os.cpu_count() or 1, 8)),
+        threads=_threads(settings),
         width=width,
         height=height,
         cropped=False,
